@@ -1,0 +1,49 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Dependencies point one way: selfspec (CLI) -> Generator/Tuner/VectorIndex/Ingest -> LLM -> Tensor -> C shims.
+let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "SelfSpec",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "selfspec", targets: ["selfspec"]),
+        .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "VectorIndex", targets: ["VectorIndex"]),
+        .library(name: "Generator", targets: ["Generator"]),
+        .library(name: "Tuner", targets: ["Tuner"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: C system libraries (apt: libsqlite3-dev, libopenblas-dev, libxml2-dev)
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
+                       providers: [.apt(["libxml2-dev"])]),
+
+        // MARK: Libraries
+        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimize),
+        .target(name: "Ingest", dependencies: ["CSQLite", "CLibXML2"], swiftSettings: optimize),
+        .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "CSQLite"], swiftSettings: optimize),
+        .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: optimize),
+        .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
+        .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
+        .executableTarget(name: "selfspec", dependencies: [
+            "Ingest", "VectorIndex", "Generator", "Tuner",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimize),
+
+        // MARK: Tests (one target per module)
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
+        .testTarget(name: "LLMTests", dependencies: ["LLM"]),
+        .testTarget(name: "GeneratorTests", dependencies: ["Generator"]),
+        .testTarget(name: "TunerTests", dependencies: ["Tuner"]),
+        .testTarget(name: "selfspecTests", dependencies: ["Ingest"]),
+    ]
+)

@@ -1,0 +1,136 @@
+import CLibXML2
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A streaming XML reader over libxml2's `xmlTextReader` (pull API): the file is never loaded whole.
+///
+/// `.gz` files are decompressed on the fly by libxml2. Network access and DTD loading are off,
+/// so a hostile file cannot reach out or expand external entities. Element names are compared
+/// by pointer against names interned in the reader's dictionary (``intern(_:)``), which avoids a
+/// string comparison per node on the hot path.
+final class XMLReader {
+    typealias Name = UnsafePointer<xmlChar>
+
+    let file: String
+    private let reader: xmlTextReaderPtr
+    /// The first error libxml2 reported, with its position.
+    private(set) var firstError: (line: Int, column: Int, message: String)?
+
+    /// Opens `file` for streaming.
+    /// - Throws: ``IngestError/cannotOpen(file:reason:)`` when the file is missing or unreadable.
+    init(file: String) throws {
+        self.file = file
+        var st = stat()
+        guard stat(file, &st) == 0 else {
+            throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw IngestError.cannotOpen(file: file, reason: "not a regular file")
+        }
+        guard access(file, R_OK) == 0 else {
+            throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
+        }
+        let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_COMPACT.rawValue | XML_PARSE_NOCDATA.rawValue)
+        guard let r = xmlReaderForFile(file, nil, options) else {
+            throw IngestError.cannotOpen(file: file, reason: "libxml2 could not open it")
+        }
+        reader = r
+        xmlTextReaderSetStructuredErrorHandler(r, { arg, error in
+            guard let arg, let error else { return }
+            let me = Unmanaged<XMLReader>.fromOpaque(arg).takeUnretainedValue()
+            guard me.firstError == nil, error.pointee.level.rawValue >= XML_ERR_ERROR.rawValue else { return }
+            var msg = error.pointee.message.map { String(cString: $0) } ?? "unknown error"
+            while msg.last == "\n" { msg.removeLast() }
+            me.firstError = (Int(error.pointee.line), Int(error.pointee.int2), msg)
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit { xmlFreeTextReader(reader) }
+
+    /// Interns `name` in the reader's dictionary; compare the result with ``name`` by pointer.
+    func intern(_ name: String) -> Name {
+        xmlTextReaderConstString(reader, name)
+    }
+
+    /// Advances to the next node.
+    /// - Returns: `false` at the end of the document.
+    /// - Throws: ``IngestError/malformedXML(file:line:column:message:pmid:)`` on a parse error
+    ///   (including a truncated gzip stream, which libxml2 sees as premature end of data).
+    func read(pmid: Int? = nil) throws -> Bool {
+        let rc = xmlTextReaderRead(reader)
+        if rc == 1 { return true }
+        if rc == 0, firstError == nil { return false }
+        let e = firstError ?? (line, column, "parse error")
+        throw IngestError.malformedXML(file: file, line: e.line, column: e.column, message: e.message, pmid: pmid)
+    }
+
+    var nodeType: Int32 { xmlTextReaderNodeType(reader) }
+    var depth: Int32 { xmlTextReaderDepth(reader) }
+    var isEmptyElement: Bool { xmlTextReaderIsEmptyElement(reader) == 1 }
+    /// The interned local name of the current node.
+    var name: Name? { xmlTextReaderConstLocalName(reader) }
+    var nameString: String { name.map { String(cString: $0) } ?? "" }
+    /// The text of a text node (entities and character references already decoded).
+    var value: Name? { xmlTextReaderConstValue(reader) }
+    var line: Int { Int(xmlTextReaderGetParserLineNumber(reader)) }
+    var column: Int { Int(xmlTextReaderGetParserColumnNumber(reader)) }
+
+    /// The value of attribute `name` on the current element, or nil.
+    func attribute(_ name: String) -> String? {
+        guard let v = xmlTextReaderGetAttribute(reader, name) else { return nil }
+        defer { free(v) }  // xmlFree is malloc's free unless an app replaces it
+        return String(cString: v)
+    }
+
+    /// Whether attribute `name` equals `expected` (no String built).
+    func attribute(_ name: String, equals expected: String) -> Bool {
+        guard let v = xmlTextReaderGetAttribute(reader, name) else { return false }
+        defer { free(v) }  // xmlFree is malloc's free unless an app replaces it
+        return strcmp(UnsafeRawPointer(v).assumingMemoryBound(to: CChar.self), expected) == 0
+    }
+}
+
+/// Node types of `xmlTextReaderNodeType` (libxml2's `xmlReaderTypes`).
+enum XMLNode {
+    static let element: Int32 = 1
+    static let text: Int32 = 3
+    static let cdata: Int32 = 4
+    static let whitespace: Int32 = 13
+    static let significantWhitespace: Int32 = 14
+    static let endElement: Int32 = 15
+}
+
+/// Collects text as UTF-8 bytes with whitespace normalised: runs of XML whitespace become one
+/// space, leading and trailing whitespace is dropped.
+struct TextBuffer {
+    private(set) var bytes: [UInt8] = []
+    private var pendingSpace = false
+
+    init() { bytes.reserveCapacity(4096) }
+
+    var isEmpty: Bool { bytes.isEmpty }
+
+    mutating func reset() { bytes.removeAll(keepingCapacity: true); pendingSpace = false }
+
+    /// Appends a NUL-terminated UTF-8 string.
+    mutating func append(_ p: UnsafePointer<xmlChar>) {
+        var i = 0
+        while true {
+            let c = p[i]
+            if c == 0 { break }
+            if c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D {
+                pendingSpace = !bytes.isEmpty
+            } else {
+                if pendingSpace { bytes.append(0x20); pendingSpace = false }
+                bytes.append(c)
+            }
+            i += 1
+        }
+    }
+
+    /// Marks a word boundary (e.g. between block elements) without adding text.
+    mutating func separate() { if !bytes.isEmpty { pendingSpace = true } }
+
+    var string: String { String(decoding: bytes, as: UTF8.self) }
+}

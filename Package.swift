@@ -18,16 +18,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // MARK: C system libraries (apt: libsqlite3-dev, libopenblas-dev, libxml2-dev)
+        // MARK: C system libraries (apt: libsqlite3-dev, libopenblas-dev, libxml2-dev, zlib1g-dev)
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
                        providers: [.apt(["libxml2-dev"])]),
 
         // MARK: Libraries
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimize),
-        .target(name: "Ingest", dependencies: ["CSQLite", "CLibXML2"], swiftSettings: optimize),
+        .target(name: "Ingest", dependencies: ["CSQLite", "CLibXML2", "CZlib"], swiftSettings: optimize),
         .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "CSQLite"], swiftSettings: optimize),
         .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: optimize),
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),

@@ -1,11 +1,13 @@
 import CLibXML2
+import CZlib
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A streaming XML reader over libxml2's `xmlTextReader` (pull API): the file is never loaded whole.
 ///
-/// `.gz` files are decompressed on the fly by libxml2. Network access and DTD loading are off,
+/// Input goes through zlib's `gzread`, which reads plain and gzip files alike, so a truncated
+/// `.gz` is reported as such and ``bytesRead`` gives progress in on-disk bytes. Network access and DTD loading are off,
 /// so a hostile file cannot reach out or expand external entities. Element names are compared
 /// by pointer against names interned in the reader's dictionary (``intern(_:)``), which avoids a
 /// string comparison per node on the hot path.
@@ -13,11 +15,13 @@ final class XMLReader {
     typealias Name = UnsafePointer<xmlChar>
 
     let file: String
-    private let reader: xmlTextReaderPtr
-    /// The first error libxml2 reported, with its position.
+    private var reader: xmlTextReaderPtr!
+    private let gz: gzFile
+    /// The first error libxml2 or zlib reported, with its position.
     private(set) var firstError: (line: Int, column: Int, message: String)?
+    private var inputError: String?
 
-    /// Opens `file` for streaming.
+    /// Opens `file` (plain or gzip XML) for streaming.
     /// - Throws: ``IngestError/cannotOpen(file:reason:)`` when the file is missing or unreadable.
     init(file: String) throws {
         self.file = file
@@ -28,11 +32,29 @@ final class XMLReader {
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw IngestError.cannotOpen(file: file, reason: "not a regular file")
         }
-        guard access(file, R_OK) == 0 else {
+        guard let g = gzopen(file, "rb") else {
             throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
         }
+        gzbuffer(g, 1 << 18)
+        gz = g
         let options = Int32(XML_PARSE_NONET.rawValue | XML_PARSE_COMPACT.rawValue | XML_PARSE_NOCDATA.rawValue)
-        guard let r = xmlReaderForFile(file, nil, options) else {
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        guard let r = xmlReaderForIO({ ctx, buffer, len in
+            guard let ctx, let buffer else { return -1 }
+            let me = Unmanaged<XMLReader>.fromOpaque(ctx).takeUnretainedValue()
+            let n = gzread(me.gz, buffer, UInt32(max(len, 0)))
+            if n <= 0 {
+                var errnum: Int32 = 0
+                let msg = gzerror(me.gz, &errnum)
+                if errnum != Z_OK {
+                    let text = msg.map { String(cString: $0) } ?? "read error"
+                    me.inputError = errnum == Z_BUF_ERROR ? "truncated gzip (\(text))" : "gzip: \(text)"
+                    return -1
+                }
+            }
+            return n
+        }, nil, me, file, nil, options) else {
+            gzclose(g)
             throw IngestError.cannotOpen(file: file, reason: "libxml2 could not open it")
         }
         reader = r
@@ -43,10 +65,16 @@ final class XMLReader {
             var msg = error.pointee.message.map { String(cString: $0) } ?? "unknown error"
             while msg.last == "\n" { msg.removeLast() }
             me.firstError = (Int(error.pointee.line), Int(error.pointee.int2), msg)
-        }, Unmanaged.passUnretained(self).toOpaque())
+        }, me)
     }
 
-    deinit { xmlFreeTextReader(reader) }
+    /// Bytes of the file (compressed, for `.gz`) consumed so far.
+    var bytesRead: Int { Int(gzoffset(gz)) }
+
+    deinit {
+        xmlFreeTextReader(reader)
+        gzclose(gz)
+    }
 
     /// Interns `name` in the reader's dictionary; compare the result with ``name`` by pointer.
     func intern(_ name: String) -> Name {
@@ -61,7 +89,8 @@ final class XMLReader {
         let rc = xmlTextReaderRead(reader)
         if rc == 1 { return true }
         if rc == 0, firstError == nil { return false }
-        let e = firstError ?? (line, column, "parse error")
+        var e = firstError ?? (line, column, "parse error")
+        if let inputError { e.message = inputError + (firstError.map { "; " + $0.message } ?? "") }
         throw IngestError.malformedXML(file: file, line: e.line, column: e.column, message: e.message, pmid: pmid)
     }
 
@@ -126,6 +155,19 @@ struct TextBuffer {
                 bytes.append(c)
             }
             i += 1
+        }
+    }
+
+    /// Appends `count` UTF-8 bytes.
+    mutating func append(_ p: UnsafePointer<UInt8>, count: Int) {
+        for i in 0..<count {
+            let c = p[i]
+            if c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D {
+                pendingSpace = !bytes.isEmpty
+            } else {
+                if pendingSpace { bytes.append(0x20); pendingSpace = false }
+                bytes.append(c)
+            }
         }
     }
 

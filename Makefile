@@ -1,0 +1,24 @@
+# SelfSpec: the two commands of the README are `make demo` and `make test`.
+# Both run the idempotent set-up first (apt packages, models and corpus from PyPI).
+.PHONY: setup build demo test bench-ingest clean
+
+setup:
+	@scripts/setup
+
+build: setup
+	swift build -c release
+
+## The main job on the embedded default (for now: ingest the real PubMed file, stats, a sample search).
+demo: setup
+	@scripts/demo
+
+## All tests, in release (numeric code is 10-100x slower in debug).
+test: setup
+	swift test -c release -Xswiftc -enable-testing
+
+## Ingest benchmark against the lxml peer (see BENCHMARKS.md).
+bench-ingest: setup
+	@Benchmarks/ingest.sh
+
+clean:
+	rm -rf .build runs

@@ -1,0 +1,235 @@
+import CSQLite
+
+/// The corpus in one SQLite file (WAL): documents, their MeSH terms, passages with provenance,
+/// and an FTS5 index over passages for BM25.
+///
+/// Update semantics follow PubMed's update files: a document whose key is already stored
+/// replaces it (an older `PMID/@Version` never replaces a newer one; an identical record is left
+/// untouched so passage ids stay stable), and ``delete(keys:)`` removes documents with their
+/// passages, MeSH terms and FTS rows. Writes are grouped in transactions by the caller
+/// (``Database/transaction(_:)``), so a killed run leaves the last committed state.
+public final class CorpusStore: @unchecked Sendable {
+    /// The schema version this build writes. Migrations bring older files up to it.
+    public static let schemaVersion = 1
+
+    public let db: Database
+    private lazy var findDoc = try? db.prepare("SELECT id, version, content_hash FROM documents WHERE key = ?")
+    private var insertDocStmt: Statement?
+    private var insertMeshStmt: Statement?
+    private var insertPassageStmt: Statement?
+    private var insertFTSStmt: Statement?
+    private var deleteFTSStmt: Statement?
+    private var deleteDocStmt: Statement?
+
+    /// Opens or creates the corpus at `path`, migrating older schemas.
+    /// - Throws: ``IngestError/schemaTooNew(file:found:supported:)`` for files from a newer SelfSpec.
+    public init(path: String, readOnly: Bool = false) throws {
+        db = try Database(path: path, readOnly: readOnly)
+        try db.execute("PRAGMA foreign_keys = ON")
+        if !readOnly {
+            try db.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+            try migrate()
+        } else {
+            let v = try db.scalarInt("PRAGMA user_version")
+            if v > CorpusStore.schemaVersion { throw IngestError.schemaTooNew(file: path, found: v, supported: CorpusStore.schemaVersion) }
+        }
+    }
+
+    // MARK: Schema
+
+    private func migrate() throws {
+        let version = try db.scalarInt("PRAGMA user_version")
+        if version > CorpusStore.schemaVersion {
+            throw IngestError.schemaTooNew(file: db.path, found: version, supported: CorpusStore.schemaVersion)
+        }
+        if version < 1 {
+            try db.transaction {
+                try db.execute("""
+                CREATE TABLE documents(
+                    id INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL UNIQUE,
+                    source TEXT NOT NULL,
+                    pmid INTEGER,
+                    version INTEGER NOT NULL DEFAULT 1,
+                    title TEXT NOT NULL,
+                    text TEXT NOT NULL,
+                    sections TEXT NOT NULL,          -- JSON [[name, start, end], ...] (Unicode-scalar offsets)
+                    journal TEXT, journal_abbrev TEXT, year INTEGER, language TEXT,
+                    publication_types TEXT NOT NULL, -- JSON array of strings
+                    keywords TEXT NOT NULL,          -- JSON array of strings
+                    doi TEXT, pmcid TEXT,
+                    file TEXT NOT NULL, line INTEGER NOT NULL,
+                    content_hash INTEGER NOT NULL
+                );
+                CREATE INDEX documents_pmid ON documents(pmid);
+                CREATE INDEX documents_year ON documents(year);
+                CREATE INDEX documents_journal ON documents(journal);
+                CREATE TABLE mesh_terms(
+                    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+                    descriptor TEXT NOT NULL, ui TEXT NOT NULL, major INTEGER NOT NULL,
+                    qualifiers TEXT NOT NULL         -- JSON array of strings
+                );
+                CREATE INDEX mesh_terms_doc ON mesh_terms(doc_id);
+                CREATE INDEX mesh_terms_descriptor ON mesh_terms(descriptor);
+                CREATE TABLE passages(
+                    id INTEGER PRIMARY KEY,
+                    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+                    ordinal INTEGER NOT NULL,
+                    section TEXT NOT NULL,
+                    start INTEGER NOT NULL, end INTEGER NOT NULL,
+                    text TEXT NOT NULL,
+                    UNIQUE(doc_id, ordinal)
+                );
+                -- Contentless: the text lives in passages/documents; rows are removed with the 'delete' command.
+                CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61 remove_diacritics 2');
+                CREATE TABLE ingested_files(
+                    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+                    documents INTEGER NOT NULL, deletions INTEGER NOT NULL, completed_at TEXT NOT NULL
+                );
+                PRAGMA user_version = 1;
+                """)
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// What ``upsert(_:passages:)`` did with a document.
+    public enum UpsertResult: Sendable, Equatable {
+        case inserted, replaced, unchanged, olderVersionSkipped
+    }
+
+    /// Stores `document` with its `passages`, replacing a stored document with the same key.
+    /// Call inside a transaction.
+    @discardableResult
+    public func upsert(_ document: Document, passages: [Passage]) throws -> UpsertResult {
+        let hash = Int(bitPattern: UInt(document.contentHash))
+        var replacing = false
+        if let find = findDoc {
+            defer { find.reset() }
+            try find.bind([.text(document.key)])
+            if try find.step() {
+                let id = find.int(0), version = find.int(1), stored = find.int(2)
+                find.reset()
+                if document.source == .pubmed && document.version < version { return .olderVersionSkipped }
+                if stored == hash { return .unchanged }
+                try deleteDocument(id: id)
+                replacing = true
+            }
+        }
+        try insert(document, hash: hash, passages: passages)
+        return replacing ? .replaced : .inserted
+    }
+
+    /// Removes the documents with these keys; returns how many existed.
+    @discardableResult
+    public func delete(keys: [String]) throws -> Int {
+        var removed = 0
+        guard let find = findDoc else { return 0 }
+        for key in keys {
+            try find.bind([.text(key)])
+            let id: Int? = try find.step() ? find.int(0) : nil
+            find.reset()
+            if let id { try deleteDocument(id: id); removed += 1 }
+        }
+        return removed
+    }
+
+    private func deleteDocument(id: Int) throws {
+        if deleteFTSStmt == nil {
+            deleteFTSStmt = try db.prepare("""
+            INSERT INTO passages_fts(passages_fts, rowid, title, text)
+            SELECT 'delete', p.id, d.title, p.text FROM passages p JOIN documents d ON d.id = p.doc_id WHERE p.doc_id = ?
+            """)
+            deleteDocStmt = try db.prepare("DELETE FROM documents WHERE id = ?")
+        }
+        try deleteFTSStmt!.run([.int(id)])
+        try deleteDocStmt!.run([.int(id)])
+    }
+
+    private func insert(_ d: Document, hash: Int, passages: [Passage]) throws {
+        if insertDocStmt == nil {
+            insertDocStmt = try db.prepare("""
+            INSERT INTO documents(key, source, pmid, version, title, text, sections, journal, journal_abbrev, year,
+                language, publication_types, keywords, doi, pmcid, file, line, content_hash)
+            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            """)
+            insertMeshStmt = try db.prepare("INSERT INTO mesh_terms(doc_id, descriptor, ui, major, qualifiers) VALUES (?,?,?,?,?)")
+            insertPassageStmt = try db.prepare("INSERT INTO passages(doc_id, ordinal, section, start, end, text) VALUES (?,?,?,?,?,?)")
+            insertFTSStmt = try db.prepare("INSERT INTO passages_fts(rowid, title, text) VALUES (?,?,?)")
+        }
+        func opt(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
+        func opt(_ i: Int?) -> SQLValue { i.map { .int($0) } ?? .null }
+        let sections = JSON.array(d.sections.map { JSON.array([JSON.string($0.name), String($0.start), String($0.end)]) })
+        try insertDocStmt!.run([
+            .text(d.key), .text(d.source.rawValue), opt(d.pmid), .int(d.version), .text(d.title), .text(d.text),
+            .text(sections), opt(d.journal), opt(d.journalAbbrev), opt(d.year), opt(d.language),
+            .text(JSON.strings(d.publicationTypes)), .text(JSON.strings(d.keywords)), opt(d.doi), opt(d.pmcid),
+            .text(d.file), .int(d.line), .int(hash),
+        ])
+        let docID = Int(db.lastInsertRowID)
+        for m in d.mesh {
+            try insertMeshStmt!.run([.int(docID), .text(m.descriptor), .text(m.ui), .int(m.majorTopic ? 1 : 0), .text(JSON.strings(m.qualifiers))])
+        }
+        for p in passages {
+            try insertPassageStmt!.run([.int(docID), .int(p.ordinal), .text(p.section), .int(p.start), .int(p.end), .text(p.text)])
+            try insertFTSStmt!.run([.int(Int(db.lastInsertRowID)), .text(d.title), .text(p.text)])
+        }
+    }
+
+    // MARK: Files
+
+    /// Whether `path` was fully ingested before with the same size and modification time.
+    public func isIngested(path: String, size: Int, mtime: Int) throws -> Bool {
+        try db.scalarInt("SELECT count(*) FROM ingested_files WHERE path = ? AND size = ? AND mtime = ?",
+                         [.text(path), .int(size), .int(mtime)]) > 0
+    }
+
+    /// Records that `path` was fully ingested.
+    public func markIngested(path: String, size: Int, mtime: Int, documents: Int, deletions: Int) throws {
+        try db.prepare("INSERT OR REPLACE INTO ingested_files VALUES (?,?,?,?,?,datetime('now'))")
+            .run([.text(path), .int(size), .int(mtime), .int(documents), .int(deletions)])
+    }
+}
+
+// MARK: - Small helpers
+
+extension Document {
+    /// FNV-1a over every stored field: equal hashes mean the stored record is the same.
+    var contentHash: UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ s: String) {
+            for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+            h = (h ^ 0x1f) &* 0x100_0000_01b3
+        }
+        mix(key); mix(source.rawValue); mix(String(version)); mix(title); mix(text)
+        for s in sections { mix(s.name); mix(String(s.start)) }
+        mix(journal ?? ""); mix(journalAbbrev ?? ""); mix(year.map(String.init) ?? ""); mix(language ?? "")
+        publicationTypes.forEach(mix); keywords.forEach(mix)
+        for m in mesh { mix(m.descriptor); mix(m.ui); mix(m.majorTopic ? "Y" : "N"); m.qualifiers.forEach(mix) }
+        mix(doi ?? ""); mix(pmcid ?? "")
+        return h
+    }
+}
+
+/// Minimal JSON writing for the few array columns (faster than JSONEncoder on the hot path).
+enum JSON {
+    static func string(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16) }
+                else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+    static func array(_ items: [String]) -> String { "[" + items.joined(separator: ",") + "]" }
+    static func strings(_ items: [String]) -> String { array(items.map(string)) }
+}

@@ -1,0 +1,34 @@
+import Foundation
+import XCTest
+@testable import Ingest
+
+/// Paths shared by the Ingest tests.
+enum Paths {
+    /// The repository root, found from this file's location.
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// `../shared` next to the repository (read-only data and golden files).
+    static let shared = repo.deletingLastPathComponent().appendingPathComponent("shared")
+    static let pubmedFixtures = repo.appendingPathComponent("Tests/IngestTests/Fixtures/pubmed")
+    static func fixture(_ name: String) -> String { pubmedFixtures.appendingPathComponent(name).path }
+}
+
+/// A fresh database file per test, removed afterwards.
+func temporaryDatabase(_ name: String = #function) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("selfspec-tests-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let clean = name.filter { $0.isLetter || $0.isNumber }
+    let path = dir.appendingPathComponent("\(clean)-\(UUID().uuidString.prefix(8)).sqlite").path
+    return path
+}
+
+/// Reads all items of a PubMed file.
+func readPubMed(_ path: String) throws -> [IngestItem] {
+    var items: [IngestItem] = []
+    try PubMedReader().read(file: path) { items.append($0) }
+    return items
+}
+
+extension IngestItem {
+    var document: Document? { if case .document(let d) = self { return d } else { return nil } }
+    var deletion: Deletion? { if case .deletion(let d) = self { return d } else { return nil } }
+}

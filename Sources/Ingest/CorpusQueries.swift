@@ -81,7 +81,7 @@ extension CorpusStore {
             d.mesh.append(MeshHeading(descriptor: m.string(0) ?? "", ui: m.string(1) ?? "", majorTopic: m.int(2) != 0,
                                       qualifiers: JSONArray.strings(m.string(3) ?? "[]")))
         }
-        let p = try db.prepare("SELECT id, ordinal, section, start, end, text FROM passages WHERE doc_id = ? ORDER BY ordinal")
+        let p = try db.prepare("SELECT id, ordinal, section, start, end, text FROM passage_texts WHERE doc_id = ? ORDER BY ordinal")
         try p.bind([.int(id)])
         var passages: [(Int, Passage)] = []
         while try p.step() {
@@ -96,9 +96,10 @@ extension CorpusStore {
         let match = CorpusStore.ftsQuery(query)
         guard !match.isEmpty else { return [] }
         let st = try db.prepare("""
-        SELECT p.id, d.key, d.pmid, d.title, p.section, p.text, -bm25(passages_fts) AS score
-        FROM passages_fts f JOIN passages p ON p.id = f.rowid JOIN documents d ON d.id = p.doc_id
-        WHERE passages_fts MATCH ? ORDER BY bm25(passages_fts) LIMIT ?
+        WITH top AS (SELECT rowid AS id, -bm25(passages_fts) AS score FROM passages_fts
+                     WHERE passages_fts MATCH ? ORDER BY bm25(passages_fts) LIMIT ?)
+        SELECT t.id, p.key, p.pmid, p.title, p.section, p.text, t.score
+        FROM top t JOIN passage_texts p ON p.id = t.id ORDER BY t.score DESC
         """)
         try st.bind([.text(match), .int(limit)])
         var hits: [PassageHit] = []

@@ -103,6 +103,12 @@ final class XMLReader {
     /// The text of a text node (entities and character references already decoded).
     var value: Name? { xmlTextReaderConstValue(reader) }
     var line: Int { Int(xmlTextReaderGetParserLineNumber(reader)) }
+    /// The line where the current node starts (``line`` is where the parser has read up to).
+    var nodeLine: Int {
+        guard let node = xmlTextReaderCurrentNode(reader) else { return line }
+        let n = Int(xmlGetLineNo(node))
+        return n > 0 ? n : line
+    }
     var column: Int { Int(xmlTextReaderGetParserColumnNumber(reader)) }
 
     /// The value of attribute `name` on the current element, or nil.

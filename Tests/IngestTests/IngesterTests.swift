@@ -20,7 +20,7 @@ final class IngesterTests: XCTestCase {
     private func snapshot(_ store: CorpusStore) throws -> [String] {
         let st = try store.db.prepare("""
         SELECT d.key, d.version, d.title, d.text, p.ordinal, p.section, p.start, p.end, p.text
-        FROM documents d LEFT JOIN passages p ON p.doc_id = d.id ORDER BY d.key, p.ordinal
+        FROM documents d LEFT JOIN passage_texts p ON p.doc_id = d.id ORDER BY d.key, p.ordinal
         """)
         var out: [String] = []
         while try st.step() { out.append((0..<9).map { st.string(Int32($0)) ?? "-" }.joined(separator: "|")) }

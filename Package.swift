@@ -45,6 +45,6 @@ let package = Package(
         .testTarget(name: "LLMTests", dependencies: ["LLM"]),
         .testTarget(name: "GeneratorTests", dependencies: ["Generator"]),
         .testTarget(name: "TunerTests", dependencies: ["Tuner"]),
-        .testTarget(name: "selfspecTests", dependencies: ["Ingest"]),
+        .testTarget(name: "selfspecTests", dependencies: ["selfspec", "Ingest"]),
     ]
 )

@@ -111,7 +111,7 @@ extension CorpusStore {
     }
 
     /// Turns free text into an FTS5 query: alphanumeric words, quoted, joined with OR.
-    static func ftsQuery(_ text: String) -> String {
+    public static func ftsQuery(_ text: String) -> String {
         var words: [String] = []
         var current = ""
         for ch in text.lowercased() {

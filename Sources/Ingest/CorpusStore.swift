@@ -75,8 +75,10 @@ public final class CorpusStore: @unchecked Sendable {
                 CREATE INDEX mesh_terms_descriptor ON mesh_terms(descriptor);
                 -- A passage's text is documents.text[start:end] (Unicode code points, as SQLite's substr
                 -- counts them), so it is not stored twice; the passage_texts view gives it.
+                -- AUTOINCREMENT: a passage id is never reused, so vectors and ANN graphs keyed by it
+                -- can never point at a different passage after a delete.
                 CREATE TABLE passages(
-                    id INTEGER PRIMARY KEY,
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
                     doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
                     ordinal INTEGER NOT NULL,
                     section TEXT NOT NULL,

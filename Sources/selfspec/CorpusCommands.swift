@@ -184,36 +184,6 @@ struct ShowJSON: Encodable {
     }
 }
 
-// MARK: - search
-
-struct Search: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Search the corpus (BM25 over passages via SQLite FTS5).")
-
-    @Argument(help: "The query, in plain words.")
-    var query: String
-
-    @OptionGroup var corpus: CorpusOptions
-    @OptionGroup var output: OutputOptions
-
-    @Option(help: "Number of results.")
-    var k = 10
-
-    func validate() throws {
-        if k < 1 || k > 1000 { throw ValidationError("--k must be in 1...1000") }
-    }
-
-    func run() throws {
-        let store = try openExisting(corpus.db)
-        let hits = try store.searchBM25(query, limit: k)
-        if output.json { try Terminal.printJSON(hits); return }
-        if hits.isEmpty { print("no results for \"\(query)\""); return }
-        for (i, h) in hits.enumerated() {
-            let snippet = h.text.count > 220 ? String(h.text.prefix(220)) + "…" : h.text
-            print("\(i + 1). [\(String(format: "%.2f", h.score))] \(h.pmid.map { "PMID \($0)" } ?? h.documentKey) · \(h.section)\n   \(h.title)\n   \(snippet)")
-        }
-    }
-}
-
 /// Opens a corpus that must already exist (read commands must not create empty files).
 func openExisting(_ path: String) throws -> CorpusStore {
     guard FileManager.default.fileExists(atPath: path) else {

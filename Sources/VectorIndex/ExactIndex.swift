@@ -1,0 +1,205 @@
+import Foundation
+import Tensor
+
+/// Exact (brute-force) search: every stored vector is scored against the query.
+///
+/// Layout: one contiguous row-major matrix `vectors (N, D)` and `ids (N)`, row `i` belonging to
+/// `ids[i]`, plus a dictionary id → row. Removal moves the last row into the hole
+/// (swap-with-last), so rows stay packed and a search is one pass over one matrix.
+///
+/// Scoring goes through ``BLAS``: one query scores a block of ``blockRows`` rows with `sgemv`
+/// (`scores (R) = block (R, D) · q (D)`), a batch of queries a block with `sgemm`
+/// (`scores (Q, R) = queries (Q, D) · block (R, D)ᵀ`); each block's scores stay in cache while a
+/// small heap (``TopK``) keeps the best `k`. Large indexes are split over all cores by rows (one
+/// query) or by queries (a batch).
+///
+/// Memory: `4·D + 8` bytes per vector for the matrix and ids, plus the id → row dictionary
+/// (≈ 40 bytes per entry), i.e. ≈ 1.6 KB per 384-d vector.
+public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
+    // MARK: Configuration
+
+    /// Rows scored per BLAS call: 1024 × 4 B of scores stay in L1, the block (1.5 MB at D = 384) in L2/L3.
+    public static let blockRows = 1024
+    /// Below this many stored values (`N·D`) a single query runs on one thread: splitting costs
+    /// more in wake-ups than it saves (≈ 2.6k rows at D = 384).
+    public static let parallelValues = 1 << 20
+
+    public let dimension: Int
+
+    // MARK: Storage
+
+    private var vectors: [Float] = []       // (N, D)
+    private var ids: [Int64] = []           // (N)
+    private var rowOf: [Int64: Int] = [:]   // id -> row
+
+    /// Creates an empty index.
+    /// - Parameter dimension: D, the length of every vector (> 0).
+    /// - Throws: ``VectorIndexError/invalidParameter(name:value:expected:)`` for `dimension < 1`.
+    public init(dimension: Int) throws {
+        guard dimension > 0 else { throw VectorIndexError.invalidParameter(name: "dimension", value: dimension, expected: "> 0") }
+        self.dimension = dimension
+    }
+
+    public var count: Int { ids.count }
+
+    /// The stored ids in row order.
+    public var allIDs: [Int64] { ids }
+
+    public func contains(id: Int64) -> Bool { rowOf[id] != nil }
+
+    /// A copy of the stored vector of `id`, or `nil` if absent.
+    public func vector(for id: Int64) -> [Float]? {
+        guard let row = rowOf[id] else { return nil }
+        return Array(vectors[(row * dimension)..<((row + 1) * dimension)])
+    }
+
+    // MARK: Adding and removing
+
+    public func add(id: Int64, vector: UnsafeBufferPointer<Float>) throws {
+        try Self.checkVector(vector, id: id, dimension: dimension)
+        guard rowOf[id] == nil else { throw VectorIndexError.duplicateID(id) }
+        rowOf[id] = ids.count
+        ids.append(id)
+        vectors.append(contentsOf: vector)
+    }
+
+    public func add(ids newIDs: [Int64], vectors values: UnsafeBufferPointer<Float>) throws {
+        try checkBatch(values, ids: newIDs)
+        var seen = Set<Int64>(minimumCapacity: newIDs.count)
+        for id in newIDs where rowOf[id] != nil || !seen.insert(id).inserted { throw VectorIndexError.duplicateID(id) }
+        rowOf.reserveCapacity(ids.count + newIDs.count)
+        for (i, id) in newIDs.enumerated() { rowOf[id] = ids.count + i }
+        ids.append(contentsOf: newIDs)
+        vectors.append(contentsOf: values)
+    }
+
+    /// Removes `id` by moving the last row into its place (O(D)).
+    public func remove(id: Int64) throws {
+        guard let row = rowOf.removeValue(forKey: id) else { throw VectorIndexError.unknownID(id) }
+        let last = ids.count - 1
+        if row != last {
+            let d = dimension
+            vectors.withUnsafeMutableBufferPointer { v in
+                (v.baseAddress! + row * d).update(from: v.baseAddress! + last * d, count: d)
+            }
+            ids[row] = ids[last]
+            rowOf[ids[row]] = row
+        }
+        ids.removeLast()
+        vectors.removeLast(dimension)
+    }
+
+    // MARK: One query
+
+    public func search(query: UnsafeBufferPointer<Float>, k: Int, filter: IDFilter?) throws -> [ScoredID] {
+        guard try Self.checkQuery(query, dimension: dimension) else { return [] }
+        let n = ids.count
+        guard k > 0, n > 0 else { return [] }
+        let k = min(k, n)
+        let pieces = n * dimension >= Self.parallelValues ? Parallel.coreCount : 1
+        var partial = [TopK](repeating: TopK(k: k), count: pieces)
+        partial.withUnsafeMutableBufferPointer { heaps in
+            let heaps = UncheckedSendable(heaps)
+            // Piece c scores its contiguous share of the rows into its own heap; merged below.
+            Parallel.forEachIndex(0..<pieces) { c in
+                let rows = (c * n / pieces)..<((c + 1) * n / pieces)
+                self.scan(rows: rows, query: query.baseAddress!, filter: filter, into: &heaps.value[c])
+            }
+        }
+        var top = partial[0]
+        for heap in partial.dropFirst() { top.merge(heap) }
+        return top.sorted()
+    }
+
+    /// Scores `rows` against one query, block by block with `sgemv`, into `top`.
+    private func scan(rows: Range<Int>, query: UnsafePointer<Float>, filter: IDFilter?, into top: inout TopK) {
+        let d = dimension
+        var scores = [Float](repeating: 0, count: Self.blockRows)   // (R)
+        vectors.withUnsafeBufferPointer { v in
+            ids.withUnsafeBufferPointer { ids in
+                scores.withUnsafeMutableBufferPointer { s in
+                    var start = rows.lowerBound
+                    while start < rows.upperBound {
+                        let r = min(Self.blockRows, rows.upperBound - start)
+                        // scores (R) = block (R, D) · q (D)
+                        BLAS.gemv(a: v.baseAddress! + start * d, x: query, y: s.baseAddress!, m: r, n: d)
+                        Self.collect(scores: s.baseAddress!, ids: ids.baseAddress! + start, count: r,
+                                     filter: filter, into: &top)
+                        start += r
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offers `count` scored rows to `top`; the filter runs only for scores that could enter.
+    @inline(__always)
+    private static func collect(scores: UnsafePointer<Float>, ids: UnsafePointer<Int64>, count: Int,
+                                filter: IDFilter?, into top: inout TopK) {
+        for j in 0..<count where top.admits(scores[j]) {
+            if let filter, !filter(ids[j]) { continue }
+            top.insert(ScoredID(id: ids[j], score: scores[j]))
+        }
+    }
+
+    // MARK: Many queries
+
+    /// Queries per `sgemm` call: (64, D) · (D, R) keeps the (64, 1024) score tile at 256 KB.
+    public static let blockQueries = 64
+
+    /// Exact search for a batch: blocked `sgemm`, `scores (Qb, R) = queries (Qb, D) · block (R, D)ᵀ`.
+    ///
+    /// Query blocks run concurrently, each scanning all rows with its own score tile.
+    public func search(queries: UnsafeBufferPointer<Float>, k: Int, filter: IDFilter?) throws -> [[ScoredID]] {
+        let d = dimension
+        guard queries.count % d == 0 else {
+            throw VectorIndexError.wrongDimension(id: nil, expected: d, actual: queries.count % d)
+        }
+        for i in 0..<(queries.count / d) {
+            _ = try Self.checkQuery(UnsafeBufferPointer(rebasing: queries[(i * d)..<((i + 1) * d)]), dimension: d)
+        }
+        let q = queries.count / d, n = ids.count
+        guard k > 0, n > 0, q > 0 else { return [[ScoredID]](repeating: [], count: q) }
+        let k = min(k, n)
+        var results = [[ScoredID]](repeating: [], count: q)
+        let blocks = (q + Self.blockQueries - 1) / Self.blockQueries
+        results.withUnsafeMutableBufferPointer { out in
+            let out = UncheckedSendable(out)
+            Parallel.forEach(0..<blocks) { blockRange in
+                var tile = [Float](repeating: 0, count: Self.blockQueries * Self.blockRows)   // (Qb, R)
+                for b in blockRange {
+                    let q0 = b * Self.blockQueries, qb = min(Self.blockQueries, q - q0)
+                    var tops = [TopK](repeating: TopK(k: k), count: qb)
+                    self.scanBatch(queries: queries.baseAddress! + q0 * d, count: qb, tile: &tile,
+                                   filter: filter, into: &tops)
+                    for i in 0..<qb { out.value[q0 + i] = tops[i].sorted() }
+                }
+            }
+        }
+        return results
+    }
+
+    /// Scores all rows against `count` queries, block by block with `sgemm`, into `tops`.
+    private func scanBatch(queries: UnsafePointer<Float>, count qb: Int, tile: inout [Float],
+                           filter: IDFilter?, into tops: inout [TopK]) {
+        let d = dimension, n = ids.count
+        vectors.withUnsafeBufferPointer { v in
+            ids.withUnsafeBufferPointer { ids in
+                tile.withUnsafeMutableBufferPointer { t in
+                    var start = 0
+                    while start < n {
+                        let r = min(Self.blockRows, n - start)
+                        // tile (Qb, R) = queries (Qb, D) · block (R, D)ᵀ
+                        BLAS.gemm(a: queries, b: v.baseAddress! + start * d, transB: true,
+                                  c: t.baseAddress!, m: qb, n: r, k: d)
+                        for i in 0..<qb {
+                            Self.collect(scores: t.baseAddress! + i * r, ids: ids.baseAddress! + start, count: r,
+                                         filter: filter, into: &tops[i])
+                        }
+                        start += r
+                    }
+                }
+            }
+        }
+    }
+}

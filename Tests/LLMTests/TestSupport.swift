@@ -1,0 +1,54 @@
+import Foundation
+import XCTest
+@testable import LLM
+
+/// Paths the tests use: the repository root is found from this file, `shared/` sits beside it.
+enum TestPaths {
+    static let repoRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let shared = repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    static let golden = shared.appendingPathComponent("golden")
+    static let smolLM2 = repoRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+
+    /// The SmolLM2 model path; fails the test (rather than skipping) when `scripts/setup` has
+    /// not placed it, so a missing model cannot pass silently.
+    static func smolLM2Path(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        guard FileManager.default.fileExists(atPath: smolLM2.path) else {
+            XCTFail("missing \(smolLM2.path): run scripts/setup", file: file, line: line)
+            throw XCTSkip("model missing")
+        }
+        return smolLM2.path
+    }
+
+    static func json(_ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: golden.appendingPathComponent(name))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+}
+
+/// A fresh temporary directory per test, removed afterwards.
+final class TemporaryDirectory {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("llmtests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+    func file(_ name: String) -> URL { url.appendingPathComponent(name) }
+}
+
+/// The SmolLM2 file and tokenizer, opened once per test run.
+enum SharedModel {
+    private static let file = Result { try GGUFFile(path: TestPaths.smolLM2.path) }
+    private static let tokenizer = Result { try BPETokenizer(metadata: try file.get().metadata) }
+
+    static func open() throws -> GGUFFile {
+        _ = try TestPaths.smolLM2Path()
+        return try file.get()
+    }
+
+    static func bpe() throws -> BPETokenizer {
+        _ = try TestPaths.smolLM2Path()
+        return try tokenizer.get()
+    }
+}

@@ -1,0 +1,121 @@
+import XCTest
+@testable import Tensor
+
+/// GEMM and GEMV against naive triple loops, for every transpose combination and for strided
+/// (column-slice) operands.
+final class BLASTests: XCTestCase {
+    /// Deterministic pseudo-random values in [-1, 1).
+    static func values(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed &* 6364136223846793005 &+ 1442695040888963407
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int32(truncatingIfNeeded: state >> 32)) / Float(Int32.max)
+        }
+    }
+
+    func testGemmAllTransposes() {
+        let m = 7, n = 5, k = 9
+        for transA in [false, true] {
+            for transB in [false, true] {
+                let a = Self.values(m * k, seed: 1), b = Self.values(k * n, seed: 2)
+                var c = Self.values(m * n, seed: 3)
+                let c0 = c
+                BLAS.gemm(a: a, transA: transA, b: b, transB: transB, c: &c, m: m, n: n, k: k, alpha: 0.5, beta: 2)
+                var maxDiff: Float = 0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var s: Float = 0
+                        for p in 0..<k {
+                            let av = transA ? a[p * m + i] : a[i * k + p]   // A stored (K, M) or (M, K)
+                            let bv = transB ? b[j * k + p] : b[p * n + j]   // B stored (N, K) or (K, N)
+                            s += av * bv
+                        }
+                        maxDiff = max(maxDiff, abs(0.5 * s + 2 * c0[i * n + j] - c[i * n + j]))
+                    }
+                }
+                XCTAssertLessThan(maxDiff, 1e-5, "transA=\(transA) transB=\(transB)")
+            }
+        }
+    }
+
+    /// One attention head inside a fused (T, 3C) buffer: Q_h K_hᵀ via leading dimensions.
+    func testGemmStridedSlices() {
+        let t = 6, c = 8, hs = 4, h = 1
+        let qkv = Self.values(t * 3 * c, seed: 4)  // (T, 3C)
+        var scores = [Float](repeating: .nan, count: t * t)  // (T, T); beta 0 must ignore NaN
+        qkv.withUnsafeBufferPointer { p in
+            scores.withUnsafeMutableBufferPointer { s in
+                BLAS.gemm(a: p.baseAddress! + h * hs, lda: 3 * c,
+                          b: p.baseAddress! + c + h * hs, transB: true, ldb: 3 * c,
+                          c: s.baseAddress!, m: t, n: t, k: hs)
+            }
+        }
+        for i in 0..<t {
+            for j in 0..<t {
+                var s: Float = 0
+                for d in 0..<hs { s += qkv[i * 3 * c + h * hs + d] * qkv[j * 3 * c + c + h * hs + d] }
+                XCTAssertEqual(scores[i * t + j], s, accuracy: 1e-5)
+            }
+        }
+    }
+
+    func testGemv() {
+        let m = 6, n = 11
+        let a = Self.values(m * n, seed: 5), x = Self.values(n, seed: 6), xt = Self.values(m, seed: 7)
+        var y = [Float](repeating: 1, count: m), yt = [Float](repeating: 0, count: n)
+        a.withUnsafeBufferPointer { pa in
+            BLAS.gemv(a: pa.baseAddress!, x: x, y: &y, m: m, n: n, beta: 1)
+            BLAS.gemv(a: pa.baseAddress!, trans: true, x: xt, y: &yt, m: m, n: n)
+        }
+        for i in 0..<m {
+            let s = (0..<n).reduce(Float(1)) { $0 + a[i * n + $1] * x[$1] }
+            XCTAssertEqual(y[i], s, accuracy: 1e-5)
+        }
+        for j in 0..<n {
+            let s = (0..<m).reduce(Float(0)) { $0 + a[$1 * n + j] * xt[$1] }
+            XCTAssertEqual(yt[j], s, accuracy: 1e-5)
+        }
+    }
+
+    /// Row-split (large M) and column-split (small M) parallel products equal one call.
+    func testParallelGemmMatchesSerial() {
+        for (m, n, k) in [(300, 200, 100), (8, 3000, 64), (37, 1000, 50)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let a = Self.values(m * k, seed: 8), b = Self.values(k * n, seed: 9)
+                    var serial = Self.values(m * n, seed: 10), parallel = serial
+                    BLAS.gemm(a: a, transA: transA, b: b, transB: transB, c: &serial, m: m, n: n, k: k, beta: 0.5)
+                    BLAS.gemm(a: a, transA: transA, b: b, transB: transB, c: &parallel, m: m, n: n, k: k, beta: 0.5, parallel: true)
+                    let diff = zip(serial, parallel).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(diff, 1e-5, "m=\(m) n=\(n) k=\(k) transA=\(transA) transB=\(transB)")
+                }
+            }
+        }
+    }
+
+    func testParallelGemvMatchesSerial() {
+        let m = 700, n = 1500
+        let a = Self.values(m * n, seed: 11), x = Self.values(n, seed: 12), xt = Self.values(m, seed: 13)
+        var y1 = [Float](repeating: 0, count: m), y2 = y1, t1 = [Float](repeating: 0, count: n), t2 = t1
+        a.withUnsafeBufferPointer { pa in
+            BLAS.gemv(a: pa.baseAddress!, x: x, y: &y1, m: m, n: n)
+            BLAS.gemv(a: pa.baseAddress!, x: x, y: &y2, m: m, n: n, parallel: true)
+            BLAS.gemv(a: pa.baseAddress!, trans: true, x: xt, y: &t1, m: m, n: n)
+            BLAS.gemv(a: pa.baseAddress!, trans: true, x: xt, y: &t2, m: m, n: n, parallel: true)
+        }
+        XCTAssertLessThan(zip(y1, y2).map { abs($0 - $1) }.max()!, 1e-5)
+        XCTAssertLessThan(zip(t1, t2).map { abs($0 - $1) }.max()!, 1e-5)
+    }
+
+    func testOpenBLASIsPinnedToOneThread() {
+        XCTAssertEqual(BLAS.openBLASThreads, 1)
+    }
+
+    func testEmptyDimensionsAreNoOps() {
+        var c: [Float] = [3]
+        BLAS.gemm(a: [], b: [], c: &c, m: 0, n: 1, k: 0)
+        XCTAssertEqual(c, [3])
+        BLAS.gemm(a: [], b: [], c: &c, m: 1, n: 1, k: 0, beta: 0)  // empty sum
+        XCTAssertEqual(c, [0])
+    }
+}

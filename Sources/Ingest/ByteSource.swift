@@ -32,13 +32,7 @@ final class ByteSource: @unchecked Sendable {
     /// - Throws: ``IngestError/cannotOpen(file:reason:)``.
     init(file: String) throws {
         self.file = file
-        var st = stat()
-        guard stat(file, &st) == 0 else {
-            throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw IngestError.cannotOpen(file: file, reason: "not a regular file")
-        }
+        let st = try regularFileStatus(file)
         guard let g = gzopen(file, "rb") else {
             throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
         }
@@ -109,4 +103,17 @@ final class ByteSource: @unchecked Sendable {
         let text = msg.map { String(cString: $0) } ?? "error \(errnum)"
         return errnum == Z_BUF_ERROR ? "truncated gzip stream (\(text))" : "gzip: \(text)"
     }
+}
+
+/// `stat` of `file`, which must exist and be a regular file (readers call this before opening).
+/// - Throws: ``IngestError/cannotOpen(file:reason:)`` naming the file and the reason.
+func regularFileStatus(_ file: String) throws -> stat {
+    var st = stat()
+    guard stat(file, &st) == 0 else {
+        throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
+    }
+    guard (st.st_mode & S_IFMT) == S_IFREG else {
+        throw IngestError.cannotOpen(file: file, reason: "not a regular file")
+    }
+    return st
 }

@@ -143,13 +143,7 @@ private final class LineReader {
     /// - Throws: ``IngestError/cannotOpen(file:reason:)``.
     init(file: String) throws {
         self.file = file
-        var st = stat()
-        guard stat(file, &st) == 0 else {
-            throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw IngestError.cannotOpen(file: file, reason: "not a regular file")
-        }
+        _ = try regularFileStatus(file)
         guard let fp = fopen(file, "rb") else {
             throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
         }

@@ -25,13 +25,7 @@ final class XMLReader {
     /// - Throws: ``IngestError/cannotOpen(file:reason:)`` when the file is missing or unreadable.
     init(file: String) throws {
         self.file = file
-        var st = stat()
-        guard stat(file, &st) == 0 else {
-            throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            throw IngestError.cannotOpen(file: file, reason: "not a regular file")
-        }
+        _ = try regularFileStatus(file)
         guard let g = gzopen(file, "rb") else {
             throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
         }

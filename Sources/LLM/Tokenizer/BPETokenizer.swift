@@ -19,12 +19,12 @@ public final class BPETokenizer: Tokenizer {
     private let byteTokens: [Int32]
     /// (left id << 32 | right id) -> (rank << 32 | merged id).
     private let merges: MergeTable
-    /// Tokens matched in the text before pre-tokenizing, by first byte, longest first:
-    /// user-defined tokens always, control tokens only when `parseSpecial` is set.
-    private let specialsByFirstByte: [[(bytes: [UInt8], id: Int, control: Bool)]]
+    /// Tokens matched in the text before pre-tokenizing: user-defined tokens always, control
+    /// tokens only when `parseSpecial` is set.
+    private let specials: SpecialTokenMatcher
 
-    public static let controlType = 3
-    public static let userDefinedType = 4
+    public static let controlType = SpecialTokenMatcher.controlType
+    public static let userDefinedType = SpecialTokenMatcher.userDefinedType
 
     /// - Parameter metadata: GGUF metadata with the `tokenizer.ggml.*` keys.
     /// - Throws: `GGUFError` for missing or mistyped keys, `TokenizerError` for inconsistent ones.
@@ -42,7 +42,7 @@ public final class BPETokenizer: Tokenizer {
         } else {
             tokenTypes = [Int](repeating: 1, count: tokens.count)
         }
-        specialTokens = try Self.readSpecialTokens(metadata, vocabularySize: tokens.count)
+        specialTokens = try SpecialTokens(metadata: metadata, vocabularySize: tokens.count)
 
         // Bytes of every token; the id of every single byte.
         var tokenBytes = [[UInt8]]()
@@ -60,32 +60,7 @@ public final class BPETokenizer: Tokenizer {
         self.tokenBytes = tokenBytes
         self.byteTokens = byteTokens
         merges = try Self.readMerges(metadata, ids: ids)
-
-        var specials = [[(bytes: [UInt8], id: Int, control: Bool)]](repeating: [], count: 256)
-        for (id, type) in tokenTypes.enumerated() where type == Self.controlType || type == Self.userDefinedType {
-            let bytes = tokenBytes[id]
-            guard let first = bytes.first else { continue }
-            specials[Int(first)].append((bytes, id, type == Self.controlType))
-        }
-        for i in 0..<256 { specials[i].sort { $0.bytes.count > $1.bytes.count } }
-        specialsByFirstByte = specials
-    }
-
-    private static func readSpecialTokens(_ metadata: GGUFMetadata, vocabularySize: Int) throws -> SpecialTokens {
-        func id(_ name: String) throws -> Int? {
-            let key = "tokenizer.ggml.\(name)_token_id"
-            guard metadata.contains(key) else { return nil }
-            let value = try metadata.int(key)
-            guard (0..<vocabularySize).contains(value) else {
-                throw TokenizerError.tokenIDOutOfRange(key: key, id: value, vocabularySize: vocabularySize)
-            }
-            return value
-        }
-        return SpecialTokens(
-            bos: try id("bos"), eos: try id("eos"), unknown: try id("unknown"), padding: try id("padding"),
-            endOfTurn: try id("eot"),
-            addBOSByDefault: metadata.contains("tokenizer.ggml.add_bos_token")
-                ? try metadata.bool("tokenizer.ggml.add_bos_token") : false)
+        specials = SpecialTokenMatcher(tokenTypes: tokenTypes) { tokenBytes[$0] }
     }
 
     /// Merges "left right", rank = position in the list.
@@ -124,37 +99,10 @@ public final class BPETokenizer: Tokenizer {
         var scratch = Scratch()
         var text = text
         text.withUTF8 { utf8 in
-            var start = 0
-            var i = 0
-            while i < utf8.count {
-                if let (length, id) = special(at: i, in: utf8, parseSpecial: parseSpecial) {
-                    if start < i { encodeOrdinary(UnsafeBufferPointer(rebasing: utf8[start..<i]), &scratch, &out) }
-                    out.append(id)
-                    i += length
-                    start = i
-                } else {
-                    i += 1
-                }
-            }
-            if start < utf8.count { encodeOrdinary(UnsafeBufferPointer(rebasing: utf8[start...]), &scratch, &out) }
+            specials.split(utf8, parseSpecial: parseSpecial,
+                           ordinary: { encodeOrdinary($0, &scratch, &out) }, special: { out.append($0) })
         }
         return out
-    }
-
-    /// The longest special token starting at byte `i`, if any applies.
-    @inline(__always)
-    private func special(at i: Int, in utf8: UnsafeBufferPointer<UInt8>, parseSpecial: Bool) -> (Int, Int)? {
-        let candidates = specialsByFirstByte[Int(utf8[i])]
-        if candidates.isEmpty { return nil }
-        for c in candidates where (parseSpecial || !c.control) && c.bytes.count <= utf8.count - i {
-            var match = true
-            for k in 1..<c.bytes.count where utf8[i + k] != c.bytes[k] {
-                match = false
-                break
-            }
-            if match { return (c.bytes.count, c.id) }
-        }
-        return nil
     }
 
     // MARK: Ordinary text

@@ -64,11 +64,33 @@ public struct SpecialTokens: Sendable, Equatable {
     }
 }
 
+extension SpecialTokens {
+    /// Reads `tokenizer.ggml.{bos,eos,unknown,padding,eot}_token_id` and `add_bos_token`.
+    /// - Throws: `TokenizerError.tokenIDOutOfRange` for an id outside the vocabulary.
+    init(metadata: GGUFMetadata, vocabularySize: Int) throws {
+        func id(_ name: String) throws -> Int? {
+            let key = "tokenizer.ggml.\(name)_token_id"
+            guard metadata.contains(key) else { return nil }
+            let value = try metadata.int(key)
+            guard (0..<vocabularySize).contains(value) else {
+                throw TokenizerError.tokenIDOutOfRange(key: key, id: value, vocabularySize: vocabularySize)
+            }
+            return value
+        }
+        self.init(
+            bos: try id("bos"), eos: try id("eos"), unknown: try id("unknown"), padding: try id("padding"),
+            endOfTurn: try id("eot"),
+            addBOSByDefault: metadata.contains("tokenizer.ggml.add_bos_token")
+                ? try metadata.bool("tokenizer.ggml.add_bos_token") : false)
+    }
+}
+
 /// Errors building a tokenizer from GGUF metadata (a missing or mistyped key is a `GGUFError`).
 public enum TokenizerError: LocalizedError, Equatable, Sendable {
     case unsupportedModel(String)
     case unsupportedPreTokenizer(String)
     case tokenTypeCountMismatch(tokens: Int, types: Int)
+    case scoreCountMismatch(tokens: Int, scores: Int)
     case tokenIDOutOfRange(key: String, id: Int, vocabularySize: Int)
     case malformedMerge(index: Int, merge: String)
     case mergeTokenNotInVocabulary(index: Int, token: String)
@@ -76,12 +98,14 @@ public enum TokenizerError: LocalizedError, Equatable, Sendable {
     public var errorDescription: String? {
         switch self {
         case let .unsupportedModel(name):
-            return "tokenizer.ggml.model '\(name)' is not supported (supported: gpt2)"
+            return "tokenizer.ggml.model '\(name)' is not supported (supported: gpt2, llama)"
         case let .unsupportedPreTokenizer(name):
             let supported = PreTokenizer.supportedNames.joined(separator: ", ")
             return "tokenizer.ggml.pre '\(name)' is not supported (supported: \(supported))"
         case let .tokenTypeCountMismatch(tokens, types):
             return "tokenizer.ggml.token_type has \(types) entries, expected one per token (\(tokens))"
+        case let .scoreCountMismatch(tokens, scores):
+            return "tokenizer.ggml.scores has \(scores) entries, expected one per token (\(tokens))"
         case let .tokenIDOutOfRange(key, id, vocabularySize):
             return "\(key) = \(id) is outside the vocabulary 0..<\(vocabularySize)"
         case let .malformedMerge(index, merge):
@@ -95,12 +119,14 @@ public enum TokenizerError: LocalizedError, Equatable, Sendable {
 /// Builds the tokenizer a GGUF file describes, keyed by `tokenizer.ggml.model`.
 public enum TokenizerFactory {
     /// - Parameter metadata: the file's metadata.
-    /// - Returns: a tokenizer for `tokenizer.ggml.model` ("gpt2": byte-level BPE).
+    /// - Returns: a tokenizer for `tokenizer.ggml.model` ("gpt2": byte-level BPE; "llama":
+    ///   SentencePiece-style pieces merged by score).
     /// - Throws: `TokenizerError.unsupportedModel` for other models, `GGUFError` for missing keys.
     public static func make(metadata: GGUFMetadata) throws -> any Tokenizer {
         let model = try metadata.string("tokenizer.ggml.model")
         switch model {
         case "gpt2": return try BPETokenizer(metadata: metadata)
+        case "llama": return try SentencePieceTokenizer(metadata: metadata)
         default: throw TokenizerError.unsupportedModel(model)
         }
     }

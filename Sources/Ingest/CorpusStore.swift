@@ -91,6 +91,9 @@ public final class CorpusStore: @unchecked Sendable {
                     FROM passages p JOIN documents d ON d.id = p.doc_id;
                 -- Contentless: the text lives in passages/documents; rows are removed with the 'delete' command.
                 CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61 remove_diacritics 2');
+                -- Keep a whole ingest transaction's terms in memory before writing a segment
+                -- (default 1 MiB): fewer, larger segments mean less merging during bulk ingest.
+                INSERT INTO passages_fts(passages_fts, rank) VALUES('hashsize', 16777216);
                 CREATE TABLE ingested_files(
                     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
                     documents INTEGER NOT NULL, deletions INTEGER NOT NULL, completed_at TEXT NOT NULL
@@ -112,7 +115,30 @@ public final class CorpusStore: @unchecked Sendable {
     /// Call inside a transaction.
     @discardableResult
     public func upsert(_ document: Document, passages: [Passage]) throws -> UpsertResult {
-        let hash = Int(bitPattern: UInt(document.contentHash))
+        try upsert(document, passages: passages, row: Row(document))
+    }
+
+    /// The derived column values of a document (content hash, JSON arrays), computed apart from
+    /// the write so the ingester can prepare them on its reader thread.
+    struct Row: Sendable {
+        var hash: Int
+        var sections: String
+        var publicationTypes: String
+        var keywords: String
+        var meshQualifiers: [String]
+
+        init(_ d: Document) {
+            hash = Int(bitPattern: UInt(d.contentHash))
+            sections = JSON.array(d.sections.map { JSON.array([JSON.string($0.name), String($0.start), String($0.end)]) })
+            publicationTypes = JSON.strings(d.publicationTypes)
+            keywords = JSON.strings(d.keywords)
+            meshQualifiers = d.mesh.map { JSON.strings($0.qualifiers) }
+        }
+    }
+
+    @discardableResult
+    func upsert(_ document: Document, passages: [Passage], row: Row) throws -> UpsertResult {
+        let hash = row.hash
         var replacing = false
         if let find = findDoc {
             defer { find.reset() }
@@ -126,7 +152,7 @@ public final class CorpusStore: @unchecked Sendable {
                 replacing = true
             }
         }
-        try insert(document, hash: hash, passages: passages)
+        try insert(document, row: row, passages: passages)
         return replacing ? .replaced : .inserted
     }
 
@@ -156,7 +182,7 @@ public final class CorpusStore: @unchecked Sendable {
         try deleteDocStmt!.run([.int(id)])
     }
 
-    private func insert(_ d: Document, hash: Int, passages: [Passage]) throws {
+    private func insert(_ d: Document, row: Row, passages: [Passage]) throws {
         if insertDocStmt == nil {
             insertDocStmt = try db.prepare("""
             INSERT INTO documents(key, source, pmid, version, title, text, sections, journal, journal_abbrev, year,
@@ -169,16 +195,15 @@ public final class CorpusStore: @unchecked Sendable {
         }
         func opt(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
         func opt(_ i: Int?) -> SQLValue { i.map { .int($0) } ?? .null }
-        let sections = JSON.array(d.sections.map { JSON.array([JSON.string($0.name), String($0.start), String($0.end)]) })
         try insertDocStmt!.run([
             .text(d.key), .text(d.source.rawValue), opt(d.pmid), .int(d.version), .text(d.title), .text(d.text),
-            .text(sections), opt(d.journal), opt(d.journalAbbrev), opt(d.year), opt(d.language),
-            .text(JSON.strings(d.publicationTypes)), .text(JSON.strings(d.keywords)), opt(d.doi), opt(d.pmcid),
-            .text(d.file), .int(d.line), .int(hash),
+            .text(row.sections), opt(d.journal), opt(d.journalAbbrev), opt(d.year), opt(d.language),
+            .text(row.publicationTypes), .text(row.keywords), opt(d.doi), opt(d.pmcid),
+            .text(d.file), .int(d.line), .int(row.hash),
         ])
         let docID = Int(db.lastInsertRowID)
-        for m in d.mesh {
-            try insertMeshStmt!.run([.int(docID), .text(m.descriptor), .text(m.ui), .int(m.majorTopic ? 1 : 0), .text(JSON.strings(m.qualifiers))])
+        for (m, qualifiers) in zip(d.mesh, row.meshQualifiers) {
+            try insertMeshStmt!.run([.int(docID), .text(m.descriptor), .text(m.ui), .int(m.majorTopic ? 1 : 0), .text(qualifiers)])
         }
         for p in passages {
             try insertPassageStmt!.run([.int(docID), .int(p.ordinal), .text(p.section), .int(p.start), .int(p.end)])

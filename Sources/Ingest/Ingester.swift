@@ -11,8 +11,9 @@ public final class Ingester {
     /// Ingest settings. Defaults suit the 256-token MiniLM embedder.
     public struct Options: Sendable {
         public var chunker: Chunker.Options = .init()
-        /// Documents per transaction.
-        public var batchSize = 512
+        /// Documents per transaction. Large transactions let SQLite's FTS5 index write fewer,
+        /// bigger segments (less merging); the reader hands documents over in smaller chunks.
+        public var batchSize = 4096
         /// Continue with the next file after a bad one (the run still reports the error).
         public var keepGoing = false
         /// Re-read files already ingested with the same size and modification time.
@@ -125,9 +126,9 @@ public final class Ingester {
         let queue = BatchQueue(capacity: 4)
         let reader = file.format.reader
         let chunker = self.chunker
-        let batchSize = options.batchSize
+        let chunkSize = min(options.batchSize, 256)
         let path = file.path
-        // Producer: parse + chunk on a background thread.
+        // Producer: parse + chunk on a background thread, handing over small chunks.
         let thread = Thread {
             var batch: [Chunked] = []
             var bytes = 0
@@ -135,10 +136,10 @@ public final class Ingester {
                 try Ingester.read(reader, path) { read in bytes = read } emit: { item in
                     if shouldStop() || queue.isClosed { throw IngestError.interrupted }
                     switch item {
-                    case .document(let d): batch.append(.document(d, chunker.chunk(d)))
+                    case .document(let d): batch.append(.document(d, chunker.chunk(d), CorpusStore.Row(d)))
                     case .deletion(let del): batch.append(.deletion(del))
                     }
-                    if batch.count >= batchSize {
+                    if batch.count >= chunkSize {
                         queue.put(.batch(batch, bytesRead: bytes))
                         batch = []
                     }
@@ -153,42 +154,59 @@ public final class Ingester {
         thread.start()
         defer { queue.close() }
 
-        // Consumer: write batches in transactions.
+        // Consumer: write chunks; a transaction spans chunks up to `batchSize` documents. WAL
+        // checkpoints run on a second connection and thread, off this (the busiest) one.
+        let checkpointer = WALCheckpointer(store: store)
+        defer { checkpointer?.finish() }
+        let db = store.db
+        var inTransaction = false, inThisTransaction = 0
+        func commit() throws {
+            guard inTransaction else { return }
+            try db.execute("COMMIT")
+            inTransaction = false
+            inThisTransaction = 0
+            checkpointer?.signal()
+        }
+        defer { if inTransaction { try? db.execute("ROLLBACK") } }
         var seen = Set<String>()
         var docs = 0, deletions = 0
         while true {
             switch queue.take() {
             case let .batch(items, bytesRead):
+                if !inTransaction && !items.isEmpty { try db.execute("BEGIN IMMEDIATE"); inTransaction = true }
                 var nDocs = 0, nPassages = 0
-                try store.db.transaction {
-                    for item in items {
-                        switch item {
-                        case let .document(d, passages):
-                            nDocs += 1
-                            if !seen.insert(d.key).inserted {
-                                report.duplicatesInFile += 1
-                                report.note("\(d.file):\(d.line): duplicate \(d.pmid != nil ? "PMID" : "id") \(d.key) in this file; the later record replaces the earlier one")
-                            }
-                            if passages.isEmpty { report.withoutText += 1 }
-                            switch try store.upsert(d, passages: passages) {
-                            case .inserted: report.inserted += 1; nPassages += passages.count
-                            case .replaced: report.replaced += 1; nPassages += passages.count
-                            case .unchanged: report.unchanged += 1
-                            case .olderVersionSkipped: report.olderVersionSkipped += 1
-                            }
-                        case let .deletion(del):
-                            deletions += del.pmids.count
-                            report.deleted += try store.delete(keys: del.pmids.map(String.init))
+                for item in items {
+                    switch item {
+                    case let .document(d, passages, row):
+                        nDocs += 1
+                        if !seen.insert(d.key).inserted {
+                            report.duplicatesInFile += 1
+                            report.note("\(d.file):\(d.line): duplicate \(d.pmid != nil ? "PMID" : "id") \(d.key) in this file; the later record replaces the earlier one")
                         }
+                        if passages.isEmpty { report.withoutText += 1 }
+                        switch try store.upsert(d, passages: passages, row: row) {
+                        case .inserted: report.inserted += 1; nPassages += passages.count
+                        case .replaced: report.replaced += 1; nPassages += passages.count
+                        case .unchanged: report.unchanged += 1
+                        case .olderVersionSkipped: report.olderVersionSkipped += 1
+                        }
+                    case let .deletion(del):
+                        deletions += del.pmids.count
+                        report.deleted += try store.delete(keys: del.pmids.map(String.init))
                     }
                 }
+                inThisTransaction += items.count
+                if inThisTransaction >= options.batchSize { try commit() }
                 docs += nDocs
                 report.documentsRead += nDocs
                 report.passages += nPassages
                 progress(bytesRead, nDocs, nPassages)
             case let .done(error):
-                if let error { throw error }
+                // What was read before an error or an interruption is kept.
+                if let error { try commit(); throw error }
+                if !inTransaction { try db.execute("BEGIN IMMEDIATE"); inTransaction = true }
                 try store.markIngested(path: file.path, size: file.size, mtime: file.mtime, documents: docs, deletions: deletions)
+                try commit()
                 return
             }
         }
@@ -204,7 +222,7 @@ public final class Ingester {
     }
 
     private enum Chunked: Sendable {
-        case document(Document, [Passage])
+        case document(Document, [Passage], CorpusStore.Row)
         case deletion(Deletion)
     }
 

@@ -65,6 +65,13 @@ public final class Database: @unchecked Sendable {
         return try st.step() ? st.int(0) : 0
     }
 
+    /// The first column of the first row of `sql`, as text (`nil` when there is no row or it is NULL).
+    public func scalarText(_ sql: String, _ args: [SQLValue] = []) throws -> String? {
+        let st = try prepare(sql)
+        try st.bind(args)
+        return try st.step() ? st.string(0) : nil
+    }
+
     func error(_ rc: Int32, _ sql: String) -> IngestError {
         .sqlite(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
     }
@@ -98,6 +105,7 @@ public final class Statement {
 
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
 
+
     /// Binds parameters 1...n in order.
     public func bind(_ values: [SQLValue]) throws {
         for (i, v) in values.enumerated() { try bind(v, at: Int32(i + 1)) }
@@ -108,7 +116,14 @@ public final class Statement {
         switch value {
         case .int(let v): rc = sqlite3_bind_int64(stmt, index, Int64(v))
         case .double(let v): rc = sqlite3_bind_double(stmt, index, v)
-        case .text(let v): rc = sqlite3_bind_text(stmt, index, v, -1, Statement.transient)
+        case .text(var v):
+            // The UTF-8 bytes with their length: no C-string copy, no strlen.
+            // (An empty buffer has no base address, and a nil pointer would bind NULL.)
+            rc = v.isEmpty ? sqlite3_bind_text(stmt, index, "", 0, Statement.transient) : v.withUTF8 { b in
+                b.withMemoryRebound(to: CChar.self) { c in
+                    sqlite3_bind_text64(stmt, index, c.baseAddress, UInt64(c.count), Statement.transient, UInt8(SQLITE_UTF8))
+                }
+            }
         case .blob(let v):
             rc = v.withUnsafeBytes { sqlite3_bind_blob(stmt, index, $0.baseAddress, Int32($0.count), Statement.transient) }
         case .null: rc = sqlite3_bind_null(stmt, index)

@@ -27,7 +27,7 @@ struct Ingest: ParsableCommand {
     var overlapWords = 32
 
     @Option(help: "Documents per transaction.")
-    var batchSize = 512
+    var batchSize = 4096
 
     @Flag(help: "Continue with the next file after a bad one; still reports every error.")
     var keepGoing = false

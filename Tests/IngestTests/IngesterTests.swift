@@ -160,6 +160,11 @@ final class IngesterTests: XCTestCase {
         XCTAssertEqual(try store.stats().documents, 819)
         let hits = try store.searchBM25("budesonide formoterol mild asthma", limit: 3)
         XCTAssertEqual(hits.first?.pmid, 29768149)
+        // One transaction spanned several reader chunks while a second connection checkpointed.
+        XCTAssertEqual(try store.db.scalarText("PRAGMA integrity_check"), "ok")
+        try store.db.execute("INSERT INTO passages_fts(passages_fts, rank) VALUES('integrity-check', 1)")
+        XCTAssertEqual(try store.db.scalarInt("SELECT count(*) FROM passages_fts"), try store.stats().passages)
+        XCTAssertEqual(try store.db.scalarInt("PRAGMA wal_autocheckpoint"), 8192, "the writer's own checkpoints are back")
     }
 }
 

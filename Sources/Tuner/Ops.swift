@@ -1,0 +1,269 @@
+import Foundation
+import Tensor
+
+// Forward/backward pairs for every op of the Llama family, in the style of llm.c `train_gpt2.c`.
+//
+// Dimension letters, used in every shape comment of this module:
+//   B batch, T time (sequence length), N = B·T rows, C model width, V vocabulary,
+//   NH query heads, NKV key/value heads, HS head size, KV = NKV·HS, F feed-forward width, r LoRA rank.
+//
+// Argument order: outputs, saved values, inputs, weights, dimensions. A backward pass **adds**
+// into its gradient buffers (callers zero them), so gradients from several uses accumulate.
+// Every matrix product goes through `BLAS.gemm`; `parallel: true` splits large ones over the cores.
+
+/// The Llama ops as forward/backward pairs on raw row-major float buffers.
+public enum Ops {
+    /// Labels equal to this are not predicted (the Hugging Face `-100` convention).
+    public static let ignoreIndex: Int32 = -100
+
+    // MARK: Embedding
+
+    /// `out[n] = wte[tokens[n]]`.
+    /// - Parameters: out `(N, C)`; tokens `(N)`; wte `(V, C)`.
+    public static func embeddingForward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
+                                        wte: UnsafePointer<Float>, n: Int, c: Int) {
+        for i in 0..<n {
+            (out + i * c).update(from: wte + Int(tokens[i]) * c, count: c)
+        }
+    }
+
+    /// `dwte[tokens[n]] += dout[n]` (the tied embedding is frozen in LoRA training; kept for completeness).
+    /// - Parameters: dwte `(V, C)`; dout `(N, C)`; tokens `(N)`.
+    public static func embeddingBackward(dwte: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                         tokens: UnsafePointer<Int32>, n: Int, c: Int) {
+        for i in 0..<n {
+            let row = dwte + Int(tokens[i]) * c, d = dout + i * c
+            for j in 0..<c { row[j] += d[j] }
+        }
+    }
+
+    // MARK: RMSNorm
+
+    /// `out = inp · rstd · weight` with `rstd = 1 / sqrt(mean(inp²) + eps)` per row.
+    /// - Parameters: out `(N, C)`; rstd `(N)` saved; inp `(N, C)`; weight `(C)`.
+    public static func rmsnormForward(out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                                      inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                                      n: Int, c: Int, eps: Float) {
+        let outS = UncheckedSendable(out), rstdS = UncheckedSendable(rstd), inpS = UncheckedSendable(inp)
+        Parallel.forEach(0..<n, chunks: n >= 64 ? Parallel.coreCount : 1) { rows in
+            for i in rows {
+                let x = inpS.value + i * c, y = outS.value + i * c
+                var ss: Float = 0
+                for j in 0..<c { ss += x[j] * x[j] }
+                let s = 1 / (ss / Float(c) + eps).squareRoot()
+                rstdS.value[i] = s
+                for j in 0..<c { y[j] = x[j] * s * weight[j] }
+            }
+        }
+    }
+
+    /// With `g = dout · weight`: `dinp += rstd · (g − inp · rstd² · mean(g · inp))`;
+    /// `dweight += Σ_n dout · inp · rstd` when `dweight` is given (it is frozen in LoRA training).
+    /// - Parameters: dinp `(N, C)`; dweight `(C)`?; dout `(N, C)`; inp `(N, C)`; rstd `(N)`; weight `(C)`.
+    public static func rmsnormBackward(dinp: UnsafeMutablePointer<Float>, dweight: UnsafeMutablePointer<Float>?,
+                                       dout: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                                       rstd: UnsafePointer<Float>, weight: UnsafePointer<Float>, n: Int, c: Int) {
+        let dinpS = UncheckedSendable(dinp), doutS = UncheckedSendable(dout), inpS = UncheckedSendable(inp)
+        Parallel.forEach(0..<n, chunks: n >= 64 ? Parallel.coreCount : 1) { rows in
+            for i in rows {
+                let x = inpS.value + i * c, dy = doutS.value + i * c, dx = dinpS.value + i * c
+                let s = rstd[i]
+                var dot: Float = 0
+                for j in 0..<c { dot += dy[j] * weight[j] * x[j] }
+                let k = s * s * dot / Float(c)
+                for j in 0..<c { dx[j] += s * (dy[j] * weight[j] - x[j] * k) }
+            }
+        }
+        if let dweight {
+            for i in 0..<n {
+                let x = inp + i * c, dy = dout + i * c
+                for j in 0..<c { dweight[j] += dy[j] * x[j] * rstd[i] }
+            }
+        }
+    }
+
+    // MARK: RoPE
+
+    /// Rotates adjacent pairs `(x[2i], x[2i+1])` of every head by `pos · θ^(−2i/HS)`, in place
+    /// (GGUF's q/k row order; Hugging Face's rotate-half on its un-permuted rows is the same map).
+    /// The backward is the inverse rotation: call with `inverse: true` on the gradient.
+    /// - Parameters: x `(B, T, H, HS)` with row stride `stride ≥ H·HS`; table from ``RoPETable``.
+    public static func rope(_ x: UnsafeMutablePointer<Float>, table: RoPETable, b: Int, t: Int, h: Int,
+                            hs: Int, stride: Int, inverse: Bool = false) {
+        precondition(table.t >= t && table.hs == hs, "rope: table (\(table.t), \(table.hs)) too small for T=\(t) HS=\(hs)")
+        let half = hs / 2, sign: Float = inverse ? -1 : 1
+        table.cos.withUnsafeBufferPointer { cosB in
+            table.sin.withUnsafeBufferPointer { sinB in
+                for bt in 0..<(b * t) {
+                    let pos = bt % t
+                    let cs = cosB.baseAddress! + pos * half, sn = sinB.baseAddress! + pos * half
+                    for head in 0..<h {
+                        let v = x + bt * stride + head * hs
+                        for i in 0..<half {
+                            let x0 = v[2 * i], x1 = v[2 * i + 1], c = cs[i], s = sign * sn[i]
+                            v[2 * i] = x0 * c - x1 * s
+                            v[2 * i + 1] = x0 * s + x1 * c
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Linear (frozen weight) and LoRA
+
+    /// `out = inp · weightᵀ` (+ `out` when `accumulate`).
+    /// - Parameters: out `(N, OUT)`; inp `(N, IN)`; weight `(OUT, IN)`.
+    public static func matmulForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                                     weight: UnsafePointer<Float>, n: Int, inF: Int, outF: Int,
+                                     accumulate: Bool = false) {
+        BLAS.gemm(a: inp, b: weight, transB: true, c: out, m: n, n: outF, k: inF,
+                  beta: accumulate ? 1 : 0, parallel: true)
+    }
+
+    /// `dinp += dout · weight` (the weight is frozen: no weight gradient).
+    /// - Parameters: dinp `(N, IN)`; dout `(N, OUT)`; weight `(OUT, IN)`.
+    public static func matmulBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                      weight: UnsafePointer<Float>, n: Int, inF: Int, outF: Int) {
+        BLAS.gemm(a: dout, b: weight, c: dinp, m: n, n: inF, k: outF, beta: 1, parallel: true)
+    }
+
+    /// The LoRA branch: `xa = inp · Aᵀ` (saved), `out += scale · xa · Bᵀ`.
+    /// - Parameters: out `(N, OUT)`; xa `(N, r)`; inp `(N, IN)`; a `(r, IN)`; b `(OUT, r)`.
+    public static func loraForward(out: UnsafeMutablePointer<Float>, xa: UnsafeMutablePointer<Float>,
+                                   inp: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                   scale: Float, n: Int, inF: Int, outF: Int, r: Int) {
+        BLAS.gemm(a: inp, b: a, transB: true, c: xa, m: n, n: r, k: inF, parallel: true)
+        BLAS.gemm(a: xa, b: b, transB: true, c: out, m: n, n: outF, k: r, alpha: scale, beta: 1, parallel: true)
+    }
+
+    /// Backward of ``loraForward``: with `g = dout · B` (scratch `(N, r)`):
+    /// `dinp += scale · g · A`, `dB += scale · doutᵀ · xa`, `dA += scale · gᵀ · inp`.
+    /// - Parameters: dinp `(N, IN)`; da `(r, IN)`; db `(OUT, r)`; scratch `(N, r)`; dout `(N, OUT)`;
+    ///   xa `(N, r)`; inp `(N, IN)`; a `(r, IN)`; b `(OUT, r)`.
+    public static func loraBackward(dinp: UnsafeMutablePointer<Float>, da: UnsafeMutablePointer<Float>,
+                                    db: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                                    dout: UnsafePointer<Float>, xa: UnsafePointer<Float>, inp: UnsafePointer<Float>,
+                                    a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                    scale: Float, n: Int, inF: Int, outF: Int, r: Int) {
+        BLAS.gemm(a: dout, b: b, c: scratch, m: n, n: r, k: outF, parallel: true)
+        BLAS.gemm(a: scratch, b: a, c: dinp, m: n, n: inF, k: r, alpha: scale, beta: 1, parallel: true)
+        BLAS.gemm(a: dout, transA: true, b: xa, c: db, m: outF, n: r, k: n, alpha: scale, beta: 1, parallel: true)
+        BLAS.gemm(a: scratch, transA: true, b: inp, c: da, m: r, n: inF, k: n, alpha: scale, beta: 1, parallel: true)
+    }
+
+    // MARK: SwiGLU
+
+    /// `out = silu(gate) · up` with `silu(g) = g · σ(g)`.
+    /// - Parameters: out `(N, F)`; gate `(N, F)`; up `(N, F)`; count = N·F.
+    public static func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>,
+                                     up: UnsafePointer<Float>, count: Int) {
+        let o = UncheckedSendable(out), g = UncheckedSendable(gate), u = UncheckedSendable(up)
+        Parallel.forEach(0..<count, chunks: count >= 1 << 14 ? Parallel.coreCount : 1) { range in
+            for i in range {
+                let x = g.value[i]
+                o.value[i] = x / (1 + Foundation.exp(-x)) * u.value[i]
+            }
+        }
+    }
+
+    /// `dgate += dout · up · σ(g)(1 + g(1 − σ(g)))`, `dup += dout · silu(g)`.
+    /// - Parameters: dgate, dup, dout, gate, up all `(N, F)`; count = N·F.
+    public static func swigluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
+                                      dout: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+                                      up: UnsafePointer<Float>, count: Int) {
+        let dg = UncheckedSendable(dgate), du = UncheckedSendable(dup), d = UncheckedSendable(dout)
+        let g = UncheckedSendable(gate), u = UncheckedSendable(up)
+        Parallel.forEach(0..<count, chunks: count >= 1 << 14 ? Parallel.coreCount : 1) { range in
+            for i in range {
+                let x = g.value[i], s = 1 / (1 + Foundation.exp(-x)), dy = d.value[i]
+                dg.value[i] += dy * u.value[i] * s * (1 + x * (1 - s))
+                du.value[i] += dy * x * s
+            }
+        }
+    }
+
+    // MARK: Cross-entropy
+
+    /// Softmax of each row of `logits` into `probs` (may alias `logits`) and the loss
+    /// `−log p[target]` of every row whose target is not ``ignoreIndex``.
+    /// - Parameters: probs `(N, V)`; losses `(N)` (0 for ignored rows); logits `(N, V)`; targets `(N)`.
+    /// - Returns: the summed loss and the number of counted rows.
+    @discardableResult
+    public static func crossEntropyForward(probs: UnsafeMutablePointer<Float>, losses: UnsafeMutablePointer<Float>,
+                                           logits: UnsafePointer<Float>, targets: UnsafePointer<Int32>,
+                                           n: Int, v: Int) -> (sum: Double, count: Int) {
+        let p = UncheckedSendable(probs), l = UncheckedSendable(logits), ls = UncheckedSendable(losses)
+        let tg = UncheckedSendable(targets)
+        Parallel.forEach(0..<n, chunks: n >= 8 ? Parallel.coreCount : 1) { rows in
+            for i in rows {
+                let x = l.value + i * v, y = p.value + i * v
+                let target = Int(tg.value[i])
+                // Read before `probs` (which may alias `logits`) is written; log p[target] from the
+                // logit (not the rounded probability) keeps small losses exact.
+                let logit = target == Int(ignoreIndex) ? 0 : x[target]
+                var m = -Float.infinity
+                for j in 0..<v { m = max(m, x[j]) }
+                var sum: Double = 0
+                for j in 0..<v { let e = Foundation.exp(x[j] - m); y[j] = e; sum += Double(e) }
+                let inv = Float(1 / sum)
+                ls.value[i] = target == Int(ignoreIndex) ? 0 : Float(log(sum) + Double(m - logit))
+                for j in 0..<v { y[j] *= inv }
+            }
+        }
+        var total: Double = 0, count = 0
+        for i in 0..<n where targets[i] != ignoreIndex { total += Double(losses[i]); count += 1 }
+        return (total, count)
+    }
+
+    /// `dlogits = scale · (probs − onehot(target))` for counted rows and 0 for ignored ones;
+    /// `dlogits` may alias `probs` (it is **written**, not accumulated: the logits feed nothing else).
+    /// For the mean loss, `scale` is 1 / counted rows.
+    /// - Parameters: dlogits `(N, V)`; probs `(N, V)`; targets `(N)`.
+    public static func crossEntropyBackward(dlogits: UnsafeMutablePointer<Float>, probs: UnsafePointer<Float>,
+                                            targets: UnsafePointer<Int32>, scale: Float, n: Int, v: Int) {
+        let d = UncheckedSendable(dlogits), p = UncheckedSendable(probs), tg = UncheckedSendable(targets)
+        Parallel.forEach(0..<n, chunks: n >= 8 ? Parallel.coreCount : 1) { rows in
+            for i in rows {
+                let y = p.value + i * v, dy = d.value + i * v, target = tg.value[i]
+                if target == ignoreIndex {
+                    dy.update(repeating: 0, count: v)
+                    continue
+                }
+                for j in 0..<v { dy[j] = scale * y[j] }
+                dy[Int(target)] -= scale
+            }
+        }
+    }
+}
+
+// MARK: - RoPE table
+
+/// Cosines and sines of the rotary angles `pos · θ^(−2i/HS)` for `pos < T`, `i < HS/2`, computed
+/// as Hugging Face does (the inverse frequency and the angle rounded to float32).
+public struct RoPETable: Sendable {
+    /// Positions covered.
+    public let t: Int
+    /// Head size.
+    public let hs: Int
+    /// `(T, HS/2)` each.
+    public let cos: [Float], sin: [Float]
+
+    /// - Parameters: t: positions; hs: head size (even); theta: the base frequency (`rope.freq_base`).
+    public init(t: Int, hs: Int, theta: Float) {
+        self.t = t
+        self.hs = hs
+        let half = hs / 2
+        var c = [Float](repeating: 0, count: t * half), s = c
+        for i in 0..<half {
+            let inv = Float(1 / Foundation.pow(Double(theta), Double(2 * i) / Double(hs)))
+            for pos in 0..<t {
+                let angle = Double(Float(pos) * inv)
+                c[pos * half + i] = Float(Foundation.cos(angle))
+                s[pos * half + i] = Float(Foundation.sin(angle))
+            }
+        }
+        cos = c
+        sin = s
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import Tensor
+
+// The training forward and hand-written backward of a Llama model with LoRA adapters (llm.c's
+// `gpt2_forward` / `gpt2_backward`). The base weights are frozen; only LoRA gradients are formed.
+// Dimension letters as in Ops.swift; N = B·T rows.
+
+/// Saved activations of one block, views into ``TrainingModel``'s activation allocation.
+struct BlockActivations {
+    var ln1: UnsafeMutablePointer<Float>        // (N, C)
+    var rstd1: UnsafeMutablePointer<Float>      // (N)
+    var q: UnsafeMutablePointer<Float>          // (N, C) after RoPE
+    var k: UnsafeMutablePointer<Float>          // (N, KV) after RoPE
+    var v: UnsafeMutablePointer<Float>          // (N, KV)
+    var att: UnsafeMutablePointer<Float>        // (B, NH, T, T)
+    var atty: UnsafeMutablePointer<Float>       // (N, C) attention output, input of o
+    var resid2: UnsafeMutablePointer<Float>     // (N, C) residual after attention
+    var ln2: UnsafeMutablePointer<Float>        // (N, C)
+    var rstd2: UnsafeMutablePointer<Float>      // (N)
+    var gate: UnsafeMutablePointer<Float>       // (N, F)
+    var up: UnsafeMutablePointer<Float>         // (N, F)
+    var swi: UnsafeMutablePointer<Float>        // (N, F) silu(gate)·up, input of down
+    var xa: [UnsafeMutablePointer<Float>]       // 7 × (N, r), by LoRATarget ordinal
+}
+
+/// A Llama model with LoRA adapters that computes the loss and the LoRA gradients of a batch.
+///
+/// Buffers are sized once for at most `maxBatch` sequences of at most `maxTime` tokens; a call may
+/// use any `B ≤ maxBatch`, `T ≤ maxTime`.
+public final class TrainingModel: @unchecked Sendable {
+    public let base: BaseModel
+    public let lora: LoRAParameters
+    public let maxBatch: Int, maxTime: Int
+    private let rope: RoPETable
+    private let storage: UnsafeMutableBufferPointer<Float>
+    private let tokenStorage: UnsafeMutableBufferPointer<Int32>
+    // Saved activations.
+    private var residuals: [UnsafeMutablePointer<Float>] = []   // L+1 × (N, C)
+    private var blocks: [BlockActivations] = []
+    private let lnf: UnsafeMutablePointer<Float>, rstdf: UnsafeMutablePointer<Float>   // (N, C), (N)
+    private let logits: UnsafeMutablePointer<Float>             // (N, V): logits, then probs, then dlogits
+    private let losses: UnsafeMutablePointer<Float>             // (N)
+    // Gradient scratch, reused by every block.
+    private let dresid: UnsafeMutablePointer<Float>, dln: UnsafeMutablePointer<Float>     // (N, C)
+    private let dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>
+    private let datty: UnsafeMutablePointer<Float>              // (N, C)
+    private let dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dswi: UnsafeMutablePointer<Float>
+    private let dxa: UnsafeMutablePointer<Float>                // (N, r)
+    // The current batch.
+    private var tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>   // (N)
+    private var b = 0, t = 0, counted = 0
+
+    /// - Parameters: base: the frozen model; lora: its adapters; maxBatch, maxTime: the largest batch.
+    public init(base: BaseModel, lora: LoRAParameters, maxBatch: Int, maxTime: Int) {
+        precondition(lora.model == base.config, "LoRA parameters built for another model")
+        self.base = base
+        self.lora = lora
+        self.maxBatch = maxBatch
+        self.maxTime = maxTime
+        let c = base.config, n = maxBatch * maxTime, r = lora.config.rank
+        rope = RoPETable(t: maxTime, hs: c.headSize, theta: c.ropeBase)
+        let perBlock = n * (6 * c.width + 2 * c.kvWidth + 3 * c.ffn + 2 + 7 * r) + maxBatch * c.heads * maxTime * maxTime
+        let total = (c.layers + 1) * n * c.width + c.layers * perBlock + n * (c.width + 1) + n * c.vocab + n
+            + n * (4 * c.width + 2 * c.kvWidth + 3 * c.ffn + r)
+        storage = .allocate(capacity: total)
+        storage.initialize(repeating: 0)
+        tokenStorage = .allocate(capacity: 2 * n)
+        tokenStorage.initialize(repeating: 0)
+        tokens = tokenStorage.baseAddress!
+        targets = tokenStorage.baseAddress! + n
+        var cursor = storage.baseAddress!
+        func take(_ count: Int) -> UnsafeMutablePointer<Float> { defer { cursor += count }; return cursor }
+        for _ in 0...c.layers { residuals.append(take(n * c.width)) }
+        for _ in 0..<c.layers {
+            blocks.append(BlockActivations(
+                ln1: take(n * c.width), rstd1: take(n), q: take(n * c.width), k: take(n * c.kvWidth),
+                v: take(n * c.kvWidth), att: take(maxBatch * c.heads * maxTime * maxTime), atty: take(n * c.width),
+                resid2: take(n * c.width), ln2: take(n * c.width), rstd2: take(n), gate: take(n * c.ffn),
+                up: take(n * c.ffn), swi: take(n * c.ffn), xa: (0..<7).map { _ in take(n * r) }))
+        }
+        lnf = take(n * c.width); rstdf = take(n); logits = take(n * c.vocab); losses = take(n)
+        dresid = take(n * c.width); dln = take(n * c.width); dq = take(n * c.width); datty = take(n * c.width)
+        dk = take(n * c.kvWidth); dv = take(n * c.kvWidth)
+        dgate = take(n * c.ffn); dup = take(n * c.ffn); dswi = take(n * c.ffn); dxa = take(n * r)
+        precondition(cursor == storage.baseAddress! + total, "activation layout mismatch")
+    }
+
+    deinit {
+        storage.deallocate()
+        tokenStorage.deallocate()
+    }
+
+    /// Bytes held by activations and gradient scratch.
+    public var activationBytes: Int { storage.count * MemoryLayout<Float>.stride }
+
+    // MARK: Forward
+
+    /// Runs the model on a batch and returns the summed loss over counted positions.
+    ///
+    /// - Parameters:
+    ///   - tokens: `(B, T)` input ids, row-major.
+    ///   - targets: `(B, T)` the id to predict at each position (already shifted: the next token),
+    ///     or ``Ops/ignoreIndex`` where no loss is taken.
+    ///   - batch: B; time: T.
+    /// - Returns: the summed cross-entropy and the number of counted positions.
+    @discardableResult
+    public func forward(tokens inTokens: [Int32], targets inTargets: [Int32], batch: Int, time: Int) -> (sum: Double, count: Int) {
+        precondition(batch <= maxBatch && time <= maxTime && inTokens.count == batch * time && inTargets.count == batch * time,
+                     "forward: batch \(batch)×\(time) exceeds \(maxBatch)×\(maxTime) or ids mis-sized")
+        b = batch; t = time
+        let c = base.config, n = b * t, vocab = c.vocab
+        for i in 0..<n {
+            precondition(inTokens[i] >= 0 && Int(inTokens[i]) < vocab, "token \(inTokens[i]) out of vocabulary")
+            precondition(inTargets[i] == Ops.ignoreIndex || (inTargets[i] >= 0 && Int(inTargets[i]) < vocab),
+                         "target \(inTargets[i]) out of vocabulary")
+            tokens[i] = inTokens[i]; targets[i] = inTargets[i]
+        }
+        Ops.embeddingForward(out: residuals[0], tokens: tokens, wte: base.wte, n: n, c: c.width)
+        for l in 0..<c.layers { blockForward(l, n: n) }
+        Ops.rmsnormForward(out: lnf, rstd: rstdf, inp: residuals[c.layers], weight: base.outNorm,
+                           n: n, c: c.width, eps: c.normEpsilon)
+        Ops.matmulForward(out: logits, inp: lnf, weight: base.head, n: n, inF: c.width, outF: vocab)
+        let result = Ops.crossEntropyForward(probs: logits, losses: losses, logits: logits, targets: targets, n: n, v: vocab)
+        counted = result.count
+        return result
+    }
+
+    /// The per-position losses of the last forward `(B·T)` (0 where ignored).
+    public func lastLosses() -> [Float] { Array(UnsafeBufferPointer(start: losses, count: b * t)) }
+
+    /// A projection with its adapter: `out = inp · Wᵀ (+ out) + scale · (inp · Aᵀ) · Bᵀ`.
+    private func linear(_ target: LoRATarget, layer: Int, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
+                        n: Int, accumulate: Bool = false) {
+        let (inF, outF) = target.features(base.config)
+        Ops.matmulForward(out: out, inp: inp, weight: base.blocks[layer].weight(target), n: n, inF: inF, outF: outF,
+                          accumulate: accumulate)
+        if let s = lora.slot(layer: layer, target: target) {
+            let w = lora.views(s)
+            Ops.loraForward(out: out, xa: blocks[layer].xa[ordinal(target)], inp: inp, a: w.a, b: w.b,
+                            scale: lora.config.scale, n: n, inF: inF, outF: outF, r: lora.config.rank)
+        }
+    }
+
+    private func blockForward(_ l: Int, n: Int) {
+        let c = base.config, w = base.blocks[l], a = blocks[l], x = residuals[l]
+        Ops.rmsnormForward(out: a.ln1, rstd: a.rstd1, inp: x, weight: w.attnNorm, n: n, c: c.width, eps: c.normEpsilon)
+        linear(.q, layer: l, out: a.q, inp: a.ln1, n: n)
+        linear(.k, layer: l, out: a.k, inp: a.ln1, n: n)
+        linear(.v, layer: l, out: a.v, inp: a.ln1, n: n)
+        Ops.rope(a.q, table: rope, b: b, t: t, h: c.heads, hs: c.headSize, stride: c.width)
+        Ops.rope(a.k, table: rope, b: b, t: t, h: c.kvHeads, hs: c.headSize, stride: c.kvWidth)
+        Ops.attentionForward(out: a.atty, att: a.att, q: a.q, k: a.k, v: a.v, dims: dims)
+        a.resid2.update(from: x, count: n * c.width)
+        linear(.o, layer: l, out: a.resid2, inp: a.atty, n: n, accumulate: true)
+        Ops.rmsnormForward(out: a.ln2, rstd: a.rstd2, inp: a.resid2, weight: w.ffnNorm, n: n, c: c.width, eps: c.normEpsilon)
+        linear(.gate, layer: l, out: a.gate, inp: a.ln2, n: n)
+        linear(.up, layer: l, out: a.up, inp: a.ln2, n: n)
+        Ops.swigluForward(out: a.swi, gate: a.gate, up: a.up, count: n * c.ffn)
+        let next = residuals[l + 1]
+        next.update(from: a.resid2, count: n * c.width)
+        linear(.down, layer: l, out: next, inp: a.swi, n: n, accumulate: true)
+    }
+
+    private var dims: AttentionDims {
+        AttentionDims(b: b, t: t, nh: base.config.heads, nkv: base.config.kvHeads, hs: base.config.headSize)
+    }
+
+    private func ordinal(_ target: LoRATarget) -> Int { LoRATarget.allCases.firstIndex(of: target)! }
+
+    // MARK: Backward
+
+    /// Adds the gradient of `lossScale · (summed loss of the last forward)` to ``LoRAParameters/grads``.
+    /// For the mean loss of one batch pass `1 / count`; with gradient accumulation, 1 / (counted
+    /// positions of all micro-batches).
+    public func backward(lossScale: Float) {
+        let c = base.config, n = b * t
+        Ops.crossEntropyBackward(dlogits: logits, probs: logits, targets: targets, scale: lossScale, n: n, v: c.vocab)
+        dln.update(repeating: 0, count: n * c.width)
+        Ops.matmulBackward(dinp: dln, dout: logits, weight: base.head, n: n, inF: c.width, outF: c.vocab)
+        dresid.update(repeating: 0, count: n * c.width)
+        Ops.rmsnormBackward(dinp: dresid, dweight: nil, dout: dln, inp: residuals[c.layers], rstd: rstdf,
+                            weight: base.outNorm, n: n, c: c.width)
+        for l in stride(from: c.layers - 1, through: 0, by: -1) { blockBackward(l, n: n) }
+    }
+
+    /// Backward of ``linear(_:layer:out:inp:n:accumulate:)``: `dinp += dout · W` plus the adapter's part.
+    private func linearBackward(_ target: LoRATarget, layer: Int, dinp: UnsafeMutablePointer<Float>,
+                                dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, n: Int) {
+        let (inF, outF) = target.features(base.config)
+        Ops.matmulBackward(dinp: dinp, dout: dout, weight: base.blocks[layer].weight(target), n: n, inF: inF, outF: outF)
+        if let s = lora.slot(layer: layer, target: target) {
+            let w = lora.views(s)
+            Ops.loraBackward(dinp: dinp, da: w.da, db: w.db, scratch: dxa, dout: dout, xa: blocks[layer].xa[ordinal(target)],
+                             inp: inp, a: w.a, b: w.b, scale: lora.config.scale, n: n, inF: inF, outF: outF,
+                             r: lora.config.rank)
+        }
+    }
+
+    /// On entry `dresid` holds the gradient of block `l`'s output; on exit, of its input.
+    private func blockBackward(_ l: Int, n: Int) {
+        let c = base.config, w = base.blocks[l], a = blocks[l]
+        // Feed-forward half: next = resid2 + down(swi).
+        dswi.update(repeating: 0, count: n * c.ffn)
+        linearBackward(.down, layer: l, dinp: dswi, dout: dresid, inp: a.swi, n: n)
+        dgate.update(repeating: 0, count: n * c.ffn)
+        dup.update(repeating: 0, count: n * c.ffn)
+        Ops.swigluBackward(dgate: dgate, dup: dup, dout: dswi, gate: a.gate, up: a.up, count: n * c.ffn)
+        dln.update(repeating: 0, count: n * c.width)
+        linearBackward(.gate, layer: l, dinp: dln, dout: dgate, inp: a.ln2, n: n)
+        linearBackward(.up, layer: l, dinp: dln, dout: dup, inp: a.ln2, n: n)
+        Ops.rmsnormBackward(dinp: dresid, dweight: nil, dout: dln, inp: a.resid2, rstd: a.rstd2, weight: w.ffnNorm,
+                            n: n, c: c.width)
+        // Attention half: resid2 = x + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1))).
+        datty.update(repeating: 0, count: n * c.width)
+        linearBackward(.o, layer: l, dinp: datty, dout: dresid, inp: a.atty, n: n)
+        dq.update(repeating: 0, count: n * c.width)
+        dk.update(repeating: 0, count: n * c.kvWidth)
+        dv.update(repeating: 0, count: n * c.kvWidth)
+        Ops.attentionBackward(dq: dq, dk: dk, dv: dv, dout: datty, att: a.att, q: a.q, k: a.k, v: a.v, dims: dims)
+        Ops.rope(dq, table: rope, b: b, t: t, h: c.heads, hs: c.headSize, stride: c.width, inverse: true)
+        Ops.rope(dk, table: rope, b: b, t: t, h: c.kvHeads, hs: c.headSize, stride: c.kvWidth, inverse: true)
+        dln.update(repeating: 0, count: n * c.width)
+        linearBackward(.q, layer: l, dinp: dln, dout: dq, inp: a.ln1, n: n)
+        linearBackward(.k, layer: l, dinp: dln, dout: dk, inp: a.ln1, n: n)
+        linearBackward(.v, layer: l, dinp: dln, dout: dv, inp: a.ln1, n: n)
+        Ops.rmsnormBackward(dinp: dresid, dweight: nil, dout: dln, inp: residuals[l], rstd: a.rstd1, weight: w.attnNorm,
+                            n: n, c: c.width)
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import XCTest
+@testable import LLM
+@testable import Tuner
+
+/// Paths the tests use: the repository root is found from this file, `shared/` sits beside it.
+enum TestPaths {
+    static let repoRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let golden = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/golden")
+    static let smolLM2 = repoRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+
+    /// Fails (rather than skips) when the model is missing, so a missing model cannot pass silently.
+    static func smolLM2Path(file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        guard FileManager.default.fileExists(atPath: smolLM2.path) else {
+            XCTFail("missing \(smolLM2.path): run scripts/setup", file: file, line: line)
+            throw XCTSkip("model missing")
+        }
+        return smolLM2.path
+    }
+
+    static func json(_ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: golden.appendingPathComponent(name))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+}
+
+/// The SmolLM2 file and its float32 weights, loaded once per test run.
+enum SharedModel {
+    private static let base = Result { try BaseModel(path: TestPaths.smolLM2.path) }
+    static func load() throws -> BaseModel {
+        _ = try TestPaths.smolLM2Path()
+        return try base.get()
+    }
+}
+
+/// A fresh temporary directory per test, removed afterwards.
+final class TemporaryDirectory {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("tunertests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+    func file(_ name: String) -> URL { url.appendingPathComponent(name) }
+}
+
+/// Deterministic random test inputs.
+struct TestRandom {
+    var rng: SplitMix64
+    init(seed: UInt64) { rng = SplitMix64(seed: seed) }
+    mutating func floats(_ count: Int, scale: Float = 1) -> [Float] {
+        (0..<count).map { _ in (rng.nextUnitFloat() * 2 - 1) * scale }
+    }
+}

@@ -3,6 +3,9 @@ import PackageDescription
 
 // Dependencies point one way: selfspec (CLI) -> Generator/Tuner/VectorIndex/Ingest -> LLM -> Tensor -> C shims.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// The LLM kernels use 256-bit AVX, FMA and F16C (checked at run time by `CPUFeatures`); not AVX2,
+// which some of the x86-64 machines we run on lack (`-target-cpu haswell` would emit it).
+let llmKernels: [SwiftSetting] = optimize + [.unsafeFlags(["-Xcc", "-mavx", "-Xcc", "-mfma", "-Xcc", "-mf16c"])]
 
 let package = Package(
     name: "SelfSpec",
@@ -30,7 +33,7 @@ let package = Package(
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimize),
         .target(name: "Ingest", dependencies: ["CSQLite", "CLibXML2", "CZlib"], swiftSettings: optimize),
         .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "CSQLite"], swiftSettings: optimize),
-        .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: optimize),
+        .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: llmKernels),
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
         .executableTarget(name: "selfspec", dependencies: [

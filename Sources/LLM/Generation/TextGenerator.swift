@@ -1,0 +1,107 @@
+/// Generates text with a `LlamaModel`: one stream at a time with tokens as they come
+/// (`generate`), or many requests with continuous batching (`generateBatch`).
+///
+/// Continuous batching: up to `maxBatch` sequences are in flight, each with its own `KVCache`.
+/// A decode step stacks one token of every active sequence into a `(B, C)` matrix, so each
+/// weight is read once per step for all of them; a sequence that finishes frees its slot for
+/// the next waiting request (prefilled on admission) before the next step.
+public final class TextGenerator: @unchecked Sendable {
+    // @unchecked: immutable; the model and tokenizer are shareable.
+
+    /// What the streaming callback asks for next.
+    public enum Action: Sendable {
+        case more
+        case stop
+    }
+
+    public let model: LlamaModel
+    public let tokenizer: any Tokenizer
+    /// Element type of the caches this generator makes (f16: half the memory).
+    public let cachePrecision: KVCache.Precision
+
+    public init(model: LlamaModel, tokenizer: any Tokenizer, cachePrecision: KVCache.Precision = .f16) {
+        self.model = model
+        self.tokenizer = tokenizer
+        self.cachePrecision = cachePrecision
+    }
+
+    // MARK: One stream
+
+    /// Generates one continuation, handing out text as it is produced.
+    ///
+    /// - Parameters:
+    ///   - request: prompt, limits, sampling and stop strings.
+    ///   - onText: receives each new piece of text (complete UTF-8 characters, stop strings
+    ///     held back); returning `.stop` ends generation with `FinishReason.cancelled`.
+    /// - Returns: the tokens, text and why generation ended.
+    /// - Throws: `ModelError` (empty prompt, context overflow), `SamplingError`.
+    public func generate(_ request: GenerationRequest, onText: (String) -> Action = { _ in .more }) throws -> GenerationResult {
+        var state = try SequenceState(request: request, model: model, tokenizer: tokenizer, precision: cachePrecision)
+        guard state.finish == nil else { return state.result }
+        var logits = try model.forward([.init(cache: state.cache, tokens: state.prompt)])
+        while true {
+            let (token, text) = state.accept(logits: logits)
+            if !text.isEmpty, onText(text) == .stop, state.finish == nil { state.finish = .cancelled }
+            if state.finish != nil { return state.result }
+            logits = try model.forward([.init(cache: state.cache, tokens: [token])])
+        }
+    }
+
+    // MARK: Many streams
+
+    /// Generates a continuation for every request, `maxBatch` at a time with continuous batching.
+    ///
+    /// - Parameters:
+    ///   - requests: the requests, admitted in order.
+    ///   - maxBatch: most sequences in flight (memory: each holds a cache of prompt + max tokens).
+    ///   - shouldStop: polled once per step; `true` ends every active sequence as `.cancelled`
+    ///     and skips the waiting ones.
+    ///   - onFinish: called as each request finishes (in finishing order) with its index and
+    ///     result, or the error that request gave (an invalid request does not stop the others).
+    public func generateBatch(_ requests: [GenerationRequest], maxBatch: Int = 32,
+                              shouldStop: () -> Bool = { false },
+                              onFinish: (Int, Result<GenerationResult, Error>) -> Void) throws {
+        var waiting = requests.indices.makeIterator()
+        var active = [(index: Int, state: SequenceState, last: Int)]()
+        var cancelled = false
+        while true {
+            // Admit waiting requests into free slots (prefill, then their first token).
+            while !cancelled && active.count < max(1, maxBatch), let i = waiting.next() {
+                do {
+                    var state = try SequenceState(request: requests[i], model: model, tokenizer: tokenizer,
+                                                  precision: cachePrecision)
+                    if state.finish != nil { onFinish(i, .success(state.result)); continue }
+                    let logits = try model.forward([.init(cache: state.cache, tokens: state.prompt)])
+                    let (token, _) = state.accept(logits: logits)
+                    if state.finish != nil { onFinish(i, .success(state.result)); continue }
+                    active.append((i, state, token))
+                } catch {
+                    onFinish(i, .failure(error))
+                }
+            }
+            if active.isEmpty { return }
+            if shouldStop() {
+                cancelled = true
+                for var a in active {
+                    a.state.finish = .cancelled
+                    onFinish(a.index, .success(a.state.result))
+                }
+                return
+            }
+            // One decode step for every active sequence.
+            let logits = try model.forward(active.map { .init(cache: $0.state.cache, tokens: [$0.last]) })
+            let v = model.config.vocabularySize
+            var still = [(index: Int, state: SequenceState, last: Int)]()
+            for (n, var a) in active.enumerated() {
+                let (token, _) = a.state.accept(logits: Array(logits[(n * v)..<((n + 1) * v)]))
+                if a.state.finish != nil {
+                    onFinish(a.index, .success(a.state.result))
+                } else {
+                    a.last = token
+                    still.append(a)
+                }
+            }
+            active = still
+        }
+    }
+}

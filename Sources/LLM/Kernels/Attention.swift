@@ -1,0 +1,88 @@
+import Tensor
+
+/// Causal scaled-dot-product attention of one sequence's new rows against its `KVCache`.
+///
+/// Shapes: HS head size, W = NKV*HS cache row width, P positions already cached before the new
+/// rows, T new rows (their keys/values are already stored at positions P..<P+T), N = P+T.
+/// Query head h reads key/value head h / (NH/NKV) (grouped-query attention).
+enum Attention {
+    /// One query row (decode): `out (HS) = softmax(q · Kᵀ * scale) V` over the first `n`
+    /// cached positions of key/value head `group`.
+    /// - Parameter scores: scratch of at least `n` floats.
+    static func attendOne(q: UnsafePointer<Float>, cache: KVCache, layer: Int, group: Int, n: Int, headSize hs: Int,
+                          scale: Float, window: Int?, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let first = window.map { max(0, n - $0) } ?? 0
+        switch cache.precision {
+        case .f32:
+            run(Float.self, q, cache, layer, group, first, n, hs, scale, scores, out)
+        case .f16:
+            run(Float16.self, q, cache, layer, group, first, n, hs, scale, scores, out)
+        }
+    }
+
+    @inline(__always)
+    private static func row8<E: CacheElement>(_ p: UnsafePointer<E>, _ i: Int) -> SIMD8<Float> { E.load8(p + i) }
+
+    private static func run<E: CacheElement>(_: E.Type, _ q: UnsafePointer<Float>, _ cache: KVCache, _ layer: Int,
+                                             _ group: Int, _ first: Int, _ n: Int, _ hs: Int, _ scale: Float,
+                                             _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
+        let w = cache.width
+        let keys = UnsafePointer(cache.base(layer, 0).assumingMemoryBound(to: E.self)) + group * hs
+        let values = UnsafePointer(cache.base(layer, 1).assumingMemoryBound(to: E.self)) + group * hs
+        let count = n - first
+        for t in first..<n {
+            let k = keys + t * w
+            var acc = SIMD8<Float>()
+            var i = 0
+            while i < hs { acc.addProduct(load8(q + i), row8(k, i)); i += 8 }
+            scores[t - first] = acc.sum() * scale
+        }
+        VectorMath.softmax(scores, count: count)
+        for i in stride(from: 0, to: hs, by: 8) {
+            var acc = SIMD8<Float>()
+            for t in first..<n { acc.addProduct(SIMD8(repeating: scores[t - first]), row8(values + t * w, i)) }
+            UnsafeMutableRawPointer(out + i).storeBytes(of: acc, as: SIMD8<Float>.self)
+        }
+    }
+
+    /// Many query rows of one head (prefill) through `sgemm`.
+    /// - Parameters:
+    ///   - q: `(T, HS)` rows with stride `qStride`, positions P..<P+T.
+    ///   - keys, values: `(N, W)` float32 copies of the cache; this head's slice starts at `group * HS`.
+    ///   - scores: scratch `(T, N)`.
+    ///   - out: `(T, HS)` rows with stride `outStride`.
+    static func attendMany(q: UnsafePointer<Float>, qStride: Int, t: Int, past p: Int,
+                           keys: UnsafePointer<Float>, values: UnsafePointer<Float>, width w: Int, group: Int,
+                           headSize hs: Int, scale: Float, window: Int?,
+                           scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let n = p + t
+        BLAS.gemm(a: q, lda: qStride, b: keys + group * hs, transB: true, ldb: w, c: scores, m: t, n: n, k: hs,
+                  alpha: scale)
+        for i in 0..<t {
+            let row = scores + i * n
+            let last = p + i + 1  // row i sees positions 0..<last
+            let first = window.map { max(0, last - $0) } ?? 0
+            for j in 0..<first { row[j] = 0 }
+            VectorMath.softmax(row + first, count: last - first)
+            for j in last..<n { row[j] = 0 }
+        }
+        BLAS.gemm(a: scores, b: values + group * hs, ldb: w, c: out, ldc: outStride, m: t, n: hs, k: n)
+    }
+}
+
+/// A key/value cache element type: loads 8 consecutive elements as float32.
+protocol CacheElement {
+    static func load8(_ p: UnsafePointer<Self>) -> SIMD8<Float>
+}
+
+extension Float: CacheElement {
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+}
+
+extension Float16: CacheElement {
+    @inline(__always) static func load8(_ p: UnsafePointer<Float16>) -> SIMD8<Float> {
+        SIMD8<Float>(UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float16>.self))
+    }
+}

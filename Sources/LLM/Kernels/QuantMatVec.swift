@@ -1,0 +1,73 @@
+import Tensor
+
+/// Products of quantized weights with a few activation vectors, on all cores: the decode path.
+///
+/// Shapes: a weight is `(R, K)` (R output rows, K inputs); `x` holds `T` vectors `(T, K)`;
+/// each output is `(T, R)`. Several weights that read the same `x` (q/k/v, gate/up) run in
+/// one parallel pass so a decode step pays one thread hand-off per group, not per weight.
+public enum QuantMatVec {
+    /// Sums of consecutive 32 values of each of the `t` vectors: `(T, K/32)`.
+    static func blockSums(_ x: UnsafePointer<Float>, t: Int, k: Int, into sums: UnsafeMutablePointer<Float>) {
+        let nb = k / 32
+        for v in 0..<t {
+            for b in 0..<nb {
+                let p = x + v * k + 32 * b
+                sums[v * nb + b] = (load8(p) + load8(p + 8) + load8(p + 16) + load8(p + 24)).sum()
+            }
+        }
+    }
+
+    /// `outputs[i] (T, R_i) = x (T, K) · weights[i]ᵀ (+ bias)` for weights sharing `K`.
+    ///
+    /// - Parameters:
+    ///   - weights: the weights, each `(R_i, K)`.
+    ///   - x: `(T, K)` activations.
+    ///   - t: number of vectors T (small: each weight row is reused from L1 for all of them).
+    ///   - outputs: one `(T, R_i)` buffer per weight.
+    public static func multiply(_ weights: [LinearWeight], x: UnsafePointer<Float>, t: Int,
+                                outputs: [UnsafeMutablePointer<Float>]) {
+        precondition(weights.count == outputs.count && !weights.isEmpty)
+        let k = weights[0].columns
+        precondition(weights.allSatisfy { $0.columns == k } && k % 32 == 0)
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: t * k / 32)
+        defer { sums.deallocate() }
+        blockSums(x, t: t, k: k, into: sums)
+        // Rows of all weights, concatenated.
+        var starts = [0]
+        for w in weights { starts.append(starts.last! + w.rows) }
+        let total = starts.last!
+        let box = UncheckedSendable((x, UnsafePointer(sums), outputs))
+        let chunks = total * k * t >= 1 << 16 ? Parallel.coreCount : 1
+        Parallel.forEach(0..<total, chunks: chunks) { range in
+            let (x, sums, outputs) = box.value
+            var scratch: UnsafeMutablePointer<Float>? = nil
+            defer { scratch?.deallocate() }
+            var w = 0
+            var r = range.lowerBound
+            while r < range.upperBound {
+                while starts[w + 1] <= r { w += 1 }
+                let weight = weights[w], out = outputs[w]
+                let end = min(range.upperBound, starts[w + 1])
+                let fused = QuantDot.isFused(weight.type)
+                if !fused && scratch == nil { scratch = .allocate(capacity: k) }
+                for row in (r - starts[w])..<(end - starts[w]) {
+                    let p = weight.raw + row * weight.rowBytes
+                    if fused {
+                        for v in 0..<t {
+                            out[v * weight.rows + row] = QuantDot.dot(weight.type, p, x + v * k, sums + v * (k / 32), columns: k)
+                        }
+                    } else {
+                        Dequantize.dequantizeUnchecked(weight.type, from: p, count: k, into: scratch!)
+                        for v in 0..<t { out[v * weight.rows + row] = QuantDot.f32(scratch!, x + v * k, k) }
+                    }
+                }
+                if let bias = weight.bias {
+                    for v in 0..<t {
+                        for row in (r - starts[w])..<(end - starts[w]) { out[v * weight.rows + row] += bias[row] }
+                    }
+                }
+                r = end
+            }
+        }
+    }
+}

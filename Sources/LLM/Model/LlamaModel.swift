@@ -1,0 +1,278 @@
+import Tensor
+
+/// A Llama-family decoder (Llama, SmolLM2, Qwen2-style biases) running from a GGUF file.
+///
+/// Dimension letters: B sequences in a step, T new tokens of one sequence, R = ΣT rows of a
+/// step, C channels, NH/NKV query/key-value heads, HS head size, FF feed-forward width,
+/// V vocabulary, P positions already cached.
+///
+/// One entry point, `forward`, serves prefill (one sequence, many tokens), decode (one token)
+/// and batched decode (many sequences, one token each, the linear layers as one matrix
+/// product): every step is a list of `Segment`s whose rows are stacked into one `(R, C)`
+/// activation matrix; only attention looks at segments separately.
+public final class LlamaModel: @unchecked Sendable {
+    // @unchecked: immutable after init (dense weight copies are made in init).
+
+    /// How the linear layers are computed.
+    public struct Options: Sendable {
+        public enum Kernels: Sendable {
+            /// Fused quantized kernels for steps of at most `quantizedRowLimit` rows, `sgemm` above.
+            case fast
+            /// Always `sgemm`/float32 on dequantized weights: the reference the tests compare to.
+            case reference
+        }
+        public var kernels: Kernels
+        /// Keep a float32 copy of every weight (4 bytes per weight: 540 MB for SmolLM2) so prefill
+        /// and batched steps are plain `sgemm`; otherwise weights are dequantized per step.
+        public var denseWeights: Bool
+        /// Steps with at most this many rows use the quantized kernels (`.fast` only).
+        public var quantizedRowLimit: Int
+
+        public init(kernels: Kernels = .fast, denseWeights: Bool = true, quantizedRowLimit: Int = 4) {
+            self.kernels = kernels
+            self.denseWeights = denseWeights
+            self.quantizedRowLimit = quantizedRowLimit
+        }
+    }
+
+    /// New tokens of one sequence; their positions continue from `cache.count`.
+    public struct Segment {
+        public var cache: KVCache
+        public var tokens: [Int]
+        public init(cache: KVCache, tokens: [Int]) {
+            self.cache = cache
+            self.tokens = tokens
+        }
+    }
+
+    /// Which rows get logits.
+    public enum LogitRows: Sendable {
+        /// The last row of each segment (generation).
+        case last
+        /// Every row (scoring a text).
+        case all
+    }
+
+    public let file: GGUFFile
+    public let config: ModelConfig
+    public let weights: ModelWeights
+    public let options: Options
+
+    /// Loads the model in `file`.
+    /// - Throws: `ModelError` (architecture, tensors, shapes, CPU features), `GGUFError`.
+    public init(file: GGUFFile, options: Options = Options()) throws {
+        try CPUFeatures.check()
+        self.file = file
+        config = try ModelConfig(file: file)
+        weights = try ModelWeights(file: file, config: config)
+        self.options = options
+        if options.denseWeights {
+            for w in weights.blockLinears { w.makeDense() }
+            weights.outputHead.makeDense()
+        }
+    }
+
+    /// Opens and loads the GGUF file at `path`.
+    public convenience init(path: String, options: Options = Options()) throws {
+        try self.init(file: try GGUFFile(path: path), options: options)
+    }
+
+    /// A cache for one sequence of up to `capacity` positions (default: the context length).
+    public func makeCache(capacity: Int? = nil, precision: KVCache.Precision = .f16) -> KVCache {
+        KVCache(config: config, capacity: min(capacity ?? config.contextLength, config.contextLength),
+                precision: precision)
+    }
+
+    // MARK: Forward
+
+    /// Runs the new tokens of each segment through the model, appending their keys and values
+    /// to the segment's cache.
+    ///
+    /// - Parameters:
+    ///   - segments: distinct sequences (each its own cache) with at least one token each.
+    ///   - rows: which rows get logits.
+    ///   - kernels: overrides `options.kernels` for this step (tests compare both).
+    /// - Returns: logits `(rows, V)` flattened: one row per segment for `.last`, ΣT rows for `.all`.
+    /// - Throws: `ModelError.emptyPrompt`, `.tokenOutOfRange`, `.contextOverflow`; nothing is
+    ///   written to any cache when it throws.
+    public func forward(_ segments: [Segment], logits rows: LogitRows = .last,
+                        kernels: Options.Kernels? = nil) throws -> [Float] {
+        let c = config, kernels = kernels ?? options.kernels
+        for s in segments {
+            guard !s.tokens.isEmpty else { throw ModelError.emptyPrompt }
+            for t in s.tokens where !(0..<c.vocabularySize).contains(t) {
+                throw ModelError.tokenOutOfRange(token: t, vocabularySize: c.vocabularySize)
+            }
+            guard s.cache.count + s.tokens.count <= s.cache.capacity else {
+                throw ModelError.contextOverflow(tokens: s.cache.count + s.tokens.count, contextLength: s.cache.capacity)
+            }
+            precondition(s.cache.layers == c.layerCount && s.cache.width == c.kvWidth, "cache from another model")
+        }
+        precondition(Set(segments.map { ObjectIdentifier($0.cache) }).count == segments.count, "a cache appears twice")
+
+        // Row offsets of the segments in the stacked (R, C) activations.
+        var offsets = [0]
+        for s in segments { offsets.append(offsets.last! + s.tokens.count) }
+        let r = offsets.last!
+        let positions = segments.flatMap { s in (0..<s.tokens.count).map { s.cache.count + $0 } }
+
+        let buffers = StepBuffers(config: c, rows: r)
+        defer { buffers.deallocate() }
+        embed(segments.flatMap(\.tokens), into: buffers.x)
+
+        var tables = [Float: (cos: [Float], sin: [Float])]()
+        for l in 0..<c.layerCount {
+            let base = c.ropeBase[l]
+            if tables[base] == nil { tables[base] = Ops.ropeTable(positions: positions, headSize: c.headSize, base: base) }
+            block(l, segments: segments, offsets: offsets, buffers: buffers, rope: tables[base]!, kernels: kernels)
+        }
+        for s in segments { s.cache.count += s.tokens.count }
+
+        // Final norm and output head on the rows that need logits.
+        let picked: [Int] = rows == .all ? Array(0..<r) : offsets.dropFirst().map { $0 - 1 }
+        let h = UnsafeMutablePointer<Float>.allocate(capacity: picked.count * c.embeddingLength)
+        defer { h.deallocate() }
+        for (i, row) in picked.enumerated() {
+            (h + i * c.embeddingLength).update(from: buffers.x + row * c.embeddingLength, count: c.embeddingLength)
+        }
+        Ops.rmsNorm(h, h, weight: weights.outputNorm, rows: picked.count, channels: c.embeddingLength,
+                    epsilon: c.normEpsilon, style: c.normStyle)
+        var logits = [Float](repeating: 0, count: picked.count * c.vocabularySize)
+        logits.withUnsafeMutableBufferPointer { out in
+            linear([weights.outputHead], h, rows: picked.count, outputs: [out.baseAddress!], kernels: kernels)
+        }
+        return logits
+    }
+
+    /// Token embeddings `(R, C)`, times `embeddingScale`.
+    private func embed(_ tokens: [Int], into x: UnsafeMutablePointer<Float>) {
+        let e = weights.tokenEmbedding, c = config.embeddingLength
+        for (i, t) in tokens.enumerated() {
+            Dequantize.dequantizeUnchecked(e.type, from: e.raw + t * e.rowBytes, count: c, into: x + i * c)
+            if config.embeddingScale != 1 {
+                for j in 0..<c { x[i * c + j] *= config.embeddingScale }
+            }
+        }
+    }
+
+    /// One transformer block on the stacked rows, in place on `buffers.x`.
+    private func block(_ l: Int, segments: [Segment], offsets: [Int], buffers b: StepBuffers,
+                       rope: (cos: [Float], sin: [Float]), kernels: Options.Kernels) {
+        let c = config, w = weights.layers[l], r = offsets.last!
+        let C = c.embeddingLength, QW = c.queryWidth, KW = c.kvWidth
+
+        // Attention: x += Wo · attention(rope(Wq h), rope(Wk h), Wv h), h = norm(x).
+        Ops.rmsNorm(b.h, b.x, weight: w.attentionNorm, rows: r, channels: C, epsilon: c.normEpsilon, style: c.normStyle)
+        linear([w.query, w.key, w.value], b.h, rows: r, outputs: [b.q, b.k, b.v], kernels: kernels)
+        rope.cos.withUnsafeBufferPointer { cos in
+            rope.sin.withUnsafeBufferPointer { sin in
+                Ops.rope(b.q, rows: r, stride: QW, heads: c.headCount, headSize: c.headSize,
+                         cos: cos.baseAddress!, sin: sin.baseAddress!, style: c.ropeStyle)
+                Ops.rope(b.k, rows: r, stride: KW, heads: c.kvHeadCount, headSize: c.headSize,
+                         cos: cos.baseAddress!, sin: sin.baseAddress!, style: c.ropeStyle)
+            }
+        }
+        for (i, s) in segments.enumerated() {
+            let o = offsets[i]
+            s.cache.store(layer: l, start: s.cache.count, rows: s.tokens.count, keys: b.k + o * KW, keyStride: KW,
+                          values: b.v + o * KW, valueStride: KW)
+        }
+        attention(l, segments: segments, offsets: offsets, buffers: b)
+        linear([w.output], b.attention, rows: r, outputs: [b.h], kernels: kernels)
+        Ops.add(b.x, b.h, count: r * C)
+
+        // Feed-forward: x += Wdown · (act(Wgate h) * Wup h), h = norm(x).
+        Ops.rmsNorm(b.h, b.x, weight: w.ffnNorm, rows: r, channels: C, epsilon: c.normEpsilon, style: c.normStyle)
+        linear([w.gate, w.up], b.h, rows: r, outputs: [b.gate, b.up], kernels: kernels)
+        Ops.gatedActivation(b.gate, b.up, count: r * c.feedForwardLength, activation: c.activation)
+        linear([w.down], b.gate, rows: r, outputs: [b.h], kernels: kernels)
+        Ops.add(b.x, b.h, count: r * C)
+    }
+
+    /// Attention of every segment's new rows against its cache (which already holds them).
+    private func attention(_ l: Int, segments: [Segment], offsets: [Int], buffers b: StepBuffers) {
+        let c = config, hs = c.headSize, QW = c.queryWidth, group = c.headCount / c.kvHeadCount
+        let window = c.slidingWindow[l], scale = c.attentionScale
+        let box = UncheckedSendable((b.q, b.attention))
+        // Single-row segments (decode): one work item per (segment, head).
+        let single = segments.indices.filter { segments[$0].tokens.count == 1 }
+        if !single.isEmpty {
+            let maxN = single.map { segments[$0].cache.count + 1 }.max()!
+            Parallel.forEach(0..<(single.count * c.headCount)) { items in
+                let (q, out) = box.value
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxN)
+                defer { scores.deallocate() }
+                for item in items {
+                    let s = single[item / c.headCount], h = item % c.headCount
+                    let row = offsets[s], n = segments[s].cache.count + 1
+                    Attention.attendOne(q: q + row * QW + h * hs, cache: segments[s].cache, layer: l, group: h / group,
+                                        n: n, headSize: hs, scale: scale, window: window, scores: scores,
+                                        out: out + row * QW + h * hs)
+                }
+            }
+        }
+        // Multi-row segments (prefill): float32 copies of the cache, sgemm per head.
+        for (i, s) in segments.enumerated() where s.tokens.count > 1 {
+            let t = s.tokens.count, p = s.cache.count, n = p + t, KW = c.kvWidth
+            let keys = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)
+            defer { keys.deallocate(); values.deallocate() }
+            s.cache.load(layer: l, which: 0, count: n, into: keys)
+            s.cache.load(layer: l, which: 1, count: n, into: values)
+            let kv = UncheckedSendable((UnsafePointer(keys), UnsafePointer(values)))
+            let row = offsets[i]
+            Parallel.forEach(0..<c.headCount) { heads in
+                let (q, out) = box.value
+                let (keys, values) = kv.value
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: t * n)
+                defer { scores.deallocate() }
+                for h in heads {
+                    Attention.attendMany(q: q + row * QW + h * hs, qStride: QW, t: t, past: p, keys: keys, values: values,
+                                         width: KW, group: h / group, headSize: hs, scale: scale, window: window,
+                                         scores: scores, out: out + row * QW + h * hs, outStride: QW)
+                }
+            }
+        }
+    }
+
+    /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias)`.
+    func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int, outputs: [UnsafeMutablePointer<Float>],
+                kernels: Options.Kernels) {
+        if kernels == .fast && r <= options.quantizedRowLimit {
+            return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs)
+        }
+        for (w, out) in zip(ws, outputs) {
+            if let dense = w.dense {
+                BLAS.gemm(a: x, b: dense, transB: true, c: out, m: r, n: w.rows, k: w.columns, parallel: true)
+            } else {
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: w.rows * w.columns)
+                defer { scratch.deallocate() }
+                w.dequantizeRows(0..<w.rows, into: scratch)
+                BLAS.gemm(a: x, b: scratch, transB: true, c: out, m: r, n: w.rows, k: w.columns, parallel: true)
+            }
+            if let bias = w.bias {
+                for i in 0..<r { for j in 0..<w.rows { out[i * w.rows + j] += bias[j] } }
+            }
+        }
+    }
+}
+
+/// Activation buffers of one step `(R, ·)`, allocated together.
+final class StepBuffers {
+    let x, h, q, k, v, attention, gate, up: UnsafeMutablePointer<Float>
+
+    init(config c: ModelConfig, rows r: Int) {
+        x = .allocate(capacity: r * c.embeddingLength)  // (R, C) residual stream
+        h = .allocate(capacity: r * c.embeddingLength)  // (R, C) normalised / projected
+        q = .allocate(capacity: r * c.queryWidth)  // (R, NH*HS)
+        k = .allocate(capacity: r * c.kvWidth)  // (R, NKV*HS)
+        v = .allocate(capacity: r * c.kvWidth)  // (R, NKV*HS)
+        attention = .allocate(capacity: r * c.queryWidth)  // (R, NH*HS)
+        gate = .allocate(capacity: r * c.feedForwardLength)  // (R, FF)
+        up = .allocate(capacity: r * c.feedForwardLength)  // (R, FF)
+    }
+
+    func deallocate() {
+        for p in [x, h, q, k, v, attention, gate, up] { p.deallocate() }
+    }
+}

@@ -1,0 +1,124 @@
+import Tensor
+
+/// One linear layer's weight `(out, in)` as stored in the GGUF file (ggml dims `[in, out]`):
+/// still quantized and memory-mapped, plus an optional float32 copy for the GEMM paths.
+///
+/// Decode multiplies the quantized rows directly (`QuantMatVec`); prefill and batched steps
+/// use `sgemm` on the float32 copy, made once by `makeDense()` (or per call into scratch).
+public final class LinearWeight: @unchecked Sendable {
+    // @unchecked: `dense` is written once in `makeDense()`, before the weight is shared.
+    public let name: String
+    public let type: GGMLType
+    /// Output features (rows).
+    public let rows: Int
+    /// Input features (columns; a whole number of blocks).
+    public let columns: Int
+    /// `rows * rowBytes` raw bytes, valid while `file` lives.
+    public let raw: UnsafeRawPointer
+    public let rowBytes: Int
+    /// Optional bias `(out)` (Qwen2 q/k/v).
+    public let bias: [Float]?
+    private let file: GGUFFile
+    /// `(rows, columns)` float32, when made.
+    public private(set) var dense: UnsafeMutablePointer<Float>?
+
+    init(tensor: GGUFTensor, bias: [Float]?) {
+        name = tensor.name
+        type = tensor.type
+        columns = tensor.info.rowLength
+        rows = tensor.info.rowCount
+        rowBytes = tensor.info.rowBytes
+        raw = tensor.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 16)!
+        self.bias = bias
+        file = tensor.file
+    }
+
+    deinit { dense?.deallocate() }
+
+    /// Dequantizes the whole weight to float32 once (`rows * columns * 4` bytes), on all cores.
+    public func makeDense() {
+        guard dense == nil else { return }
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
+        dequantizeRows(0..<rows, into: buffer)
+        dense = buffer
+    }
+
+    /// Dequantizes rows `range` into `destination` `(range.count, columns)`, on all cores.
+    public func dequantizeRows(_ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
+        let box = UncheckedSendable(destination)
+        Parallel.forEach(range, chunks: 2 * Parallel.coreCount) { part in
+            Dequantize.dequantizeUnchecked(type, from: raw + part.lowerBound * rowBytes, count: part.count * columns,
+                                           into: box.value + (part.lowerBound - range.lowerBound) * columns)
+        }
+    }
+}
+
+/// The weights of one transformer block.
+public struct LayerWeights: Sendable {
+    public let attentionNorm: [Float]  // (C)
+    public let query: LinearWeight  // (NH*HS, C)
+    public let key: LinearWeight  // (NKV*HS, C)
+    public let value: LinearWeight  // (NKV*HS, C)
+    public let output: LinearWeight  // (C, NH*HS)
+    public let ffnNorm: [Float]  // (C)
+    public let gate: LinearWeight  // (FF, C)
+    public let up: LinearWeight  // (FF, C)
+    public let down: LinearWeight  // (C, FF)
+}
+
+/// All weights of a Llama-family model, validated against its `ModelConfig`.
+public struct ModelWeights: Sendable {
+    /// `(V, C)` token embeddings (also the output head when the model ties them).
+    public let tokenEmbedding: LinearWeight
+    public let layers: [LayerWeights]
+    public let outputNorm: [Float]  // (C)
+    /// `(V, C)`: `output.weight`, or `tokenEmbedding` when tied.
+    public let outputHead: LinearWeight
+    public var tiedEmbeddings: Bool { outputHead === tokenEmbedding }
+
+    /// Finds and checks every tensor `config` needs.
+    /// - Throws: `ModelError.missingTensor`, `.wrongShape`, `.unsupportedTensorType`.
+    public init(file: GGUFFile, config: ModelConfig) throws {
+        let c = config
+        func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor {
+            guard file.contains(tensor: name) else { throw ModelError.missingTensor(path: file.path, tensor: name) }
+            let t = try file.tensor(named: name)
+            guard t.info.dims == dims else {
+                throw ModelError.wrongShape(path: file.path, tensor: name, expected: dims, actual: t.info.dims)
+            }
+            guard t.type.canDequantize else {
+                throw ModelError.unsupportedTensorType(path: file.path, tensor: name, type: "\(t.type)")
+            }
+            return t
+        }
+        func vector(_ name: String, _ n: Int) throws -> [Float] { try tensor(name, [n]).dequantized() }
+        func linear(_ name: String, out: Int, in inputs: Int, biased: Bool = false) throws -> LinearWeight {
+            let bias = biased ? try vector(name.replacingOccurrences(of: ".weight", with: ".bias"), out) : nil
+            return LinearWeight(tensor: try tensor(name, [inputs, out]), bias: bias)
+        }
+        // Qwen2 stores q/k/v biases; a Llama file may too (they are used when present).
+        let biased = file.contains(tensor: "blk.0.attn_q.bias")
+        tokenEmbedding = try linear("token_embd.weight", out: c.vocabularySize, in: c.embeddingLength)
+        layers = try (0..<c.layerCount).map { l in
+            let p = "blk.\(l)."
+            return LayerWeights(
+                attentionNorm: try vector(p + "attn_norm.weight", c.embeddingLength),
+                query: try linear(p + "attn_q.weight", out: c.queryWidth, in: c.embeddingLength, biased: biased),
+                key: try linear(p + "attn_k.weight", out: c.kvWidth, in: c.embeddingLength, biased: biased),
+                value: try linear(p + "attn_v.weight", out: c.kvWidth, in: c.embeddingLength, biased: biased),
+                output: try linear(p + "attn_output.weight", out: c.embeddingLength, in: c.queryWidth),
+                ffnNorm: try vector(p + "ffn_norm.weight", c.embeddingLength),
+                gate: try linear(p + "ffn_gate.weight", out: c.feedForwardLength, in: c.embeddingLength),
+                up: try linear(p + "ffn_up.weight", out: c.feedForwardLength, in: c.embeddingLength),
+                down: try linear(p + "ffn_down.weight", out: c.embeddingLength, in: c.feedForwardLength))
+        }
+        outputNorm = try vector("output_norm.weight", c.embeddingLength)
+        outputHead = file.contains(tensor: "output.weight")
+            ? try linear("output.weight", out: c.vocabularySize, in: c.embeddingLength) : tokenEmbedding
+    }
+
+    /// Every linear weight of the blocks (not the embedding/head).
+    public var blockLinears: [LinearWeight] {
+        layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up, $0.down] }
+    }
+}

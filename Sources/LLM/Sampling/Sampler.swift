@@ -1,0 +1,183 @@
+import Foundation
+
+/// How the next token is chosen from the logits. Defaults give greedy decoding.
+///
+/// Applied in this order (as llama.cpp's default chain, with temperature before the filters so
+/// that top-p and min-p see the distribution that is sampled):
+/// 1. repetition penalty (logit / p if positive, * p if negative) and frequency penalty
+///    (`- f * count`) for tokens among the last `penaltyLastN` of the history;
+/// 2. `temperature == 0`: the arg-max (first on ties); otherwise divide by the temperature;
+/// 3. keep the `topK` largest (0: all); 4. softmax; 5. keep the smallest prefix whose mass reaches
+///    `topP`; 6. drop tokens whose probability is below `minP` times the largest;
+/// 7. renormalise and draw with the seeded generator.
+public struct SamplingParameters: Sendable, Equatable, Codable {
+    /// 0 means greedy.
+    public var temperature: Float = 0
+    /// 0 keeps every token.
+    public var topK: Int = 0
+    public var topP: Float = 1
+    public var minP: Float = 0
+    /// 1 is off; 1.1 is a common mild value.
+    public var repetitionPenalty: Float = 1
+    /// 0 is off.
+    public var frequencyPenalty: Float = 0
+    /// How many of the latest tokens the penalties look at.
+    public var penaltyLastN: Int = 64
+    /// Seed of the generator; the same seed, logits and parameters give the same tokens.
+    public var seed: UInt64 = 0
+
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, minP: Float = 0, repetitionPenalty: Float = 1,
+                frequencyPenalty: Float = 0, penaltyLastN: Int = 64, seed: UInt64 = 0) {
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.penaltyLastN = penaltyLastN
+        self.seed = seed
+    }
+
+    /// - Throws: `SamplingError.invalidValue` naming the first value out of range.
+    public func validate() throws {
+        func check(_ ok: Bool, _ name: String, _ value: Any, _ expected: String) throws {
+            if !ok { throw SamplingError.invalidValue(name: name, value: "\(value)", expected: expected) }
+        }
+        try check(temperature.isFinite && temperature >= 0, "temperature", temperature, ">= 0")
+        try check(topK >= 0, "top-k", topK, ">= 0 (0 = off)")
+        try check(topP > 0 && topP <= 1, "top-p", topP, "in (0, 1]")
+        try check(minP >= 0 && minP <= 1, "min-p", minP, "in [0, 1]")
+        try check(repetitionPenalty.isFinite && repetitionPenalty > 0, "repeat-penalty", repetitionPenalty, "> 0 (1 = off)")
+        try check(frequencyPenalty.isFinite, "frequency-penalty", frequencyPenalty, "a finite number")
+        try check(penaltyLastN >= 0, "penalty-last-n", penaltyLastN, ">= 0")
+    }
+}
+
+/// A sampling value out of range.
+public enum SamplingError: LocalizedError, Equatable, Sendable {
+    case invalidValue(name: String, value: String, expected: String)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .invalidValue(name, value, expected): return "invalid \(name) \(value): expected \(expected)"
+        }
+    }
+}
+
+/// Chooses the next token from a row of logits; swappable (greedy, sampled, constrained...).
+public protocol TokenSampler {
+    /// - Parameters:
+    ///   - logits: `(V)` logits of the next token.
+    ///   - history: the tokens so far (prompt and generated), for the penalties.
+    /// - Returns: the chosen token id.
+    mutating func next(logits: [Float], history: [Int]) -> Int
+}
+
+/// The standard sampler: penalties, temperature, top-k, top-p, min-p, seeded draw.
+public struct Sampler: TokenSampler, Sendable {
+    public let parameters: SamplingParameters
+    private var random: Xoshiro256
+
+    /// - Throws: `SamplingError` for invalid parameters.
+    public init(_ parameters: SamplingParameters = SamplingParameters()) throws {
+        try parameters.validate()
+        self.parameters = parameters
+        random = Xoshiro256(seed: parameters.seed)
+    }
+
+    public mutating func next(logits: [Float], history: [Int]) -> Int {
+        let candidates = distribution(logits: logits, history: history)
+        guard candidates.count > 1 else { return candidates[0].id }
+        let u = Float(random.nextUnitDouble())
+        var cumulative: Float = 0
+        for c in candidates {
+            cumulative += c.probability
+            if u < cumulative { return c.id }
+        }
+        return candidates[candidates.count - 1].id
+    }
+
+    /// The tokens that can be drawn and their probabilities (summing to 1), most likely first;
+    /// a single token with probability 1 when greedy.
+    public func distribution(logits: [Float], history: [Int]) -> [(id: Int, probability: Float)] {
+        let p = parameters
+        var logits = logits
+        applyPenalties(&logits, history: history)
+        if p.temperature == 0 || p.topK == 1 {
+            var best = 0
+            for i in logits.indices where logits[i] > logits[best] { best = i }
+            return [(best, 1)]
+        }
+        // Sorted candidates (partial sort when top-k is set).
+        var order = Array(logits.indices)
+        if p.topK > 0 && p.topK < order.count {
+            order = Array(order.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(p.topK))
+        } else {
+            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        }
+        let maxLogit = logits[order[0]]
+        var probs = order.map { Double(exp((logits[$0] - maxLogit) / p.temperature)) }
+        let total = probs.reduce(0, +)
+        probs = probs.map { $0 / total }
+        var keep = probs.count
+        if p.topP < 1 {
+            var mass = 0.0
+            for (i, q) in probs.enumerated() {
+                mass += q
+                if mass >= Double(p.topP) { keep = i + 1; break }
+            }
+        }
+        if p.minP > 0 {
+            let threshold = Double(p.minP) * probs[0]
+            keep = min(keep, max(1, probs.prefix(keep).firstIndex { $0 < threshold } ?? keep))
+        }
+        let kept = probs.prefix(keep).reduce(0, +)
+        return (0..<keep).map { (order[$0], Float(probs[$0] / kept)) }
+    }
+
+    private func applyPenalties(_ logits: inout [Float], history: [Int]) {
+        let p = parameters
+        guard p.repetitionPenalty != 1 || p.frequencyPenalty != 0, p.penaltyLastN > 0 else { return }
+        var counts = [Int: Int]()
+        for t in history.suffix(p.penaltyLastN) where logits.indices.contains(t) { counts[t, default: 0] += 1 }
+        for (t, n) in counts {
+            if p.repetitionPenalty != 1 {
+                logits[t] = logits[t] > 0 ? logits[t] / p.repetitionPenalty : logits[t] * p.repetitionPenalty
+            }
+            logits[t] -= p.frequencyPenalty * Float(n)
+        }
+    }
+}
+
+/// xoshiro256** (Blackman & Vigna), seeded through SplitMix64: small, fast, reproducible on
+/// every platform (unlike `SystemRandomNumberGenerator`).
+public struct Xoshiro256: RandomNumberGenerator, Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    public init(seed: UInt64) {
+        var x = seed
+        func splitMix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (splitMix(), splitMix(), splitMix(), splitMix())
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+
+    /// Uniform in [0, 1) with 53 random bits.
+    public mutating func nextUnitDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
+}

@@ -1,0 +1,110 @@
+import XCTest
+@testable import LLM
+
+/// Single-stream and batched generation on SmolLM2.
+final class GenerationTests: XCTestCase {
+    func generator() throws -> TextGenerator {
+        TextGenerator(model: try SharedLlama.model(), tokenizer: try SharedModel.bpe())
+    }
+
+    /// Continuous batching gives the single-stream greedy tokens: the golden prompts (whose 24
+    /// greedy tokens are known) plus others, more requests than slots so finished sequences are
+    /// replaced, in a batch large enough for the sgemm path and one small enough for the
+    /// quantized kernels.
+    func testBatchedEqualsSingleStreamAndGolden() throws {
+        let gen = try generator()
+        let tok = try SharedModel.bpe()
+        let golden = try LlamaGoldenTests.cases()
+        var requests = golden.map { GenerationRequest(prompt: $0.ids, maxTokens: 24, stopAtEndOfSequence: false) }
+        for (i, text) in ["Vitamin C deficiency causes", "The capital of France is", "def fibonacci(n):",
+                          "Insulin is produced by", "In 1905, Albert Einstein"].enumerated() {
+            requests.append(GenerationRequest(prompt: tok.encode(text), maxTokens: 8 + 4 * i))
+        }
+        let single = try requests.map { try gen.generate($0) }
+        for (g, s) in zip(golden, single) { XCTAssertEqual(s.tokens, g.greedy, "single-stream vs golden") }
+        for maxBatch in [3, 8] {
+            var batched = [Int: GenerationResult]()
+            var order = [Int]()
+            try gen.generateBatch(requests, maxBatch: maxBatch) { i, result in
+                order.append(i)
+                batched[i] = try? result.get()
+            }
+            XCTAssertEqual(Set(order), Set(requests.indices))
+            var same = 0
+            for i in requests.indices {
+                XCTAssertEqual(batched[i]?.tokens, single[i].tokens, "request \(i), maxBatch \(maxBatch)")
+                XCTAssertEqual(batched[i]?.text, single[i].text)
+                if batched[i]?.tokens == single[i].tokens { same += 1 }
+            }
+            print("batched (maxBatch \(maxBatch)) = single stream for \(same)/\(requests.count) requests; finish order \(order)")
+        }
+    }
+
+    func testStreamingTextAndStops() throws {
+        let gen = try generator()
+        let tok = try SharedModel.bpe()
+        let prompt = tok.encode("The mitochondria is the powerhouse of the")
+        var pieces = [String]()
+        let full = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: 24, stopAtEndOfSequence: false)) {
+            pieces.append($0); return .more
+        }
+        XCTAssertEqual(pieces.joined(), full.text)
+        XCTAssertEqual(full.text, tok.decode(full.tokens, skipSpecial: true))
+        XCTAssertEqual(full.finishReason, .length)
+        // Golden greedy text: " cell, responsible for energy production. Mitochondria are ..."
+        let stopped = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: 24, stopStrings: ["energy prod"]))
+        XCTAssertEqual(stopped.text, " cell, responsible for ")
+        XCTAssertEqual(stopped.finishReason, .stopString)
+        XCTAssertEqual(stopped.stopString, "energy prod")
+        var count = 0
+        let cancelled = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: 24)) { _ in
+            count += 1; return count == 3 ? .stop : .more
+        }
+        XCTAssertEqual(cancelled.finishReason, .cancelled)
+        XCTAssertEqual(cancelled.tokens.count, 3)
+        // Control tokens never reach the text; generation ends at <|im_end|> (eos = 2) or the limit.
+        let chat = try gen.generate(GenerationRequest(prompt: try LlamaGoldenTests.cases()[0].ids, maxTokens: 60))
+        XCTAssertEqual(chat.text, tok.decode(chat.tokens, skipSpecial: true))
+        XCTAssertFalse(chat.text.contains("<|im"))
+        XCTAssertEqual(chat.finishReason == .endOfSequence, chat.tokens.last == 2)
+    }
+
+    func testSeededSamplingIsReproducible() throws {
+        let gen = try generator()
+        let prompt = try SharedModel.bpe().encode("Once upon a time")
+        let p = SamplingParameters(temperature: 0.9, topK: 40, topP: 0.95, minP: 0.05, repetitionPenalty: 1.1, seed: 7)
+        let a = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: 20, sampling: p))
+        let b = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: 20, sampling: p))
+        XCTAssertEqual(a.tokens, b.tokens)
+        var other = p
+        other.seed = 8
+        let c = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: 20, sampling: other))
+        XCTAssertNotEqual(a.tokens, c.tokens)
+    }
+
+    func testBadRequestsGiveTypedErrors() throws {
+        let gen = try generator()
+        let context = gen.model.config.contextLength
+        XCTAssertThrowsError(try gen.generate(GenerationRequest(prompt: []))) {
+            XCTAssertEqual($0 as? ModelError, .emptyPrompt)
+        }
+        let long = [Int](repeating: 260, count: context - 10)
+        XCTAssertThrowsError(try gen.generate(GenerationRequest(prompt: long, maxTokens: 20))) {
+            XCTAssertEqual($0 as? ModelError, .contextOverflow(tokens: context + 10, contextLength: context))
+        }
+        XCTAssertEqual(try GenerationRequest(prompt: long, maxTokens: 20, overflow: .truncatePrompt)
+            .fittedPrompt(contextLength: context).count, context - 20)
+        XCTAssertThrowsError(try gen.generate(GenerationRequest(prompt: [1], sampling: SamplingParameters(topP: 2)))) {
+            XCTAssertEqual($0 as? SamplingError, .invalidValue(name: "top-p", value: "2.0", expected: "in (0, 1]"))
+        }
+        XCTAssertThrowsError(try gen.generate(GenerationRequest(prompt: [49152]))) {
+            XCTAssertEqual($0 as? ModelError, .tokenOutOfRange(token: 49152, vocabularySize: 49152))
+        }
+        // In a batch, a bad request fails alone.
+        var outcomes = [Int: Bool]()
+        try gen.generateBatch([GenerationRequest(prompt: []), GenerationRequest(prompt: [504], maxTokens: 2)]) { i, r in
+            outcomes[i] = (try? r.get()) != nil
+        }
+        XCTAssertEqual(outcomes, [0: false, 1: true])
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import XCTest
+@testable import LLM
+
+/// The SmolLM2 forward pass against `shared/golden/smollm2_logits.json` (transformers, float32
+/// weights dequantized from the same GGUF): same ids, top-20 logits at the last position within
+/// 2e-2, mean NLL within 1e-3, and the 24 greedy tokens identical when generated with the KV
+/// cache. Checked twice: the float32 reference path (sgemm, f32 cache) and the fast path
+/// (fused quantized decode kernels, f16 cache), which is also compared with the reference.
+final class LlamaGoldenTests: XCTestCase {
+    struct Case {
+        let prompt: String
+        let ids: [Int]
+        let top20IDs: [Int]
+        let top20Logits: [Float]
+        let meanNLL: Double
+        let greedy: [Int]
+    }
+
+    static func cases() throws -> [Case] {
+        let golden = try TestPaths.json("smollm2_logits.json")
+        let items = try XCTUnwrap(golden["cases"] as? [[String: Any]])
+        return try items.map { item in
+            Case(prompt: try XCTUnwrap(item["prompt"] as? String), ids: try XCTUnwrap(item["ids"] as? [Int]),
+                 top20IDs: try XCTUnwrap(item["last_top20_ids"] as? [Int]),
+                 top20Logits: try XCTUnwrap(item["last_top20_logits"] as? [Double]).map(Float.init),
+                 meanNLL: try XCTUnwrap(item["mean_nll"] as? Double),
+                 greedy: try XCTUnwrap(item["greedy_24"] as? [Int]))
+        }
+    }
+
+    func testConfig() throws {
+        let model = try SharedLlama.model()
+        let c = model.config
+        XCTAssertEqual([c.embeddingLength, c.layerCount, c.feedForwardLength, c.headCount, c.kvHeadCount, c.headSize,
+                        c.vocabularySize, c.contextLength], [576, 30, 1536, 9, 3, 64, 49152, 8192])
+        XCTAssertEqual(c.ropeBase[0], 100_000)
+        XCTAssertEqual(c.ropeStyle, .adjacentPairs)
+        XCTAssertTrue(model.weights.tiedEmbeddings)
+        XCTAssertEqual(model.weights.layers[0].query.type, .q4_1)
+        XCTAssertEqual(model.weights.tokenEmbedding.type, .q8_0)
+    }
+
+    func testReferenceMatchesGolden() throws {
+        try checkGolden(kernels: .reference, precision: .f32)
+    }
+
+    func testFastPathMatchesGolden() throws {
+        try checkGolden(kernels: .fast, precision: .f16)
+    }
+
+    /// Decode logits of the fused quantized kernels against the float32 reference, position by
+    /// position on the same tokens.
+    func testFastDecodeMatchesReference() throws {
+        let model = try SharedLlama.model()
+        let ids = try Self.cases()[1].ids
+        let ref = model.makeCache(capacity: 64, precision: .f32), fast = model.makeCache(capacity: 64, precision: .f32)
+        var maxDiff: Float = 0, maxLogit: Float = 0
+        for id in ids {
+            let a = try model.forward([.init(cache: ref, tokens: [id])], kernels: .reference)
+            let b = try model.forward([.init(cache: fast, tokens: [id])], kernels: .fast)
+            for (x, y) in zip(a, b) { maxDiff = max(maxDiff, abs(x - y)); maxLogit = max(maxLogit, abs(x)) }
+        }
+        print("fast vs reference decode logits: max |diff| \(maxDiff) (max |logit| \(maxLogit))")
+        XCTAssertLessThan(maxDiff, 5e-3)
+    }
+
+    private func checkGolden(kernels: LlamaModel.Options.Kernels, precision: KVCache.Precision) throws {
+        let model = try SharedLlama.model()
+        let tokenizer = try SharedModel.bpe()
+        let v = model.config.vocabularySize
+        for (n, g) in try Self.cases().enumerated() {
+            XCTAssertEqual(tokenizer.encode(g.prompt, addBOS: false, parseSpecial: true), g.ids, "ids of case \(n)")
+            let cache = model.makeCache(capacity: g.ids.count + 24, precision: precision)
+            let logits = try model.forward([.init(cache: cache, tokens: g.ids)], logits: .all, kernels: kernels)
+            XCTAssertEqual(logits.count, g.ids.count * v)
+
+            // Top-20 logits at the last position.
+            let last = Array(logits[((g.ids.count - 1) * v)...])
+            var maxDiff: Float = 0
+            for (id, expected) in zip(g.top20IDs, g.top20Logits) { maxDiff = max(maxDiff, abs(last[id] - expected)) }
+            let ours = last.indices.sorted { last[$0] > last[$1] }.prefix(5)
+            XCTAssertEqual(Array(ours), Array(g.top20IDs.prefix(5)), "case \(n) top-5 ids")
+
+            // Mean NLL of each next token.
+            var nll = 0.0
+            for t in 0..<(g.ids.count - 1) {
+                let row = logits[(t * v)..<((t + 1) * v)]
+                let m = row.max()!
+                let logSum = Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) })
+                nll += logSum - Double(row[row.startIndex + g.ids[t + 1]])
+            }
+            nll /= Double(g.ids.count - 1)
+
+            // 24 greedy tokens through the KV cache.
+            var generated = [Int]()
+            var next = argmax(last)
+            for _ in 0..<24 {
+                generated.append(next)
+                next = argmax(try model.forward([.init(cache: cache, tokens: [next])], kernels: kernels))
+            }
+            print("golden case \(n) [\(kernels), \(precision) cache]: top-20 max |diff| \(maxDiff), "
+                  + "mean NLL \(nll) vs \(g.meanNLL) (diff \(abs(nll - g.meanNLL))), greedy \(generated == g.greedy ? "identical" : "DIFFERENT")")
+            XCTAssertLessThan(maxDiff, 2e-2, "case \(n) top-20 logits")
+            XCTAssertEqual(nll, g.meanNLL, accuracy: 1e-3, "case \(n) mean NLL")
+            XCTAssertEqual(generated, g.greedy, "case \(n) greedy tokens")
+        }
+    }
+}
+
+func argmax(_ x: [Float]) -> Int {
+    var best = 0
+    for i in x.indices where x[i] > x[best] { best = i }
+    return best
+}
+
+/// The SmolLM2 model, loaded once per test run (with float32 weight copies for both paths).
+enum SharedLlama {
+    private static let loaded = Result { try LlamaModel(file: try SharedModel.open()) }
+    static func model() throws -> LlamaModel {
+        _ = try TestPaths.smolLM2Path()
+        return try loaded.get()
+    }
+}

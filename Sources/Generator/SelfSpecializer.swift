@@ -1,0 +1,155 @@
+import Foundation
+import VectorIndex
+
+/// Self-specialization (Kang et al. 2024) as a resumable pipeline:
+/// stage 1 brainstorms instructions from 3 random seeds per prompt and filters them (self-instruct
+/// rules, ROUGE-L < 0.7 against seeds and kept instructions); stage 2 retrieves passages for each
+/// instruction, asks for a grounded response (a few seed demonstrations, greedy decoding) and
+/// filters it; examples that overlap the evaluation data (13-grams) are dropped. Work proceeds in
+/// rounds; each round is committed to the ``DatasetStore`` before the next starts.
+public final class SelfSpecializer {
+    public struct Configuration: Sendable {
+        /// Examples to produce.
+        public var count = 200
+        /// Makes the run reproducible (with a deterministic backend).
+        public var seed: UInt64 = 0
+        /// Brainstorm prompts per round (sent as one batch).
+        public var promptsPerRound = 4
+        /// New tasks asked for in each brainstorm prompt.
+        public var tasksPerPrompt = 4
+        /// Passages retrieved per instruction.
+        public var k = 3
+        public var searchMode: SearchMode = .hybrid
+        /// Token budget of the passages in a response prompt.
+        public var passageBudget = 512
+        /// Seed demonstrations in a response prompt.
+        public var demonstrations = 2
+        public var brainstormSampling = SamplingSettings.brainstorm
+        public var respondSampling = SamplingSettings.respond
+        /// Stop after this many rounds in a row that keep no example (the model writes only junk).
+        public var patience = 20
+        public var instructionFilter = InstructionFilter()
+        public var responseFilter = ResponseFilter()
+
+        public init() {}
+
+        /// The settings a resumed run must share, as one line.
+        public func fingerprint(seedsFile: String, model: String, grounded: Bool) -> String {
+            "seed=\(seed) seeds=\(seedsFile) model=\(model) retrieval=\(grounded ? searchMode.rawValue : "none") k=\(k) budget=\(passageBudget) demos=\(demonstrations) prompts=\(promptsPerRound)x\(tasksPerPrompt) brainstorm=\(brainstormSampling.temperature)/\(brainstormSampling.topP)/\(brainstormSampling.maxTokens) respond=\(respondSampling.temperature)/\(respondSampling.topP)/\(respondSampling.maxTokens)"
+        }
+    }
+
+    /// Reported after each round; return `.stop` to end the run after it (it stays resumable).
+    public struct Progress: Sendable {
+        public var round: Int
+        public var examples: Int
+        public var target: Int
+        public var stats: DatasetStats
+        /// Seconds of this process (not counting earlier runs of a resumed one).
+        public var elapsed: Double
+        /// Examples made by this process.
+        public var examplesThisRun: Int
+    }
+
+    public enum Control: Sendable { case more, stop }
+
+    public let backend: any GenerationBackend
+    public let retriever: Retriever?
+    public let seeds: [Seed]
+    public let configuration: Configuration
+    public let contamination: ContaminationIndex
+    public let countTokens: TokenCounter
+
+    /// - Parameters:
+    ///   - retriever: nil for the ungrounded variant (no index).
+    ///   - contamination: evaluation n-grams; examples that overlap them are dropped.
+    ///   - countTokens: the model's token counter for the passage budget.
+    public init(backend: any GenerationBackend, retriever: Retriever?, seeds: [Seed], configuration: Configuration,
+                contamination: ContaminationIndex = ContaminationIndex(), countTokens: @escaping TokenCounter = approximateTokenCount) {
+        self.backend = backend; self.retriever = retriever; self.seeds = seeds
+        self.configuration = configuration; self.contamination = contamination; self.countTokens = countTokens
+    }
+
+    /// Runs rounds until `count` examples are in `store`, the callback says stop, or `patience`
+    /// rounds in a row keep nothing.
+    /// - Throws: ``GeneratorError/endpoint(url:reason:)`` when every request of 3 rounds in a row
+    ///   failed (after committing what was done), retrieval and file errors.
+    public func run(into store: DatasetStore, progress: (Progress) -> Control = { _ in .more }) throws -> DatasetStats {
+        guard !seeds.isEmpty else { throw GeneratorError.invalidSettings("the seed set is empty") }
+        let c = configuration
+        var filter = c.instructionFilter
+        for s in seeds { _ = filter.check(InstructionCandidate(instruction: s.instruction, input: s.input)) }
+        for k in try store.keptInstructions() { _ = filter.check(k) }
+        var stats = store.progress.stats
+        let start = Date(), startExamples = stats.examples, startSeconds = stats.seconds
+        var barren = 0, failedRounds = 0
+        while stats.examples < c.count && barren < c.patience {
+            let round = store.progress.nextRound
+            var rng = SeededRandom.forItem(round, seed: c.seed)
+            // Stage 1: brainstorm and filter.
+            let prompts = (0..<c.promptsPerRound).map { _ in BrainstormPrompt.make(pool: seeds, using: &rng, tasksToWrite: c.tasksPerPrompt) }
+            var bs = c.brainstormSampling
+            bs.seed = rng.next() >> 1
+            let ideas = backend.complete(prompts.map(\.text), settings: bs)
+            stats.brainstormPrompts += prompts.count
+            var kept: [InstructionCandidate] = []
+            let remaining = c.count - stats.examples
+            for (p, out) in zip(prompts, ideas) {
+                if out.error != nil { stats.count(.backendError); continue }
+                let parsed = BrainstormParser.parse(p.completionPrefix + " " + out.text)
+                for _ in 0..<parsed.unparseable { stats.count(.unparseable) }
+                for cand in parsed.candidates where kept.count < remaining {
+                    stats.candidates += 1
+                    let (reason, score) = filter.check(cand)
+                    if reason == nil || reason == .similar { stats.recordRouge(score) }
+                    if let reason { stats.count(reason); continue }
+                    kept.append(cand)
+                    stats.instructionsKept += 1
+                    if let verb = RougeVocabulary.words(cand.instruction).first { stats.leadingVerbs[verb, default: 0] += 1 }
+                }
+            }
+            // Stage 2: retrieve and respond.
+            var prompts2: [ResponsePrompt] = []
+            for cand in kept {
+                let hits = try retriever?.search(cand.instruction + " " + cand.input, k: c.k, mode: c.searchMode) ?? []
+                var demos = seeds
+                demos.shuffle(using: &rng)
+                prompts2.append(ResponsePrompt.make(instruction: cand.instruction, input: cand.input, hits: hits,
+                                                    demonstrations: Array(demos.prefix(c.demonstrations)),
+                                                    passageBudget: c.passageBudget, countTokens: countTokens))
+            }
+            var rs = c.respondSampling
+            rs.seed = rng.next() >> 1
+            if rs.stop.isEmpty { rs.stop = ResponsePrompt.stops }
+            let answers = prompts2.isEmpty ? [] : backend.complete(prompts2.map(\.text), settings: rs)
+            stats.responsesRequested += answers.count
+            var examples: [Example] = []
+            let settings = ExampleSettings(temperature: rs.temperature, topP: rs.topP, maxTokens: rs.maxTokens,
+                                           retrieval: retriever == nil ? "none" : c.searchMode.rawValue, k: c.k, seed: c.seed, round: round)
+            for ((cand, prompt), answer) in zip(zip(kept, prompts2), answers) {
+                if let reason = c.responseFilter.check(answer, passages: prompt.passageTexts) { stats.count(reason); continue }
+                let output = answer.text.trimmingCharacters(in: .whitespacesAndNewlines)
+                if contamination.overlaps(cand.instruction) || contamination.overlaps(cand.input) || contamination.overlaps(output) {
+                    stats.count(.contaminated); continue
+                }
+                examples.append(Example(instruction: cand.instruction, input: cand.input, output: output, task: nil,
+                                        passages: prompt.passages, modelSHA256: backend.modelSHA256,
+                                        model: backend.modelIdentifier, settings: settings))
+            }
+            stats.examples += examples.count
+            stats.rounds += 1
+            stats.seconds = startSeconds + Date().timeIntervalSince(start)
+            try store.commitRound(instructions: kept, examples: examples, stats: stats)
+            barren = examples.isEmpty ? barren + 1 : 0
+            let allFailed = !ideas.isEmpty && ideas.allSatisfy { $0.error != nil }
+            failedRounds = allFailed ? failedRounds + 1 : 0
+            if failedRounds >= 3 {
+                throw GeneratorError.endpoint(url: backend.modelIdentifier, reason: "every request of 3 rounds failed; last error: \(ideas.last?.error ?? "?")")
+            }
+            let p = Progress(round: round, examples: stats.examples, target: c.count, stats: stats,
+                             elapsed: Date().timeIntervalSince(start), examplesThisRun: stats.examples - startExamples)
+            if progress(p) == .stop { break }
+        }
+        return stats
+    }
+}

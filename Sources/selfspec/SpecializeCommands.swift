@@ -1,0 +1,283 @@
+import ArgumentParser
+import Foundation
+import Generator
+import Ingest
+import LLM
+import VectorIndex
+
+// MARK: - seeds
+
+struct SeedsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seeds",
+        abstract: "Build and check seed task files (JSONL {task, instruction, input, output}).",
+        subcommands: [SeedsSample.self, SeedsCheck.self])
+}
+
+struct SeedsSample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Sample seed tasks from a labelled benchmark's training split.",
+        discussion: """
+        Formats: pubmedqa (PubMedQA JSON keyed by PMID), ner (IOB token<TAB>tag file, or a folder \
+        with train.tsv), gad (GAD-style JSONL), mcq (multiple-choice JSON {id: {question, options, answer}}).
+        """)
+
+    @Option(help: "The benchmark file (or NER folder).")
+    var from: String
+    @Option(help: "pubmedqa, ner, gad or mcq.")
+    var format: String
+    @Option(help: "Seeds to draw (fewer if the file has fewer records).")
+    var count = 50
+    @Option(help: "Random seed of the draw.")
+    var seed: UInt64 = 0
+    @Option(help: "The seed file to write (JSONL).")
+    var out: String
+
+    func validate() throws {
+        if BenchmarkFormat(rawValue: format) == nil { throw ValidationError("--format must be pubmedqa, ner, gad or mcq") }
+        if count < 1 { throw ValidationError("--count must be positive") }
+    }
+
+    func run() throws {
+        let seeds = try BenchmarkSeedSampler.sample(path: from, format: BenchmarkFormat(rawValue: format)!, count: count, seed: seed)
+        try SeedLoader.write(seeds, to: out)
+        let tasks = Dictionary(grouping: seeds, by: \.task).map { "\($0.key) \($0.value.count)" }.sorted().joined(separator: ", ")
+        print("wrote \(seeds.count) seeds to \(out) (\(tasks))")
+    }
+}
+
+struct SeedsCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Validate a seed file and count its tasks.")
+
+    @Argument(help: "A seed file (JSONL).")
+    var file: String
+
+    func run() throws {
+        let seeds = try SeedLoader.load(path: file)
+        print("\(file): \(seeds.count) seeds")
+        for (task, n) in Dictionary(grouping: seeds, by: \.task).mapValues(\.count).sorted(by: { $0.key < $1.key }) {
+            print("  \(task.padding(toLength: 24, withPad: " ", startingAt: 0)) \(n)")
+        }
+    }
+}
+
+// MARK: - specialize
+
+struct Specialize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Self-specialization: let the base model write its own grounded, cited training data.",
+        subcommands: [SpecializeGenerate.self, SpecializeBenchFilter.self])
+}
+
+struct SpecializeGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Brainstorm instructions from seeds, answer them grounded in the corpus, filter, and write a dataset.",
+        discussion: """
+        Writes OUT/examples.jsonl, OUT/instructions.jsonl, OUT/stats.json and OUT/progress.json. \
+        Resumable: Ctrl-C (or a kill) keeps every finished round; the same command with --resume continues.
+        """)
+
+    @Option(help: "The corpus SQLite file (retrieval for grounding).")
+    var db: String?
+    @Flag(help: "Ungrounded responses (no retrieval), as the paper's base variant.")
+    var noRetrieval = false
+    @Option(help: "The seed tasks (JSONL).")
+    var seeds = "corpora/seeds/biomedical.jsonl"
+    @Option(help: "The output directory.")
+    var out: String
+    @Option(help: "Examples to generate.")
+    var count = 200
+    @Option(help: "Random seed: the same seed, settings and model give the same run.")
+    var seed: UInt64 = 0
+    @Flag(help: "Continue the run stored in --out.")
+    var resume = false
+
+    @Option(help: "local (the in-process engine) or openai (an OpenAI-compatible server).")
+    var backend = "local"
+    @Option(help: "The model: a GGUF file for local, the served model name for openai.")
+    var model: String?
+    @Option(help: "Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8080.")
+    var baseURL: String?
+    @Option(help: "API key for the server (default: $OPENAI_API_KEY).")
+    var apiKey: String?
+    @Flag(help: "Use /v1/chat/completions instead of /v1/completions.")
+    var chat = false
+    @Option(help: "Requests in flight at once (openai).")
+    var parallel = 4
+    @Option(help: "Seconds before a request times out (openai).")
+    var timeout: Double = 120
+    @Option(help: "Attempts per request (openai).")
+    var attempts = 3
+    @Option(help: "A GGUF file whose tokenizer counts prompt tokens (default: an approximation).")
+    var tokenizer: String?
+
+    @Option(help: "dense, bm25 or hybrid (default: hybrid when the corpus is embedded, else bm25).")
+    var mode: String?
+    @Option(help: "Passages retrieved per instruction.")
+    var k = 3
+    @Option(help: "Token budget of the passages in a response prompt.")
+    var passageBudget = 512
+    @Option(help: "Brainstorm prompts per round.")
+    var promptsPerRound = 4
+    @Option(help: "An evaluation file whose 13-grams must not appear in the data (repeatable).")
+    var eval: [String] = []
+    @Option(name: .customLong("embedder"), help: "The sentence-embedding model folder (dense/hybrid retrieval).")
+    var embedder = "models/all-MiniLM-L6-v2"
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if count < 1 { throw ValidationError("--count must be positive") }
+        if k < 1 || k > 20 { throw ValidationError("--k must be in 1...20") }
+        if parallel < 1 || attempts < 1 { throw ValidationError("--parallel and --attempts must be positive") }
+        if let m = mode, SearchMode(rawValue: m) == nil { throw ValidationError("--mode must be dense, bm25 or hybrid") }
+        if db == nil && !noRetrieval { throw ValidationError("pass --db FILE for grounded responses, or --no-retrieval") }
+        switch backend {
+        case "openai":
+            if baseURL.flatMap(URL.init(string:)) == nil { throw ValidationError("--backend openai needs --base-url URL") }
+            if model == nil { throw ValidationError("--backend openai needs --model NAME") }
+        case "local":
+            if model == nil { throw ValidationError("--backend local needs --model FILE.gguf") }
+        default: throw ValidationError("--backend must be local or openai")
+        }
+    }
+
+    func makeBackend() throws -> any GenerationBackend {
+        if backend == "openai" {
+            return OpenAIBackend(.init(baseURL: URL(string: baseURL!)!, model: model!,
+                                       apiKey: apiKey ?? ProcessInfo.processInfo.environment["OPENAI_API_KEY"],
+                                       chat: chat, parallel: parallel, attempts: attempts, timeout: timeout))
+        }
+        // Seam for the in-process engine: a GenerationBackend over LLM's batched generator.
+        throw GeneratorError.backendUnavailable(
+            "--backend local is not yet available in this build; serve the model with an OpenAI-compatible server and use --backend openai --base-url URL --model NAME")
+    }
+
+    func makeRetriever() throws -> Retriever? {
+        guard !noRetrieval, let db else { return nil }
+        let store = try VectorStore(corpus: openExisting(db))
+        let embedded = try store.count() > 0
+        let chosen = mode.flatMap(SearchMode.init(rawValue:)) ?? (embedded ? .hybrid : .bm25)
+        if chosen == .bm25 {
+            if mode == nil && !output.quiet { Terminal.note("note: \(db) has no embeddings; grounding with BM25 (run `selfspec embed --db \(db)` for hybrid)") }
+            return Retriever(vectors: store, embedder: nil, index: nil)
+        }
+        guard embedded else { throw RetrievalError.notEmbedded(db: db) }
+        let e = try MiniLMEmbedder(modelDirectory: embedder)
+        return Retriever(vectors: store, embedder: e, index: try DenseIndex.load(store, kind: .hnsw)?.index)
+    }
+
+    func run() throws {
+        Terminal.trapInterrupts()
+        let seedSet = try SeedLoader.load(path: seeds)
+        let backend = try makeBackend()
+        let retriever = try makeRetriever()
+        var contamination = ContaminationIndex()
+        for f in eval { try contamination.addFile(f) }
+        var counter: TokenCounter = approximateTokenCount
+        if let t = tokenizer {
+            let tok = try TokenizerFactory.make(metadata: GGUFFile(path: t).metadata)
+            counter = { tok.encode($0).count }
+        }
+        var config = SelfSpecializer.Configuration()
+        config.count = count; config.seed = seed; config.k = k; config.passageBudget = passageBudget
+        config.promptsPerRound = promptsPerRound
+        config.searchMode = mode.flatMap(SearchMode.init(rawValue:)) ?? (retriever?.embedder == nil ? .bm25 : .hybrid)
+        let seedsHash = try SHA256.hexDigest(ofFile: seeds).prefix(16)
+        let fingerprint = config.fingerprint(seedsFile: String(seedsHash), model: backend.modelIdentifier, grounded: retriever != nil)
+            + " eval=\(eval.joined(separator: ","))"
+        let store = try DatasetStore(directory: out, settings: fingerprint, resume: resume)
+        if retriever == nil && !output.quiet { Terminal.note("note: ungrounded run (no retrieval): responses cite no passages") }
+        let line = StatusLine(enabled: !output.quiet)
+        let pipeline = SelfSpecializer(backend: backend, retriever: retriever, seeds: seedSet, configuration: config,
+                                       contamination: contamination, countTokens: counter)
+        var interrupted = false
+        let stats = try pipeline.run(into: store) { p in
+            line.show(p)
+            if interruptRequested.load(ordering: .relaxed) { interrupted = true; return .stop }
+            return .more
+        }
+        line.finish()
+        if output.json { try Terminal.printJSON(stats) } else { SpecializeGenerate.printSummary(stats, dir: out, target: count) }
+        if interrupted {
+            Terminal.error("interrupted; finished rounds are kept — run the same command with --resume to continue")
+            throw ExitCode(130)
+        }
+        if stats.examples < count {
+            Terminal.error("stopped at \(stats.examples) of \(count) examples: \(config.patience) rounds in a row kept nothing (see the filter counts)")
+            throw ExitCode.failure
+        }
+    }
+
+    static func printSummary(_ s: DatasetStats, dir: String, target: Int) {
+        let minutes = max(s.seconds, 1e-3) / 60
+        print("\(s.examples) examples in \(dir)/examples.jsonl (target \(target)) · \(s.rounds) rounds · \(ProgressLine.duration(s.seconds)) · \(String(format: "%.1f", Double(s.examples) / minutes)) examples/min")
+        print(String(format: "instructions: %d parsed, %d kept (%.0f%%); responses: %d requested, %d kept (%.0f%%)",
+                     s.candidates, s.instructionsKept, s.instructionKeptRatio * 100, s.responsesRequested, s.examples, s.responseKeptRatio * 100))
+        if !s.filtered.isEmpty {
+            print("filtered:")
+            for (reason, n) in s.filtered.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
+                print("  \(reason.padding(toLength: 16, withPad: " ", startingAt: 0)) \(n)")
+            }
+        }
+        let hist = s.rougeLHistogram.enumerated().map { String(format: "%.1f:%d", Double($0.offset) / 10, $0.element) }.joined(separator: " ")
+        print("ROUGE-L to the nearest earlier instruction: \(hist)")
+        print("leading verbs: " + s.topVerbs(10).map { "\($0.verb) \($0.count)" }.joined(separator: ", "))
+    }
+}
+
+/// The generate progress line: examples, examples/min, kept ratios, ETA (stderr, terminal only).
+final class StatusLine {
+    private let enabled: Bool
+    private var shown = false
+    init(enabled: Bool) { self.enabled = enabled && Terminal.stderrIsTTY }
+
+    func show(_ p: SelfSpecializer.Progress) {
+        guard enabled else { return }
+        let perMinute = Double(p.examplesThisRun) / max(p.elapsed, 1e-3) * 60
+        let left = max(0, p.target - p.examples)
+        let eta = perMinute > 0 ? ProgressLine.duration(Double(left) / perMinute * 60) : "?"
+        let line = String(format: "generate: %d/%d examples · %.1f/min · kept %.0f%% instructions, %.0f%% responses · round %d · ETA %@",
+                          p.examples, p.target, perMinute, p.stats.instructionKeptRatio * 100, p.stats.responseKeptRatio * 100, p.round + 1, eta)
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+        shown = true
+    }
+
+    func finish() {
+        guard enabled, shown else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+    }
+}
+
+// MARK: - bench filter
+
+/// The stage-1 novelty filter alone (Benchmarks/filter.sh runs it beside rouge_score).
+struct SpecializeBenchFilter: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-filter",
+        abstract: "Time the ROUGE-L novelty filter: keep each line of FILE whose ROUGE-L to every kept line is below 0.7.")
+
+    @Argument(help: "A text file, one instruction a line.")
+    var file: String
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Result: Encodable { var engine: String; var instructions: Int; var kept: Int; var seconds: Double; var instructionsPerSecond: Double; var exactLCS: Int; var pairs: Int }
+
+    func run() throws {
+        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map(String.init)
+        let start = Date()
+        var index = RougeLIndex()
+        var kept = 0
+        for l in lines where index.maxScore(l).score < 0.7 { index.add(l); kept += 1 }
+        let dt = Date().timeIntervalSince(start)
+        let r = Result(engine: "selfspec RougeLIndex", instructions: lines.count, kept: kept, seconds: (dt * 1000).rounded() / 1000,
+                       instructionsPerSecond: (Double(lines.count) / dt).rounded(), exactLCS: index.exactComparisons,
+                       pairs: index.exactComparisons + index.prunedComparisons)
+        if json { try Terminal.printJSON(r) } else {
+            print("\(lines.count) instructions, \(kept) kept, in \(String(format: "%.3f", dt)) s; exact LCS on \(r.exactLCS) of \(r.pairs) pairs")
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+@testable import Generator
+
+final class FilterTests: XCTestCase {
+    // MARK: Parsing brainstorm output
+
+    func testParsesInstructionInputBlocks() {
+        let text = """
+        Instruction: List the genes mentioned in the abstract.
+        Input: Variants in APOE and TREM2 modify risk.
+        continued input line.
+        Output: APOE, TREM2
+
+        Task 6
+        **Instruction:** Explain what a hazard ratio means
+        in survival analysis.
+        Input: <noinput>
+
+        7. Instruction: Is metformin first-line therapy for type 2 diabetes?
+        Input: N/A
+        Instruction:
+        Input: orphan input
+        Some closing chatter from the model.
+        """
+        let r = BrainstormParser.parse(text)
+        XCTAssertEqual(r.candidates, [
+            InstructionCandidate(instruction: "List the genes mentioned in the abstract.", input: "Variants in APOE and TREM2 modify risk.\ncontinued input line."),
+            InstructionCandidate(instruction: "Explain what a hazard ratio means in survival analysis.", input: ""),
+            InstructionCandidate(instruction: "Is metformin first-line therapy for type 2 diabetes?", input: ""),
+        ])
+        XCTAssertEqual(r.unparseable, 1)
+    }
+
+    func testParsesNumberedListsAndCountsJunk() {
+        let r = BrainstormParser.parse("Here are some tasks:\n1. Name the enzyme inhibited by allopurinol.\n2) Classify the study design.\n- Summarise the trial results.\n(4) Define sensitivity.\nThanks!")
+        XCTAssertEqual(r.candidates.map(\.instruction), ["Name the enzyme inhibited by allopurinol.", "Classify the study design.", "Summarise the trial results.", "Define sensitivity."])
+        XCTAssertEqual(r.unparseable, 2)
+        XCTAssertEqual(BrainstormParser.parse("").candidates, [])
+        XCTAssertEqual(BrainstormParser.parse("::: ### ???").unparseable, 1)
+        // A "Task N: text" header carries the instruction.
+        XCTAssertEqual(BrainstormParser.parse("Task 4: Describe the mechanism of warfarin.\nInput: none").candidates,
+                       [InstructionCandidate(instruction: "Describe the mechanism of warfarin.", input: "")])
+    }
+
+    // MARK: Instruction filters
+
+    func testInstructionFilterReasons() throws {
+        var f = InstructionFilter(seeds: ["List the adverse events mentioned in the passage, one per line."])
+        func reason(_ i: String, _ x: String = "") -> FilterReason? { f.check(InstructionCandidate(instruction: i, input: x)).reason }
+        XCTAssertEqual(reason("Define it."), .tooShort)
+        XCTAssertEqual(reason(String(repeating: "word ", count: 151)), .tooLong)
+        XCTAssertEqual(reason("Summarise this abstract in a sentence.", String(repeating: "x ", count: 401)), .tooLong)
+        XCTAssertEqual(reason("Draw the signalling pathway described in the abstract."), .banned)
+        XCTAssertEqual(reason("Look at the attached figure and describe the trend."), .banned)
+        XCTAssertEqual(reason("Summarise the paper at https://example.org/paper for a clinician."), .banned)
+        XCTAssertEqual(reason("Write a program that parses MEDLINE records."), .banned)
+        XCTAssertEqual(reason("1) Summarise the main finding of the trial."), .banned, "starts with punctuation or a digit")
+        XCTAssertNil(reason("Explain the mechanism of action of metformin in simple words."))
+        XCTAssertEqual(reason("explain the mechanism of   action of metformin in simple words."), .duplicate)
+        XCTAssertEqual(reason("Explain the mechanism of action of metformin in simple words!"), .nearDuplicate)
+        XCTAssertEqual(reason("List all the adverse events mentioned in the passage, one per line."), .similar)
+        let kept = f.check(InstructionCandidate(instruction: "Which gene is most often mutated in cystic fibrosis?", input: ""))
+        XCTAssertNil(kept.reason)
+        XCTAssertLessThan(kept.rougeL, 0.7)
+        XCTAssertEqual(f.pool, 3)
+    }
+
+    // MARK: Response filters
+
+    func testResponseFilterReasons() {
+        let f = ResponseFilter()
+        let passage = "Allopurinol lowers serum urate by inhibiting xanthine oxidase, the enzyme that converts hypoxanthine to xanthine and xanthine to uric acid in the purine degradation pathway of humans."
+        func reason(_ text: String, _ finish: FinishReason = .stop) -> FilterReason? { f.check(Completion(text: text, finishReason: finish), passages: [passage]) }
+        XCTAssertEqual(f.check(.failed("HTTP 500"), passages: []), .backendError)
+        XCTAssertEqual(reason("  \n "), .emptyResponse)
+        XCTAssertEqual(reason("..."), .emptyResponse)
+        XCTAssertEqual(reason("Xanthine oxidase is the enzyme", .length), .truncated)
+        XCTAssertEqual(reason("I'm sorry, but I cannot provide medical advice."), .refusal)
+        XCTAssertEqual(reason("As an AI language model I do not know."), .refusal)
+        XCTAssertEqual(reason(String(repeating: "the drug lowers urate and ", count: 8)), .repetition)
+        XCTAssertEqual(reason("Answer: yes\nThe result is significant.\nThe result is significant.\nThe result is significant."), .repetition)
+        XCTAssertEqual(reason("As the passage says, " + passage), .copiesPassage)
+        XCTAssertNil(reason("Xanthine oxidase. Allopurinol inhibits it, which lowers the production of uric acid [PMID 123]."))
+        XCTAssertNil(reason("Allopurinol inhibits xanthine oxidase, so less hypoxanthine and xanthine become uric acid; serum urate falls, which prevents gout flares over time in most treated patients."))
+    }
+
+    // MARK: Contamination
+
+    func testContaminationAgainstRealEvaluationFiles() throws {
+        var index = ContaminationIndex()
+        try index.addFile(Paths.data("pubmedqa/pqal_dev.json"))
+        try index.addFile(Paths.data("mirage/medmcqa_dev.json"))
+        try index.addFile(Paths.data("gad/dev.jsonl"))
+        try index.addFile(Paths.data("ner/NCBI-disease/devel.tsv"))
+        XCTAssertGreaterThan(index.count, 100_000)
+        let pqa = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Paths.data("pubmedqa/pqal_dev.json")))) as! [String: [String: Any]]
+        let context = (pqa["10808977"]!["CONTEXTS"] as! [String])[0]
+        let words = context.split(separator: " ")
+        // 13 consecutive words of an evaluation abstract, embedded in new text, are caught…
+        XCTAssertTrue(index.overlaps("In our view, " + words[5..<18].joined(separator: " ") + " was the key point."))
+        // …12 are not (n = 13), nor are our own seeds.
+        XCTAssertFalse(index.overlaps("In our view, " + words[5..<17].joined(separator: " ") + " was the key point."))
+        let seeds = try SeedLoader.load(path: Paths.seeds)
+        XCTAssertEqual(seeds.filter { index.overlaps($0.instruction + "\n" + $0.input) }.count, 0)
+        // NER tokens are joined into sentences; GAD texts and MCQ options are indexed.
+        XCTAssertTrue(index.overlaps("We know that germline mutations in BRCA1 are responsible for most cases of inherited breast and ovarian cancer in these families."))
+        // n-grams do not span two sentences of the NER file.
+        XCTAssertFalse(index.overlaps("BRCA1 is secreted and exhibits properties of a granin . Germline mutations in BRCA1 are responsible"))
+        let gadFirst = "Together, our findings suggest that the presence of @GENE$ gene polymorphisms may be inconclusive in the susceptibility to MS"
+        XCTAssertTrue(index.overlaps(gadFirst))
+        XCTAssertThrowsError(try index.addFile(Paths.write("{\"a\": 1}\n{bad\n", "contam"))) {
+            XCTAssertEqual(($0 as? GeneratorError).map { if case .badJSON(_, 2, _) = $0 { return true } else { return false } }, true)
+        }
+    }
+
+    // MARK: SHA-256
+
+    func testSHA256KnownAnswersAndModelFile() throws {
+        func hex(_ s: String) -> String { var h = SHA256(); h.update(Data(s.utf8)); return h.finalizeHex() }
+        XCTAssertEqual(hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"), "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(hex(String(repeating: "a", count: 1_000_000)), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        // The model file against the set-up manifest.
+        let manifest = try String(contentsOf: Paths.repo.appendingPathComponent("corpora/manifest.tsv"), encoding: .utf8)
+        let row = try XCTUnwrap(manifest.split(separator: "\n").first { $0.contains("models/SmolLM2-135M-Instruct.Q4_1.gguf") })
+        let expected = String(row.split(separator: "\t").last!)
+        let model = Paths.repo.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        XCTAssertEqual(try SHA256.hexDigest(ofFile: model), expected)
+    }
+}

@@ -1,0 +1,144 @@
+import Foundation
+import Ingest
+import VectorIndex
+import XCTest
+@testable import Generator
+
+/// End to end: a real PubMed file ingested into a temporary corpus, BM25 retrieval, the scripted
+/// OpenAI-compatible server as the model, our seed set.
+final class PipelineTests: XCTestCase {
+    static let pubmed = Paths.data("pubmed_xml/xizhou_pubMR_pubmed_result.xml")
+
+    func makeRetriever() throws -> Retriever {
+        let corpus = try CorpusStore(path: Paths.temp("corpus") + ".sqlite")
+        _ = try Ingester(store: corpus).ingest(paths: [Self.pubmed])
+        return Retriever(vectors: try VectorStore(corpus: corpus), embedder: nil, index: nil)
+    }
+
+    func configuration(count: Int) -> SelfSpecializer.Configuration {
+        var c = SelfSpecializer.Configuration()
+        c.count = count; c.seed = 42; c.searchMode = .bm25; c.promptsPerRound = 3; c.passageBudget = 300
+        return c
+    }
+
+    func lines(_ dir: String, _ file: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: (dir as NSString).appendingPathComponent(file), encoding: .utf8)
+            .split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+    }
+
+    func testGroundedRunWritesCitedExamplesAndStats() throws {
+        let server = try TestServer()
+        let retriever = try makeRetriever()
+        let seeds = try SeedLoader.load(path: Paths.seeds)
+        let backend = OpenAIBackend(.init(baseURL: server.baseURL, model: "test", parallel: 3))
+        let dir = Paths.temp("run")
+        let config = configuration(count: 15)
+        let store = try DatasetStore(directory: dir, settings: config.fingerprint(seedsFile: "s", model: backend.modelIdentifier, grounded: true), resume: false)
+        var reports = 0
+        let stats = try SelfSpecializer(backend: backend, retriever: retriever, seeds: seeds, configuration: config).run(into: store) { _ in reports += 1; return .more }
+        XCTAssertGreaterThanOrEqual(stats.examples, 15)
+        XCTAssertEqual(reports, stats.rounds)
+        let examples = try lines(dir, "examples.jsonl")
+        XCTAssertEqual(examples.count, stats.examples)
+        let st = try retriever.vectors.corpus.db.prepare("SELECT pmid FROM documents")
+        var pmids = Set<Int>()
+        while try st.step() { pmids.insert(st.int(0)) }
+        for e in examples {
+            for key in ["instruction", "input", "output", "passages", "model", "settings"] { XCTAssertNotNil(e[key], key) }
+            let passages = e["passages"] as! [[String: Any]]
+            XCTAssertFalse(passages.isEmpty, "grounded example without passages")
+            for p in passages { XCTAssertTrue(pmids.contains(p["pmid"] as! Int)); XCTAssertNotNil(p["passage_id"]); XCTAssertNotNil(p["score"]) }
+            XCTAssertTrue((e["output"] as! String).contains("[PMID \(passages[0]["pmid"] as! Int)]"))
+            XCTAssertEqual((e["settings"] as! [String: Any])["retrieval"] as? String, "bm25")
+        }
+        // Every filter the scripted model provokes was counted, and the counts add up.
+        print("pipeline stats: \(stats.filtered), kept \(stats.instructionsKept)/\(stats.candidates), rouge \(stats.rougeLHistogram)")
+        for reason in [FilterReason.refusal, .truncated, .banned, .similar] { XCTAssertGreaterThan(stats.filtered[reason.rawValue] ?? 0, 0, reason.rawValue) }
+        let stage1 = ["too_short", "too_long", "banned", "duplicate", "near_duplicate", "rouge_l"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
+        XCTAssertEqual(stats.candidates, stats.instructionsKept + stage1)
+        XCTAssertEqual(stats.instructionsKept, stats.responsesRequested)
+        let stage2 = ["empty_response", "repetition", "truncated", "copies_passage", "refusal", "backend_error", "contaminated"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
+        XCTAssertEqual(stats.responsesRequested, stats.examples + stage2)
+        XCTAssertEqual(stats.rougeLHistogram.reduce(0, +), stats.instructionsKept + (stats.filtered["rouge_l"] ?? 0))
+        XCTAssertEqual(stats.leadingVerbs.values.reduce(0, +), stats.instructionsKept)
+        let saved = try JSONDecoder().decode(DatasetStats.self, from: Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("stats.json"))))
+        XCTAssertEqual(saved, stats)
+        // Kept instructions are mutually below the ROUGE-L threshold and differ from every seed.
+        let kept = try lines(dir, "instructions.jsonl").map { $0["instruction"] as! String }
+        let pool = kept + seeds.map(\.instruction)
+        var worst = 0.0
+        for (i, a) in kept.enumerated() { for (j, b) in pool.enumerated() where j != i { worst = max(worst, RougeL.score(a, b)) } }
+        print("max ROUGE-L among kept instructions and seeds: \(worst)")
+        XCTAssertLessThan(worst, 0.7)
+        // A second run into the same directory without --resume is refused.
+        XCTAssertThrowsError(try DatasetStore(directory: dir, settings: "x", resume: false))
+    }
+
+    /// A run stopped after 2 rounds (with a half-written line left behind, as by a kill) and
+    /// resumed gives byte-for-byte the dataset of an uninterrupted run with the same seed.
+    func testResumeReproducesTheUninterruptedRun() throws {
+        let server = try TestServer()
+        let retriever = try makeRetriever()
+        let seeds = try SeedLoader.load(path: Paths.seeds)
+        let backend = OpenAIBackend(.init(baseURL: server.baseURL, model: "test", parallel: 2))
+        let config = configuration(count: 12)
+        let fp = config.fingerprint(seedsFile: "s", model: backend.modelIdentifier, grounded: true)
+        let full = Paths.temp("full"), parts = Paths.temp("parts")
+        _ = try SelfSpecializer(backend: backend, retriever: retriever, seeds: seeds, configuration: config)
+            .run(into: try DatasetStore(directory: full, settings: fp, resume: false))
+        do {
+            let store = try DatasetStore(directory: parts, settings: fp, resume: false)
+            _ = try SelfSpecializer(backend: backend, retriever: retriever, seeds: seeds, configuration: config).run(into: store) { $0.round >= 1 ? .stop : .more }
+            XCTAssertEqual(store.progress.nextRound, 2)
+        }
+        let h = FileHandle(forWritingAtPath: (parts as NSString).appendingPathComponent("examples.jsonl"))!
+        h.seekToEndOfFile(); h.write(Data("{\"instruction\": \"half a li".utf8)); h.closeFile()
+        XCTAssertThrowsError(try DatasetStore(directory: parts, settings: fp + " changed", resume: true)) {
+            XCTAssertTrue(($0 as? GeneratorError)?.errorDescription?.contains("other settings") == true)
+        }
+        let resumed = try DatasetStore(directory: parts, settings: fp, resume: true)
+        let stats = try SelfSpecializer(backend: backend, retriever: retriever, seeds: seeds, configuration: config).run(into: resumed)
+        let a = try String(contentsOfFile: (full as NSString).appendingPathComponent("examples.jsonl"), encoding: .utf8)
+        let b = try String(contentsOfFile: (parts as NSString).appendingPathComponent("examples.jsonl"), encoding: .utf8)
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(stats.examples, a.split(separator: "\n").count)
+        XCTAssertThrowsError(try DatasetStore(directory: Paths.temp("none"), settings: fp, resume: true))
+    }
+
+    func testUngroundedRunAndContaminationDrops() throws {
+        let server = try TestServer()
+        let seeds = try SeedLoader.load(path: Paths.seeds)
+        let backend = OpenAIBackend(.init(baseURL: server.baseURL, model: "test", chat: true))
+        // Evaluation data that contains what the scripted model writes about two topics.
+        var contamination = ContaminationIndex()
+        for topic in ["asthma", "breast cancer", "heart failure"] {
+            for n in 100..<1000 { for m in 3..<23 { contamination.add("A study of \(n) patients with \(topic) reported outcomes after \(m) months of follow-up.") } }
+        }
+        let dir = Paths.temp("bare")
+        var config = configuration(count: 10)
+        config.promptsPerRound = 2
+        let stats = try SelfSpecializer(backend: backend, retriever: nil, seeds: seeds, configuration: config, contamination: contamination)
+            .run(into: try DatasetStore(directory: dir, settings: "bare", resume: false))
+        let examples = try lines(dir, "examples.jsonl")
+        XCTAssertGreaterThanOrEqual(examples.count, 10)
+        for e in examples {
+            XCTAssertEqual((e["passages"] as! [Any]).count, 0)
+            XCTAssertEqual((e["settings"] as! [String: Any])["retrieval"] as? String, "none")
+            for topic in ["asthma", "breast cancer", "heart failure"] { XCTAssertFalse((e["input"] as! String).contains("with \(topic) reported outcomes")) }
+        }
+        XCTAssertGreaterThan(stats.filtered["contaminated"] ?? 0, 0)
+    }
+
+    func testUnreachableEndpointStopsWithAClearErrorAndKeepsProgress() throws {
+        let seeds = try SeedLoader.load(path: Paths.seeds)
+        let backend = OpenAIBackend(.init(baseURL: URL(string: "http://127.0.0.1:\(closedPort())")!, model: "m", attempts: 1))
+        let dir = Paths.temp("down")
+        XCTAssertThrowsError(try SelfSpecializer(backend: backend, retriever: nil, seeds: seeds, configuration: configuration(count: 5))
+            .run(into: try DatasetStore(directory: dir, settings: "down", resume: false))) {
+            XCTAssertTrue(($0 as? GeneratorError)?.errorDescription?.contains("cannot reach") == true, "\($0)")
+        }
+        let progress = try JSONDecoder().decode(DatasetStore.Progress.self, from: Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("progress.json"))))
+        XCTAssertEqual(progress.nextRound, 3)
+        XCTAssertEqual(progress.stats.filtered["backend_error"], 3 * configuration(count: 5).promptsPerRound)
+    }
+}

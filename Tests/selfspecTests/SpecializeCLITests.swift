@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+
+/// `selfspec seeds …` and `selfspec specialize generate` end to end: the real binary, a real
+/// corpus, and the scripted OpenAI-compatible server (Tests/GeneratorTests/Fixtures/openai_server.py)
+/// on a loopback port as the model.
+final class SpecializeCLITests: XCTestCase {
+    /// Runs the binary (as `CLITests.run`).
+    struct Runner {
+        func run(_ args: [String]) throws -> CLITests.Result {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CLITests.binary)
+            p.arguments = args
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile()
+            let e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        }
+
+        func tempDB() -> String {
+            FileManager.default.temporaryDirectory.appendingPathComponent("spec-cli-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        }
+    }
+    let cli = Runner()
+    static let data = CLITests.repo.deletingLastPathComponent().appendingPathComponent("shared/data").path
+
+    func temp(_ tag: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("spec-cli-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8))").path
+    }
+
+    func testSeedsSampleAndCheck() throws {
+        let out = temp("seeds") + ".jsonl"
+        let r = try cli.run(["seeds", "sample", "--from", Self.data + "/pubmedqa/pqal_dev.json", "--format", "pubmedqa", "--count", "5", "--seed", "1", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("wrote 5 seeds"), r.stdout)
+        let check = try cli.run(["seeds", "check", out])
+        XCTAssertEqual(check.status, 0, check.stderr)
+        XCTAssertTrue(check.stdout.contains("5 seeds") && check.stdout.contains("yes_no_maybe"), check.stdout)
+        let ours = try cli.run(["seeds", "check", CLITests.repo.appendingPathComponent("corpora/seeds/biomedical.jsonl").path])
+        XCTAssertTrue(ours.stdout.contains("59 seeds"), ours.stdout)
+
+        let wrong = try cli.run(["seeds", "sample", "--from", Self.data + "/pubmedqa/pqal_dev.json", "--format", "gad", "--out", out])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains("not gad (JSONL) format at line 1"), wrong.stderr)
+        let badFormat = try cli.run(["seeds", "sample", "--from", out, "--format", "csv", "--out", out])
+        XCTAssertTrue(badFormat.stderr.contains("--format must be pubmedqa, ner, gad or mcq"), badFormat.stderr)
+        let empty = temp("empty") + ".jsonl"
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        let e = try cli.run(["seeds", "check", empty])
+        XCTAssertNotEqual(e.status, 0)
+        XCTAssertTrue(e.stderr.contains("\(empty): the file has no records"), e.stderr)
+    }
+
+    func testGenerateWithAnOpenAIEndpointAndResume() throws {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", CLITests.repo.appendingPathComponent("Tests/GeneratorTests/Fixtures/openai_server.py").path]
+        let pipe = Pipe()
+        server.standardOutput = pipe
+        try server.run()
+        defer { server.terminate(); server.waitUntilExit() }
+        var line = Data()
+        while true { let b = pipe.fileHandleForReading.readData(ofLength: 1); if b.isEmpty || b == Data("\n".utf8) { break }; line.append(b) }
+        let url = "http://127.0.0.1:\(String(decoding: line, as: UTF8.self))"
+
+        let db = cli.tempDB()
+        XCTAssertEqual(try cli.run(["ingest", Self.data + "/pubmed_xml/xizhou_pubMR_pubmed_result.xml", "--db", db, "--quiet"]).status, 0)
+        let out = temp("run")
+        let args = ["specialize", "generate", "--db", db, "--out", out, "--backend", "openai", "--base-url", url, "--model", "test",
+                    "--seed", "7", "--seeds", CLITests.repo.appendingPathComponent("corpora/seeds/biomedical.jsonl").path]
+        let r = try cli.run(args + ["--count", "6"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("has no embeddings; grounding with BM25"), r.stderr)
+        XCTAssertTrue(r.stdout.contains("examples in \(out)/examples.jsonl"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("filtered:") && r.stdout.contains("leading verbs:"), r.stdout)
+        let first = try String(contentsOfFile: out + "/examples.jsonl", encoding: .utf8).split(separator: "\n").count
+        XCTAssertGreaterThanOrEqual(first, 6)
+
+        let again = try cli.run(args + ["--count", "6"])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("pass --resume"), again.stderr)
+        let more = try cli.run(args + ["--count", "12", "--resume", "--json"])
+        XCTAssertEqual(more.status, 0, more.stderr)
+        let stats = try JSONSerialization.jsonObject(with: Data(more.stdout.utf8)) as? [String: Any]
+        XCTAssertGreaterThanOrEqual(stats?["examples"] as? Int ?? 0, 12)
+        let lines = try String(contentsOfFile: out + "/examples.jsonl", encoding: .utf8).split(separator: "\n").count
+        XCTAssertEqual(lines, stats?["examples"] as? Int)
+        let otherSeed = try cli.run(args.map { $0 == "7" ? "8" : $0 } + ["--resume"])
+        XCTAssertTrue(otherSeed.stderr.contains("other settings"), otherSeed.stderr)
+    }
+
+    func testBackendErrors() throws {
+        let seeds = CLITests.repo.appendingPathComponent("corpora/seeds/biomedical.jsonl").path
+        let local = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("local"), "--seeds", seeds,
+                                 "--model", CLITests.repo.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path])
+        XCTAssertNotEqual(local.status, 0)
+        XCTAssertTrue(local.stderr.contains("--backend local is not yet available"), local.stderr)
+        let down = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("down"), "--seeds", seeds, "--backend", "openai",
+                                "--base-url", "http://127.0.0.1:9", "--model", "m", "--attempts", "1", "--count", "3"])
+        XCTAssertNotEqual(down.status, 0)
+        XCTAssertTrue(down.stderr.contains("cannot reach http://127.0.0.1:9/v1/completions"), down.stderr)
+        let noDB = try cli.run(["specialize", "generate", "--out", temp("x"), "--backend", "openai", "--base-url", "http://127.0.0.1:9", "--model", "m"])
+        XCTAssertTrue(noDB.stderr.contains("pass --db FILE"), noDB.stderr)
+    }
+}

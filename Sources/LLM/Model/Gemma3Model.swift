@@ -1,0 +1,274 @@
+import Foundation
+import Tensor
+
+/// Gemma 3 (`general.architecture = gemma3`): a float32 reference forward pass over a GGUF file,
+/// checked against `shared/golden/gemma3_270m_logits.json`.
+///
+/// Differences from Llama, as llama.cpp's `llm_build_gemma3` and Hugging Face's `Gemma3TextModel`
+/// compute them:
+/// - embeddings scaled by sqrt(C);
+/// - RMSNorm `x / rms * w`, where the GGUF converter has stored Hugging Face's `1 + w` already;
+///   a norm also after attention and after the feed-forward (pre/post norms);
+/// - q and k RMS-normalised per head (weights `(HS)`) before RoPE;
+/// - RoPE on halves (NeoX, no q/k row permutation in the file); local layers use base 10,000 and
+///   a causal sliding window (`gemma3.attention.sliding_window`), every sixth layer is global with
+///   `gemma3.rope.freq_base`;
+/// - attention scale 1/sqrt(HS); GELU (tanh approximation) gated feed-forward; tied output head.
+///
+/// Dimension letters: T tokens, C channels, NH/NKV query/key-value heads, HS head size,
+/// FF feed-forward width, V vocabulary.
+public final class Gemma3Model: @unchecked Sendable {
+    // @unchecked: immutable after init.
+
+    /// The hyper-parameters, from `gemma3.*` metadata.
+    public struct Config: Sendable, Equatable {
+        public var embeddingLength: Int  // C
+        public var layerCount: Int  // L
+        public var feedForwardLength: Int  // FF
+        public var headCount: Int  // NH
+        public var kvHeadCount: Int  // NKV
+        public var headSize: Int  // HS
+        public var vocabularySize: Int  // V
+        public var normEpsilon: Float
+        public var globalRopeBase: Float
+        public var localRopeBase: Float
+        public var slidingWindow: Int
+        /// Layer `l` is global when `(l + 1) % globalEvery == 0` (llama.cpp's swa pattern).
+        public var globalEvery: Int
+
+        public func isGlobal(_ l: Int) -> Bool { (l + 1) % globalEvery == 0 }
+    }
+
+    /// One block's weights; norms are `(C)` except the q/k norms `(HS)`.
+    struct Layer {
+        let attentionNorm, postAttentionNorm, ffnNorm, postFFNNorm: [Float]
+        let queryNorm, keyNorm: [Float]
+        let query, key, value, output, gate, up, down: LinearWeight
+    }
+
+    public let file: GGUFFile
+    public let config: Config
+    let layers: [Layer]
+    let outputNorm: [Float]  // (C)
+    /// `(V, C)`: token embeddings, also the output head.
+    let embedding: LinearWeight
+
+    /// Loads the weights of a `gemma3` GGUF file, dequantizing the block weights to float32
+    /// (about 400 MB for the 270M model); the embedding/head stays quantized.
+    /// - Throws: `ModelError` for another architecture, bad metadata or missing/mis-shaped tensors.
+    public init(file: GGUFFile) throws {
+        self.file = file
+        let m = file.metadata, path = file.path
+        let arch = try m.string("general.architecture")
+        guard arch == "gemma3" else {
+            throw ModelError.unsupportedArchitecture(path: path, architecture: arch, supported: ["gemma3"])
+        }
+        func int(_ key: String, default value: Int? = nil) throws -> Int {
+            let full = "gemma3.\(key)"
+            if let value, !m.contains(full) { return value }
+            let v = try m.int(full)
+            guard v > 0 else { throw ModelError.invalidMetadata(path: path, key: full, value: "\(v)", expected: "> 0") }
+            return v
+        }
+        let c = try Config(
+            embeddingLength: int("embedding_length"), layerCount: int("block_count"),
+            feedForwardLength: int("feed_forward_length"), headCount: int("attention.head_count"),
+            kvHeadCount: int("attention.head_count_kv"), headSize: int("attention.key_length"),
+            vocabularySize: m.strings("tokenizer.ggml.tokens").count,
+            normEpsilon: m.float("gemma3.attention.layer_norm_rms_epsilon"),
+            globalRopeBase: m.contains("gemma3.rope.freq_base") ? m.float("gemma3.rope.freq_base") : 1_000_000,
+            localRopeBase: 10_000, slidingWindow: int("attention.sliding_window", default: 512), globalEvery: 6)
+        guard c.headCount % c.kvHeadCount == 0, c.headSize % 2 == 0 else {
+            throw ModelError.invalidMetadata(path: path, key: "gemma3.attention.head_count_kv", value: "\(c.kvHeadCount)",
+                                             expected: "a divisor of head_count \(c.headCount), even key_length")
+        }
+        config = c
+
+        func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor {
+            guard file.contains(tensor: name) else { throw ModelError.missingTensor(path: path, tensor: name) }
+            let t = try file.tensor(named: name)
+            guard t.info.dims == dims else {
+                throw ModelError.wrongShape(path: path, tensor: name, expected: dims, actual: t.info.dims)
+            }
+            guard t.type.canDequantize else {
+                throw ModelError.unsupportedTensorType(path: path, tensor: name, type: "\(t.type)")
+            }
+            return t
+        }
+        func vector(_ name: String, _ n: Int) throws -> [Float] { try tensor(name, [n]).dequantized() }
+        func linear(_ name: String, out: Int, in inputs: Int) throws -> LinearWeight {
+            let w = LinearWeight(tensor: try tensor(name, [inputs, out]), bias: nil)
+            w.makeDense()
+            return w
+        }
+        let C = c.embeddingLength, QW = c.headCount * c.headSize, KW = c.kvHeadCount * c.headSize
+        layers = try (0..<c.layerCount).map { l in
+            let p = "blk.\(l)."
+            return Layer(
+                attentionNorm: try vector(p + "attn_norm.weight", C),
+                postAttentionNorm: try vector(p + "post_attention_norm.weight", C),
+                ffnNorm: try vector(p + "ffn_norm.weight", C),
+                postFFNNorm: try vector(p + "post_ffw_norm.weight", C),
+                queryNorm: try vector(p + "attn_q_norm.weight", c.headSize),
+                keyNorm: try vector(p + "attn_k_norm.weight", c.headSize),
+                query: try linear(p + "attn_q.weight", out: QW, in: C),
+                key: try linear(p + "attn_k.weight", out: KW, in: C),
+                value: try linear(p + "attn_v.weight", out: KW, in: C),
+                output: try linear(p + "attn_output.weight", out: C, in: QW),
+                gate: try linear(p + "ffn_gate.weight", out: c.feedForwardLength, in: C),
+                up: try linear(p + "ffn_up.weight", out: c.feedForwardLength, in: C),
+                down: try linear(p + "ffn_down.weight", out: C, in: c.feedForwardLength))
+        }
+        outputNorm = try vector("output_norm.weight", C)
+        embedding = LinearWeight(tensor: try tensor("token_embd.weight", [C, c.vocabularySize]), bias: nil)
+    }
+
+    public convenience init(path: String) throws {
+        try self.init(file: try GGUFFile(path: path))
+    }
+
+    // MARK: Forward
+
+    /// Runs `tokens` (positions 0..<T) through the model.
+    /// - Parameter allRows: logits for every position (scoring) or only the last (generation).
+    /// - Returns: logits `(T, V)` or `(1, V)`, flattened.
+    /// - Throws: `ModelError.emptyPrompt`, `.tokenOutOfRange`.
+    public func forward(_ tokens: [Int], allRows: Bool = false) throws -> [Float] {
+        let c = config, t = tokens.count, C = c.embeddingLength
+        guard t > 0 else { throw ModelError.emptyPrompt }
+        for id in tokens where !(0..<c.vocabularySize).contains(id) {
+            throw ModelError.tokenOutOfRange(token: id, vocabularySize: c.vocabularySize)
+        }
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: t * C)  // (T, C) residual stream
+        defer { x.deallocate() }
+        let e = embedding, scale = Float(C).squareRoot()
+        for (i, id) in tokens.enumerated() {
+            Dequantize.dequantizeUnchecked(e.type, from: e.raw + id * e.rowBytes, count: C, into: x + i * C)
+            for j in 0..<C { x[i * C + j] *= scale }
+        }
+        let positions = Array(0..<t)
+        let local = Ops.ropeTable(positions: positions, headSize: c.headSize, base: c.localRopeBase)
+        let global = Ops.ropeTable(positions: positions, headSize: c.headSize, base: c.globalRopeBase)
+        for l in 0..<c.layerCount {
+            block(l, x, rows: t, rope: c.isGlobal(l) ? global : local)
+        }
+        // Final norm and the tied head on the rows that need logits.
+        let rows = allRows ? t : 1
+        let h = UnsafeMutablePointer<Float>.allocate(capacity: rows * C)  // (rows, C)
+        defer { h.deallocate() }
+        h.update(from: x + (t - rows) * C, count: rows * C)
+        Ops.rmsNorm(h, h, weight: outputNorm, rows: rows, channels: C, epsilon: c.normEpsilon)
+        var logits = [Float](repeating: 0, count: rows * c.vocabularySize)
+        logits.withUnsafeMutableBufferPointer { out in head(h, rows: rows, into: out.baseAddress!) }
+        return logits
+    }
+
+    /// Greedy continuation of `tokens` by `count` tokens (recomputing the prefix each step: a
+    /// reference for tests, not a generation engine).
+    public func greedy(_ tokens: [Int], count: Int) throws -> [Int] {
+        var sequence = tokens, generated = [Int]()
+        for _ in 0..<count {
+            let logits = try forward(sequence)
+            var best = 0
+            for v in 1..<logits.count where logits[v] > logits[best] { best = v }
+            generated.append(best)
+            sequence.append(best)
+        }
+        return generated
+    }
+
+    /// One block, in place on `x (T, C)`.
+    private func block(_ l: Int, _ x: UnsafeMutablePointer<Float>, rows t: Int, rope: (cos: [Float], sin: [Float])) {
+        let c = config, w = layers[l], C = c.embeddingLength, hs = c.headSize
+        let QW = c.headCount * hs, KW = c.kvHeadCount * hs, FF = c.feedForwardLength
+        let h = UnsafeMutablePointer<Float>.allocate(capacity: t * max(C, QW))  // (T, C) / (T, NH*HS)
+        let q = UnsafeMutablePointer<Float>.allocate(capacity: t * QW)  // (T, NH*HS)
+        let k = UnsafeMutablePointer<Float>.allocate(capacity: t * KW)  // (T, NKV*HS)
+        let v = UnsafeMutablePointer<Float>.allocate(capacity: t * KW)  // (T, NKV*HS)
+        let gate = UnsafeMutablePointer<Float>.allocate(capacity: t * FF)  // (T, FF)
+        let up = UnsafeMutablePointer<Float>.allocate(capacity: t * FF)  // (T, FF)
+        defer { for p in [h, q, k, v, gate, up] { p.deallocate() } }
+
+        // Attention: x += postNorm(Wo · attention(rope(qNorm(Wq h)), rope(kNorm(Wk h)), Wv h)), h = norm(x).
+        Ops.rmsNorm(h, x, weight: w.attentionNorm, rows: t, channels: C, epsilon: c.normEpsilon)
+        linear(w.query, h, rows: t, into: q)
+        linear(w.key, h, rows: t, into: k)
+        linear(w.value, h, rows: t, into: v)
+        Ops.rmsNorm(q, q, weight: w.queryNorm, rows: t * c.headCount, channels: hs, epsilon: c.normEpsilon)
+        Ops.rmsNorm(k, k, weight: w.keyNorm, rows: t * c.kvHeadCount, channels: hs, epsilon: c.normEpsilon)
+        rope.cos.withUnsafeBufferPointer { cos in
+            rope.sin.withUnsafeBufferPointer { sin in
+                Ops.rope(q, rows: t, stride: QW, heads: c.headCount, headSize: hs,
+                         cos: cos.baseAddress!, sin: sin.baseAddress!, style: .halves)
+                Ops.rope(k, rows: t, stride: KW, heads: c.kvHeadCount, headSize: hs,
+                         cos: cos.baseAddress!, sin: sin.baseAddress!, style: .halves)
+            }
+        }
+        attention(q, k, v, rows: t, window: c.isGlobal(l) ? nil : c.slidingWindow, into: h)
+        linear(w.output, h, rows: t, into: gate)  // gate as (T, C) scratch
+        Ops.rmsNorm(gate, gate, weight: w.postAttentionNorm, rows: t, channels: C, epsilon: c.normEpsilon)
+        Ops.add(x, gate, count: t * C)
+
+        // Feed-forward: x += postNorm(Wdown · (gelu(Wgate h) * Wup h)), h = norm(x).
+        Ops.rmsNorm(h, x, weight: w.ffnNorm, rows: t, channels: C, epsilon: c.normEpsilon)
+        linear(w.gate, h, rows: t, into: gate)
+        linear(w.up, h, rows: t, into: up)
+        Ops.gatedActivation(gate, up, count: t * FF, activation: .geluTanh)
+        linear(w.down, gate, rows: t, into: h)
+        Ops.rmsNorm(h, h, weight: w.postFFNNorm, rows: t, channels: C, epsilon: c.normEpsilon)
+        Ops.add(x, h, count: t * C)
+    }
+
+    /// Causal (optionally sliding-window) grouped-query attention, 1/sqrt(HS) scaling.
+    /// Position i sees j when j <= i and i - j < window.
+    /// - Parameters: q `(T, NH*HS)`, k and v `(T, NKV*HS)`, out `(T, NH*HS)`.
+    private func attention(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                           rows t: Int, window: Int?, into out: UnsafeMutablePointer<Float>) {
+        let c = config, hs = c.headSize, QW = c.headCount * hs, KW = c.kvHeadCount * hs
+        let group = c.headCount / c.kvHeadCount, scale = 1 / Float(hs).squareRoot()
+        var scores = [Float](repeating: 0, count: t)
+        for head in 0..<c.headCount {
+            let kvOffset = (head / group) * hs
+            for i in 0..<t {
+                let first = window.map { max(0, i - $0 + 1) } ?? 0
+                let qi = q + i * QW + head * hs
+                var maxScore = -Float.infinity
+                for j in first...i {
+                    let s = QuantDot.f32(qi, k + j * KW + kvOffset, hs) * scale
+                    scores[j] = s
+                    maxScore = max(maxScore, s)
+                }
+                var sum: Float = 0
+                for j in first...i {
+                    scores[j] = Foundation.exp(scores[j] - maxScore)
+                    sum += scores[j]
+                }
+                let o = out + i * QW + head * hs
+                for d in 0..<hs { o[d] = 0 }
+                for j in first...i {
+                    let p = scores[j] / sum, vj = v + j * KW + kvOffset
+                    for d in 0..<hs { o[d] += p * vj[d] }
+                }
+            }
+        }
+    }
+
+    /// `out (T, rows) = x (T, columns) · Wᵀ` on the dense weight.
+    private func linear(_ w: LinearWeight, _ x: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
+        BLAS.gemm(a: x, b: w.dense!, transB: true, c: out, m: t, n: w.rows, k: w.columns, parallel: true)
+    }
+
+    /// `out (T, V) = h (T, C) · Embᵀ`, dequantizing the embedding 16k rows at a time.
+    private func head(_ h: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
+        let e = embedding, C = config.embeddingLength, V = config.vocabularySize, chunk = 16_384
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C)  // (chunk, C)
+        defer { scratch.deallocate() }
+        var start = 0
+        while start < V {
+            let n = min(chunk, V - start)
+            e.dequantizeRows(start..<(start + n), into: scratch)
+            BLAS.gemm(a: h, b: scratch, transB: true, c: out + start, ldc: V, m: t, n: n, k: C, parallel: true)
+            start += n
+        }
+    }
+}

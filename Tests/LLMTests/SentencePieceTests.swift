@@ -26,10 +26,18 @@ enum SharedGemma {
 /// The Gemma 3 SentencePiece-style tokenizer against `shared/golden/gemma3_270m_tokenizer.json`
 /// (transformers' GGUF loader, `tok.encode(text, add_special_tokens=False)`).
 ///
-/// Checked offline beyond the golden file: a Python transcription of llama.cpp's
-/// `llm_tokenizer_spm` over this GGUF's vocabulary gives the golden ids for all 9 texts, while a
-/// Unigram (Viterbi over the same scores) segmentation differs on 8 of them, which is why the
-/// merge-by-score algorithm is the one implemented.
+/// Checked offline beyond the golden file:
+/// - a Python transcription of llama.cpp's `llm_tokenizer_spm` over this GGUF's vocabulary gives
+///   the golden ids for all 9 texts, while a Unigram (Viterbi over the same scores) segmentation
+///   differs on 8 of them, which is why the merge-by-score algorithm is the one implemented;
+/// - llama.cpp itself (llama-cpp-python 0.3.36, `vocab_only`, `tokenize(special=True)`) gives ids
+///   identical to ours on 3,500 texts: PubMed XML and MedMCQA in 2,000-character chunks plus 3,000
+///   random mixes of spaces, newlines, tabs, CRLF, digits, contractions, emoji, CJK, Arabic,
+///   combining marks, fullwidth forms, U+00A0/U+3000, a private-use character, `<bos>`,
+///   `<start_of_turn>`, `<td>`, `<0x41>` and a literal "▁": 340,652 tokens, 0 mismatches.
+///   transformers 5.24 (the golden's tokenizer) differs from both on 81 of them, every one
+///   containing a literal "▁" next to spaces (its GGUF converter renames the whitespace-run
+///   tokens to "▁" runs).
 final class SentencePieceTests: XCTestCase {
     func testMetadata() throws {
         let tok = try SharedGemma.spm()

@@ -198,7 +198,9 @@ public final class LlamaModel: @unchecked Sendable {
         let single = segments.indices.filter { segments[$0].tokens.count == 1 }
         if !single.isEmpty {
             let maxN = single.map { segments[$0].cache.count + 1 }.max()!
-            Parallel.forEach(0..<(single.count * c.headCount)) { items in
+            // Short contexts: the thread hand-off costs more than the work.
+            let work = single.reduce(0) { $0 + segments[$1].cache.count + 1 } * c.headCount * hs
+            Parallel.forEach(0..<(single.count * c.headCount), chunks: work >= 1 << 16 ? Parallel.coreCount : 1) { items in
                 let (q, out) = box.value
                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxN)
                 defer { scores.deallocate() }

@@ -63,7 +63,11 @@ public final class MiniLMEmbedder: Embedder {
         let sentenceConfig = try Self.optionalJSON(path("sentence_bert_config.json"))
         try Self.checkPooling(file: path("1_Pooling/config.json"), hidden: config.hiddenSize)
 
-        let lowercase = (sentenceConfig?["do_lower_case"] as? Bool) ?? (tokenizerConfig?["do_lower_case"] as? Bool) ?? true
+        // The tokenizer's own `do_lower_case` decides; sentence-transformers' `do_lower_case`
+        // (sentence_bert_config.json) only adds lower-casing before the tokenizer, so `false`
+        // there must not switch off an uncased tokenizer's lower-casing (all-MiniLM-L6-v2 ships
+        // `false` there and `true` in tokenizer_config.json).
+        let lowercase = (tokenizerConfig?["do_lower_case"] as? Bool ?? true) || (sentenceConfig?["do_lower_case"] as? Bool ?? false)
         tokenizer = try WordPieceTokenizer(vocabFile: path("vocab.txt"), normalizer: WordPieceNormalizer(lowercase: lowercase))
         guard tokenizer.vocabulary.count == config.vocabSize else {
             throw EmbedderError.unsupportedConfig(file: path("vocab.txt"), key: "vocabulary size",

@@ -53,22 +53,13 @@ struct Embed: ParsableCommand {
         if reset { try store.reset() }
         let embedder = try model.load()
         try store.checkCompatible(modelID: embedder.modelID, dimension: embedder.dimension)
-        let total = limit > 0 ? min(limit, try store.pendingCount()) : try store.pendingCount()
         let line = ProgressLine(enabled: !output.quiet)
-        let start = Date()
-        var done = 0
-        var interrupted = false
-        while done < total {
-            if interruptRequested.load(ordering: .relaxed) { interrupted = true; break }
-            let items = try store.pendingPassages(limit: min(batch, total - done))
-            if items.isEmpty { break }
-            let vectors = try embedder.embed(items.map(\.text))
-            try store.store(ids: items.map(\.id), vectors: vectors, modelID: embedder.modelID, dimension: embedder.dimension)
-            done += items.count
-            line.update(label: "embed:", fraction: Double(done) / Double(max(total, 1)), count: done, unit: "passages")
+        let run = try store.embedPending(with: embedder, batchSize: batch, limit: limit > 0 ? limit : nil) { done, planned in
+            line.update(label: "embed:", fraction: Double(done) / Double(max(planned, 1)), count: done, unit: "passages")
+            return interruptRequested.load(ordering: .relaxed) ? .stop : .more
         }
         line.finish()
-        let seconds = Date().timeIntervalSince(start)
+        let done = run.embedded, seconds = run.seconds, interrupted = run.stopped
         var added = 0, removed = 0
         if !noIndex && !interrupted {
             let indexLine = ProgressLine(enabled: !output.quiet)

@@ -57,6 +57,10 @@ public final class Retriever: @unchecked Sendable {
     /// Reciprocal rank fusion constant.
     public static let rrfK = 60.0
 
+    /// Weights of the dense and the BM25 ranking in hybrid fusion (score = Σ wᵢ / (60 + rankᵢ));
+    /// the default (1, 1) is plain reciprocal rank fusion.
+    public var fusionWeights: (dense: Double, bm25: Double) = (1, 1)
+
     public let vectors: VectorStore
     public let embedder: (any Embedder)?
     private let index: (any VectorSearchIndex)?
@@ -86,16 +90,20 @@ public final class Retriever: @unchecked Sendable {
         case .hybrid:
             let d = try dense(query, limit: depth, filter: filter)
             let b = try bm25(query, limit: depth, filter: filter)
-            ranked = Array(Retriever.fuse([d.map(\.id), b.map(\.id)]).prefix(k))
+            ranked = Array(Retriever.fuse([d.map(\.id), b.map(\.id)], weights: [fusionWeights.dense, fusionWeights.bm25]).prefix(k))
         }
         return try hydrate(ranked)
     }
 
-    /// Reciprocal rank fusion: score(id) = Σ 1 / (60 + rank), ranks from 1; ties by smaller id.
-    public static func fuse(_ rankings: [[Int64]]) -> [(id: Int64, score: Double)] {
+    /// Reciprocal rank fusion: score(id) = Σ w / (60 + rank), ranks from 1; ties by smaller id.
+    /// - Parameters:
+    ///   - rankings: ranked id lists, best first.
+    ///   - weights: one weight per list; `nil` weighs every list 1.
+    public static func fuse(_ rankings: [[Int64]], weights: [Double]? = nil) -> [(id: Int64, score: Double)] {
         var scores: [Int64: Double] = [:]
-        for list in rankings {
-            for (i, id) in list.enumerated() { scores[id, default: 0] += 1 / (rrfK + Double(i + 1)) }
+        for (l, list) in rankings.enumerated() {
+            let w = weights.map { $0[l] } ?? 1
+            for (i, id) in list.enumerated() { scores[id, default: 0] += w / (rrfK + Double(i + 1)) }
         }
         return scores.map { ($0.key, $0.value) }.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
     }

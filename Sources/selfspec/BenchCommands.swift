@@ -6,7 +6,7 @@ import Ingest
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure SelfSpec's engines (the scripts in Benchmarks/ compare them with their peers).",
-        subcommands: [BenchParse.self, BenchEmbed.self, BenchExact.self, BenchHNSW.self, BenchScale.self, BenchPubMedQA.self])
+        subcommands: [BenchParse.self, BenchEmbed.self, BenchExact.self, BenchHNSW.self, BenchScale.self, BenchPubMedQA.self, BenchLLM.self])
 }
 
 struct BenchParse: ParsableCommand {

@@ -1,0 +1,40 @@
+"""llama.cpp (through llama-cpp-python) on the same GGUF, 2 threads: prompt processing of a
+512-token prompt, single-stream greedy decode, tokens/s. Peer of `selfspec bench llm`.
+usage: llamacpp_peer.py MODEL.gguf [--prompt-tokens 512] [--decode-tokens 128] [--json]
+"""
+import argparse, json, resource, time
+import llama_cpp
+from llama_cpp import Llama
+
+ap = argparse.ArgumentParser()
+ap.add_argument("model")
+ap.add_argument("--prompt-tokens", type=int, default=512)
+ap.add_argument("--decode-tokens", type=int, default=128)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--json", action="store_true")
+a = ap.parse_args()
+
+llm = Llama(model_path=a.model, n_threads=a.threads, n_threads_batch=a.threads, n_ctx=2048, n_batch=512,
+            verbose=False)
+# The same text as `selfspec bench llm`.
+text = ("Aspirin irreversibly inhibits cyclooxygenase-1 and cyclooxygenase-2, reducing the "
+        "synthesis of prostaglandins and thromboxanes; low doses prevent platelet aggregation for the life of the "
+        "platelet. ") * 64
+ids = llm.tokenize(text.encode(), add_bos=False, special=False)[: a.prompt_tokens]
+llm.eval(ids[:8]); llm.reset()  # warm-up
+
+t0 = time.perf_counter(); llm.eval(ids); prefill = time.perf_counter() - t0
+llm.reset()
+llm.eval(ids[:8])
+t0 = time.perf_counter()
+n = 0
+for tok in llm.generate(ids[:8], top_k=1, temp=0.0, reset=False):
+    n += 1
+    if n >= a.decode_tokens:
+        break
+decode = time.perf_counter() - t0
+r = {"engine": f"llama.cpp (llama-cpp-python {llama_cpp.__version__})", "prefill_tokens": len(ids),
+     "prefill_tokens_per_second": round(len(ids) / prefill), "decode_tokens": n,
+     "decode_tokens_per_second": round(n / decode, 1),
+     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+print(json.dumps(r) if a.json else r)

@@ -1,0 +1,327 @@
+import ArgumentParser
+import Foundation
+import LLM
+
+// MARK: Shared options
+
+/// The model file.
+struct GGUFModelOptions: ParsableArguments {
+    @Option(name: .long, help: "A GGUF model file (Llama family), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
+    var model: String
+
+    /// Loads the model and its tokenizer.
+    func load() throws -> (LlamaModel, any Tokenizer, GGUFFile) {
+        let file = try GGUFFile(path: model)
+        return (try LlamaModel(file: file), try TokenizerFactory.make(metadata: file.metadata), file)
+    }
+}
+
+/// Sampling and stopping options shared by `generate` and `chat`.
+struct SamplingOptions: ParsableArguments {
+    @Option(name: .long, help: "Most tokens to generate per prompt.")
+    var maxTokens = 256
+    @Option(name: .long, help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 0
+    @Option(name: .long, help: "Keep only the k most likely tokens (0 = off).")
+    var topK = 0
+    @Option(name: .long, help: "Keep the smallest set of tokens whose probability reaches p (1 = off).")
+    var topP: Float = 1
+    @Option(name: .long, help: "Drop tokens less likely than min-p times the most likely (0 = off).")
+    var minP: Float = 0
+    @Option(name: .long, help: "Repetition penalty on the last 64 tokens (1 = off).")
+    var repeatPenalty: Float = 1
+    @Option(name: .long, help: "Frequency penalty per occurrence in the last 64 tokens (0 = off).")
+    var frequencyPenalty: Float = 0
+    @Option(name: .long, help: "Stop when the text contains this string (repeatable).")
+    var stop: [String] = []
+    @Option(name: .long, help: "Random seed (same seed and options give the same text).")
+    var seed: UInt64 = 0
+    @Flag(name: .long, help: "Drop the oldest prompt tokens when the prompt does not fit the context (default: error).")
+    var truncate = false
+
+    var parameters: SamplingParameters {
+        SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
+                           repetitionPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty, seed: seed)
+    }
+
+    func validate() throws {
+        do { try parameters.validate() } catch { throw ValidationError(error.localizedDescription) }
+        if maxTokens < 0 { throw ValidationError("invalid max-tokens \(maxTokens): expected >= 0") }
+    }
+
+    func request(_ prompt: [Int], seedOffset: UInt64 = 0) -> GenerationRequest {
+        var p = parameters
+        p.seed &+= seedOffset
+        return GenerationRequest(prompt: prompt, maxTokens: maxTokens, sampling: p, stopStrings: stop,
+                                 overflow: truncate ? .truncatePrompt : .error)
+    }
+}
+
+// MARK: generate
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Continue a prompt, or every prompt of a JSONL file (continuous batching), with a GGUF model.",
+        discussion: """
+        --prompts reads one JSON object per line: {"id": any, "prompt": "text"} or \
+        {"id": any, "messages": [{"role": "user", "content": "..."}]}; it writes one JSON line per \
+        prompt as each finishes: {"id", "text", "finish_reason", "tokens", "prompt_tokens"}, or \
+        {"id", "error"} for a prompt that failed.
+        """)
+
+    @OptionGroup var modelOptions: GGUFModelOptions
+    @Option(name: .long, help: "The prompt text.")
+    var prompt: String?
+    @Option(name: .long, help: "A JSONL file of prompts (see below).")
+    var prompts: String?
+    @OptionGroup var sampling: SamplingOptions
+    @Option(name: .long, help: "Most sequences in flight at once with --prompts.")
+    var batch = 32
+    @Flag(name: .long, help: "Render prompts with the model's chat template as one user turn.")
+    var chat = false
+    @Flag(name: .long, help: "Print JSON instead of streaming text (with --prompt).")
+    var json = false
+
+    func validate() throws {
+        if (prompt == nil) == (prompts == nil) { throw ValidationError("give exactly one of --prompt or --prompts") }
+        if batch < 1 { throw ValidationError("invalid batch \(batch): expected >= 1") }
+        if let prompt, prompt.isEmpty { throw ValidationError("the prompt is empty") }
+    }
+
+    struct Output: Encodable {
+        var id: JSONValue?
+        var text: String
+        var finish_reason: String
+        var tokens: Int
+        var prompt_tokens: Int
+    }
+
+    func run() throws {
+        Terminal.trapInterrupts()
+        let (model, tokenizer, file) = try modelOptions.load()
+        let template = chat ? try ChatTemplate(metadata: file.metadata) : nil
+        func encode(_ text: String?, _ messages: [ChatMessage]?) throws -> [Int] {
+            if let messages { return try (template ?? ChatTemplate(metadata: file.metadata)).encode(messages, tokenizer: tokenizer) }
+            let text = text ?? ""
+            if let template { return try template.encode([.user(text)], tokenizer: tokenizer) }
+            return tokenizer.encode(text, addBOS: tokenizer.specialTokens.addBOSByDefault, parseSpecial: false)
+        }
+        let generator = TextGenerator(model: model, tokenizer: tokenizer)
+        if let prompt {
+            let request = sampling.request(try encode(prompt, nil))
+            let result = try generator.generate(request) { piece in
+                if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
+                return interruptRequested.load(ordering: .relaxed) ? .stop : .more
+            }
+            if json {
+                try Terminal.printJSON(Output(id: nil, text: result.text, finish_reason: result.finishReason.rawValue,
+                                              tokens: result.tokens.count, prompt_tokens: result.promptTokens))
+            } else {
+                print("")
+            }
+            return
+        }
+        // JSONL: parse every line first so a bad line is reported with its number before any work.
+        let lines = try String(contentsOfFile: prompts!, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false)
+        var ids = [JSONValue?](), requests = [GenerationRequest]()
+        for (n, line) in lines.enumerated() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw ValidationError("\(prompts!):\(n + 1): not a JSON object")
+            }
+            let messages = try (object["messages"] as? [[String: Any]])?.map { m -> ChatMessage in
+                guard let role = m["role"] as? String, let content = m["content"] as? String else {
+                    throw ValidationError("\(prompts!):\(n + 1): each message needs string \"role\" and \"content\"")
+                }
+                return ChatMessage(role: role, content: content)
+            }
+            let text = object["prompt"] as? String
+            guard text != nil || messages != nil else {
+                throw ValidationError("\(prompts!):\(n + 1): needs \"prompt\" (string) or \"messages\"")
+            }
+            ids.append(object["id"].map(JSONValue.init) ?? .number(Double(requests.count)))
+            requests.append(sampling.request(try encode(text, messages), seedOffset: UInt64(requests.count)))
+        }
+        let progress = ProgressLine(enabled: true)
+        var done = 0, failed = 0
+        try generator.generateBatch(requests, maxBatch: batch,
+                                    shouldStop: { interruptRequested.load(ordering: .relaxed) }) { i, result in
+            done += 1
+            switch result {
+            case let .success(r):
+                try? Terminal.printJSONLine(Output(id: ids[i], text: r.text, finish_reason: r.finishReason.rawValue,
+                                                   tokens: r.tokens.count, prompt_tokens: r.promptTokens))
+            case let .failure(error):
+                failed += 1
+                try? Terminal.printJSONLine(["id": ids[i] ?? .null, "error": .string(error.localizedDescription)])
+            }
+            progress.update(label: "generate", fraction: Double(done) / Double(requests.count), count: done, unit: "prompts")
+        }
+        progress.finish()
+        if failed > 0 { Terminal.note("\(failed) of \(requests.count) prompts failed (see their \"error\" lines)") }
+    }
+}
+
+// MARK: chat
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Chat with a GGUF model in the terminal (streaming, multi-turn, the model's chat template).",
+        discussion: "Type a message and press Enter; /reset starts over, /exit or Ctrl-D quits.")
+
+    @OptionGroup var modelOptions: GGUFModelOptions
+    @OptionGroup var sampling: SamplingOptions
+    @Option(name: .long, help: "A system prompt (default: the template's own, if any).")
+    var system: String?
+
+    func run() throws {
+        let (model, tokenizer, file) = try modelOptions.load()
+        let template = try ChatTemplate(metadata: file.metadata)
+        let generator = TextGenerator(model: model, tokenizer: tokenizer)
+        var messages = system.map { [ChatMessage.system($0)] } ?? []
+        var stops = sampling.stop
+        if let end = template.endOfTurn { stops.append(end) }
+        Terminal.trapInterrupts()
+        while true {
+            FileHandle.standardError.write(Data("> ".utf8))
+            guard let line = readLine() else { break }
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text == "/exit" { break }
+            if text == "/reset" { messages = system.map { [ChatMessage.system($0)] } ?? []; continue }
+            if text.isEmpty { continue }
+            messages.append(.user(text))
+            var request = sampling.request(try template.encode(messages, tokenizer: tokenizer))
+            request.stopStrings = stops
+            interruptRequested.store(false, ordering: .relaxed)
+            let result = try generator.generate(request) { piece in
+                FileHandle.standardOutput.write(Data(piece.utf8))
+                return interruptRequested.load(ordering: .relaxed) ? .stop : .more
+            }
+            print("")
+            messages.append(.assistant(result.text))
+        }
+    }
+}
+
+// MARK: JSON values
+
+/// A JSON value read from input and written back unchanged (JSONL ids).
+enum JSONValue: Encodable {
+    case string(String), number(Double), null
+
+    init(_ any: Any) {
+        switch any {
+        case let s as String: self = .string(s)
+        case let n as NSNumber: self = .number(n.doubleValue)
+        default: self = .string("\(any)")
+        }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case let .string(s): try c.encode(s)
+        case let .number(n):
+            if n == n.rounded(), abs(n) < 1e15 { try c.encode(Int(n)) } else { try c.encode(n) }
+        case .null: try c.encodeNil()
+        }
+    }
+}
+
+extension Terminal {
+    /// One compact JSON object on its own line of stdout, flushed (JSONL output).
+    static func printJSONLine<T: Encodable>(_ value: T) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = try encoder.encode(value)
+        data.append(0x0A)
+        FileHandle.standardOutput.write(data)
+    }
+}
+
+// MARK: bench llm
+
+/// `selfspec bench llm`: prompt processing, single-stream decode and batched generation speed
+/// (run by `Benchmarks/llm.sh` beside llama.cpp).
+struct BenchLLM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "llm",
+        abstract: "Measure prefill, single-stream decode and batched generation tokens/s of a GGUF model.")
+
+    @OptionGroup var modelOptions: GGUFModelOptions
+    @Option(name: .long, help: "Prompt tokens for the prefill measurement.")
+    var promptTokens = 512
+    @Option(name: .long, help: "Tokens generated for the single-stream decode measurement.")
+    var decodeTokens = 128
+    @Option(name: .long, help: "Sequences of the batched measurement (0 skips it).")
+    var batch = 32
+    @Option(name: .long, help: "New tokens per sequence of the batched measurement.")
+    var batchTokens = 128
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    struct Result: Encodable {
+        var engine = "selfspec"
+        var prefillTokens: Int
+        var prefillTokensPerSecond: Double
+        var decodeTokens: Int
+        var decodeTokensPerSecond: Double
+        var batchSequences: Int
+        var batchTokensPerSecond: Double
+        var peakRSSMB: Double
+    }
+
+    func run() throws {
+        let (model, tokenizer, _) = try modelOptions.load()
+        // A real sentence repeated until it gives enough tokens (the peer script uses the same text).
+        let text = String(repeating: "Aspirin irreversibly inhibits cyclooxygenase-1 and cyclooxygenase-2, reducing the "
+            + "synthesis of prostaglandins and thromboxanes; low doses prevent platelet aggregation for the life of the "
+            + "platelet. ", count: 64)
+        let ids = tokenizer.encode(text)
+        let prompt = Array(ids.prefix(promptTokens))
+        func seconds(_ body: () throws -> Void) rethrows -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
+        // Warm-up (pages in the weights).
+        _ = try model.forward([.init(cache: model.makeCache(capacity: 16), tokens: Array(prompt.prefix(8)))])
+
+        let cache = model.makeCache(capacity: prompt.count)
+        let prefill = try seconds { _ = try model.forward([.init(cache: cache, tokens: prompt)]) }
+        // Decode after a short prompt, as llama.cpp's measurement does.
+        let decodeCache = model.makeCache(capacity: 8 + decodeTokens)
+        var logits = try model.forward([.init(cache: decodeCache, tokens: Array(prompt.prefix(8)))])
+        var sampler = try Sampler()
+        let decode = try seconds {
+            for _ in 0..<decodeTokens {
+                let next = sampler.next(logits: logits, history: [])
+                logits = try model.forward([.init(cache: decodeCache, tokens: [next])])
+            }
+        }
+        var batchRate = 0.0
+        if batch > 0 {
+            let generator = TextGenerator(model: model, tokenizer: tokenizer)
+            let requests = (0..<batch).map { i in
+                GenerationRequest(prompt: Array(ids[(i * 3)..<(i * 3 + 16)]), maxTokens: batchTokens,
+                                  stopAtEndOfSequence: false)
+            }
+            var produced = 0
+            let elapsed = try seconds {
+                try generator.generateBatch(requests, maxBatch: batch) { _, r in produced += (try? r.get().tokens.count) ?? 0 }
+            }
+            batchRate = Double(produced) / elapsed
+        }
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        let r = Result(prefillTokens: prompt.count, prefillTokensPerSecond: (Double(prompt.count) / prefill).rounded(),
+                       decodeTokens: decodeTokens, decodeTokensPerSecond: (Double(decodeTokens) / decode * 10).rounded() / 10,
+                       batchSequences: batch, batchTokensPerSecond: batchRate.rounded(),
+                       peakRSSMB: Double(usage.ru_maxrss) / 1024)
+        if json { try Terminal.printJSON(r) } else {
+            print("prefill \(r.prefillTokens) tokens: \(r.prefillTokensPerSecond) tok/s")
+            print("decode \(r.decodeTokens) tokens: \(r.decodeTokensPerSecond) tok/s")
+            print("batched \(batch) x \(batchTokens): \(r.batchTokensPerSecond) tok/s aggregate")
+            print("peak RSS \(Int(r.peakRSSMB)) MB")
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Tensor
+
+// Saving, loading and exporting LoRA adapters.
+//
+// The tuner trains in GGUF orientation: the rows of q and k (and so of their LoRA B) are in the
+// order llama.cpp's converter permuted them to, for adjacent-pair RoPE. Hugging Face keeps the
+// original order and uses rotate-half. Within each head of HS rows, HF row `half·HS/2 + i` is
+// GGUF row `2i + half` (i < HS/2, half ∈ {0, 1}). A (input side) is unaffected.
+
+public enum AdapterFiles {
+    /// The Hugging Face row of GGUF row `row` of a q (heads = NH) or k (heads = NKV) projection.
+    public static func hfRow(ofGGUFRow row: Int, headSize hs: Int) -> Int {
+        let head = row / hs, within = row % hs
+        return head * hs + (within % 2) * (hs / 2) + within / 2
+    }
+
+    /// B `(OUT, r)` with rows moved from GGUF to Hugging Face order (q and k only; others unchanged).
+    public static func hfOrderB(_ b: UnsafePointer<Float>, slot: LoRASlot, rank: Int, headSize: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: slot.outF * rank)
+        let permuted = slot.target == .q || slot.target == .k
+        for row in 0..<slot.outF {
+            let dest = permuted ? hfRow(ofGGUFRow: row, headSize: headSize) : row
+            for j in 0..<rank { out[dest * rank + j] = b[row * rank + j] }
+        }
+        return out
+    }
+
+    /// The inverse of ``hfOrderB(_:slot:rank:headSize:)``.
+    public static func ggufOrderB(_ b: [Float], slot: LoRASlot, rank: Int, headSize: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: slot.outF * rank)
+        let permuted = slot.target == .q || slot.target == .k
+        for row in 0..<slot.outF {
+            let src = permuted ? hfRow(ofGGUFRow: row, headSize: headSize) : row
+            for j in 0..<rank { out[row * rank + j] = b[src * rank + j] }
+        }
+        return out
+    }
+
+    // MARK: Our adapter file (checkpoints)
+
+    /// The adapter in GGUF orientation under PEFT-style names, with the LoRA config in the metadata.
+    public static func adapterTensors(_ lora: LoRAParameters) -> [NamedTensor] {
+        var out: [NamedTensor] = []
+        let r = lora.config.rank
+        for s in lora.slots {
+            let (a, b, _, _) = lora.views(s)
+            out.append(NamedTensor(name: LoRAParameters.peftName(layer: s.layer, target: s.target, isB: false),
+                                   shape: [r, s.inF], values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))))
+            out.append(NamedTensor(name: LoRAParameters.peftName(layer: s.layer, target: s.target, isB: true),
+                                   shape: [s.outF, r], values: Array(UnsafeBufferPointer(start: b, count: s.outF * r))))
+        }
+        return out
+    }
+
+    /// Loads adapter values written by ``adapterTensors(_:)`` (GGUF orientation) into `lora`.
+    /// - Throws: `TunerError.badCheckpoint` naming a missing or mis-shaped tensor.
+    public static func loadAdapter(path: String, into lora: LoRAParameters) throws {
+        let file: SafetensorsFile
+        do { file = try SafetensorsFile(path: path) } catch {
+            throw TunerError.badCheckpoint(path: path, detail: error.localizedDescription)
+        }
+        let r = lora.config.rank
+        for s in lora.slots {
+            let (a, b, _, _) = lora.views(s)
+            for (isB, dest, shape) in [(false, a, [r, s.inF]), (true, b, [s.outF, r])] {
+                let name = LoRAParameters.peftName(layer: s.layer, target: s.target, isB: isB)
+                let values: [Float]
+                do { values = try file.floats(name, shape: shape) } catch {
+                    throw TunerError.badCheckpoint(path: path, detail: "\(name): \(error.localizedDescription)")
+                }
+                values.withUnsafeBufferPointer { dest.update(from: $0.baseAddress!, count: values.count) }
+            }
+        }
+    }
+
+    // MARK: PEFT export
+
+    /// Writes `adapter_model.safetensors` (names `base_model.model.model.layers.L.….lora_A.weight`,
+    /// A `(r, in)`, B `(out, r)` in Hugging Face row order) and `adapter_config.json` into `directory`.
+    public static func exportPEFT(_ lora: LoRAParameters, to directory: URL, baseModel: String) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let r = lora.config.rank, hs = lora.model.headSize
+        var tensors: [NamedTensor] = []
+        for s in lora.slots {
+            let (a, b, _, _) = lora.views(s)
+            let prefix = "base_model.model.model."
+            tensors.append(NamedTensor(name: prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: false),
+                                       shape: [r, s.inF], values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))))
+            tensors.append(NamedTensor(name: prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: true),
+                                       shape: [s.outF, r], values: hfOrderB(b, slot: s, rank: r, headSize: hs)))
+        }
+        try writeAtomically(try safetensorsData(tensors, metadata: ["format": "pt"]),
+                            to: directory.appendingPathComponent("adapter_model.safetensors"))
+        let config: [String: Any] = [
+            "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
+            "r": r, "lora_alpha": Double(lora.config.alpha), "lora_dropout": Double(lora.config.dropout),
+            "target_modules": lora.config.targets.map(\.hfName), "bias": "none", "fan_in_fan_out": false,
+            "inference_mode": true, "init_lora_weights": true, "modules_to_save": NSNull(),
+            "use_rslora": false, "use_dora": false,
+        ]
+        try writeAtomically(try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys]),
+                            to: directory.appendingPathComponent("adapter_config.json"))
+    }
+
+    // MARK: GGUF LoRA export (llama.cpp --lora)
+
+    /// Writes a llama.cpp LoRA adapter: `general.type = adapter`, `adapter.type = lora`,
+    /// `adapter.lora.alpha`, and F32 tensors `blk.L.attn_q.weight.lora_a` (ggml dims `[in, r]`) and
+    /// `….lora_b` (ggml dims `[r, out]`) in GGUF row order (as the base GGUF's q/k rows).
+    public static func exportGGUF(_ lora: LoRAParameters, to url: URL, baseName: String) throws {
+        let r = lora.config.rank
+        var tensors: [NamedTensor] = []
+        for s in lora.slots {
+            let (a, b, _, _) = lora.views(s)
+            let stem = "blk.\(s.layer).\(s.target.ggufName).weight"
+            tensors.append(NamedTensor(name: stem + ".lora_a", shape: [r, s.inF],
+                                       values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))))
+            tensors.append(NamedTensor(name: stem + ".lora_b", shape: [s.outF, r],
+                                       values: Array(UnsafeBufferPointer(start: b, count: s.outF * r))))
+        }
+        let metadata: [(String, GGUFWriteValue)] = [
+            ("general.architecture", .string("llama")), ("general.type", .string("adapter")),
+            ("general.name", .string(baseName + " LoRA")), ("adapter.type", .string("lora")),
+            ("adapter.lora.alpha", .float32(lora.config.alpha)),
+        ]
+        try writeAtomically(ggufData(metadata: metadata, tensors: tensors), to: url)
+    }
+}

@@ -2,14 +2,14 @@
 # Stage-1 novelty filter: `selfspec specialize bench-filter` (pruned bit-parallel ROUGE-L) vs the
 # self-instruct loop over Google's rouge_score, on the same real instructions (PubMedQA and
 # MedMCQA questions from ../shared/data); both must keep the same number of lines.
-# usage: Benchmarks/filter.sh [N]   (N instructions, default 3000)
+# usage: Benchmarks/filter.sh [N]   (N instructions, default 1500)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-3000}
+n=${1:-1500}
 if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
 py=.venv-bench/bin/python
 $py -c 'import rouge_score' 2>/dev/null || .venv-bench/bin/pip install --quiet rouge-score
-swift build -c release --product selfspec >&2
+swift build -c release --product selfspec ${SCRATCH:+--scratch-path "$SCRATCH"} >&2
 file=$(mktemp)
 $py - "$n" > "$file" <<'PY'
 import json, sys
@@ -19,7 +19,7 @@ q += [v["question"].replace("\n", " ") for v in json.load(open("../shared/data/m
 print("\n".join(q[:n]))
 PY
 peer=$($py Benchmarks/filter_peer.py "$file" --json)
-ours=$(.build/release/selfspec specialize bench-filter "$file" --json)
+ours=$(${SCRATCH:-.build}/release/selfspec specialize bench-filter "$file" --json)
 rm -f "$file"
 $py - "$peer" "$ours" <<'PY'
 import json, sys

@@ -130,7 +130,7 @@ public final class DatasetStore {
 
     /// Opens for appending after cutting the file to `keep` bytes (what the last saved round wrote).
     static func openAppend(_ path: String, keep: UInt64) throws -> FileHandle {
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         guard let h = FileHandle(forUpdatingAtPath: path) else { throw GeneratorError.unreadable(file: path, reason: "cannot open for writing") }
         do {
             try h.truncate(atOffset: keep)

@@ -5,7 +5,9 @@ import FoundationNetworking
 
 /// An OpenAI-compatible HTTP endpoint (vLLM, llama.cpp's server, `selfspec serve`…):
 /// `POST {base}/v1/completions` or `{base}/v1/chat/completions`, requests in parallel, retries
-/// with exponential backoff on connection errors, timeouts, 429 and 5xx.
+/// with exponential backoff on connection errors, timeouts, 429 and 5xx. `http://` URLs use a
+/// blocking socket client (``PlainHTTP``: URLSession busy-polls on Linux while it waits);
+/// `https://` uses URLSession.
 public final class OpenAIBackend: GenerationBackend, @unchecked Sendable {
     public struct Configuration: Sendable {
         /// E.g. `http://127.0.0.1:8080`; a trailing `/v1` is accepted.
@@ -105,25 +107,42 @@ public final class OpenAIBackend: GenerationBackend, @unchecked Sendable {
     enum Outcome { case success(Completion), retry(String), fatal(String) }
 
     func send(_ body: Data) -> Outcome {
-        var request = URLRequest(url: endpoint, timeoutInterval: configuration.timeout)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        if let key = configuration.apiKey { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
-        request.httpBody = body
-        let box = ResponseBox()
-        let done = DispatchSemaphore(value: 0)
-        session.dataTask(with: request) { data, response, error in
-            box.data = data; box.response = response as? HTTPURLResponse; box.error = error
-            done.signal()
-        }.resume()
-        done.wait()
-        if let e = box.error { return .retry("cannot reach \(endpoint.absoluteString): \(e.localizedDescription)") }
-        guard let http = box.response else { return .retry("no HTTP response from \(endpoint.absoluteString)") }
-        let data = box.data ?? Data()
-        guard http.statusCode == 200 else {
+        var headers = ["Content-Type": "application/json"]
+        if let key = configuration.apiKey { headers["Authorization"] = "Bearer \(key)" }
+        let url = endpoint
+        let status: Int, data: Data
+        if url.scheme == "http" {
+            do {
+                let r = try PlainHTTP.post(url, headers: headers, body: body, timeout: configuration.timeout)
+                (status, data) = (r.status, r.body)
+            } catch let f as PlainHTTP.Failure {
+                switch f {
+                case .connect(let m): return .retry("cannot reach \(url.absoluteString): \(m)")
+                case .timeout: return .retry("no answer from \(url.absoluteString) within \(configuration.timeout) s")
+                case .io(let m): return .retry("connection to \(url.absoluteString) failed: \(m)")
+                case .malformed(let m): return .retry("malformed HTTP response from \(url.absoluteString): \(m)")
+                }
+            } catch { return .retry("\(url.absoluteString): \(error)") }
+        } else {
+            var request = URLRequest(url: url, timeoutInterval: configuration.timeout)
+            request.httpMethod = "POST"
+            for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+            request.httpBody = body
+            let box = ResponseBox()
+            let done = DispatchSemaphore(value: 0)
+            session.dataTask(with: request) { data, response, error in
+                box.data = data; box.response = response as? HTTPURLResponse; box.error = error
+                done.signal()
+            }.resume()
+            done.wait()
+            if let e = box.error { return .retry("cannot reach \(url.absoluteString): \(e.localizedDescription)") }
+            guard let http = box.response else { return .retry("no HTTP response from \(url.absoluteString)") }
+            (status, data) = (http.statusCode, box.data ?? Data())
+        }
+        guard status == 200 else {
             let snippet = String(decoding: data.prefix(200), as: UTF8.self)
-            let message = "HTTP \(http.statusCode) from \(endpoint.absoluteString): \(snippet)"
-            return http.statusCode == 429 || http.statusCode >= 500 ? .retry(message) : .fatal(message)
+            let message = "HTTP \(status) from \(url.absoluteString): \(snippet)"
+            return status == 429 || status >= 500 ? .retry(message) : .fatal(message)
         }
         return parse(data)
     }

@@ -56,4 +56,19 @@ final class OpenAIBackendTests: XCTestCase {
         XCTAssertEqual(d.count, 2)
         XCTAssertTrue(d.allSatisfy { $0.error?.contains("cannot reach http://127.0.0.1:\(port)/v1/completions") == true }, d[0].error ?? "")
     }
+
+    /// The socket client's response parser on the three body framings servers use.
+    func testHTTPBodyFramings() throws {
+        let json = #"{"choices":[{"text":"ok","finish_reason":"stop"}]}"#
+        let lengthFramed = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
+        let chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n\(json.prefix(16))\r\n\(String(json.utf8.count - 16, radix: 16));x=1\r\n\(json.dropFirst(16))\r\n0\r\n\r\n"
+        let closeFramed = "HTTP/1.0 503 Service Unavailable\r\nServer: x\r\n\r\nbusy"
+        XCTAssertEqual(String(decoding: try PlainHTTP.parse(Data(lengthFramed.utf8)).body, as: UTF8.self), json)
+        XCTAssertEqual(String(decoding: try PlainHTTP.parse(Data(chunked.utf8)).body, as: UTF8.self), json)
+        let c = try PlainHTTP.parse(Data(closeFramed.utf8))
+        XCTAssertEqual(c.status, 503); XCTAssertEqual(String(decoding: c.body, as: UTF8.self), "busy")
+        XCTAssertThrowsError(try PlainHTTP.parse(Data("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nshort".utf8)))
+        XCTAssertThrowsError(try PlainHTTP.parse(Data("SSH-2.0-OpenSSH\r\n\r\n".utf8)))
+        XCTAssertThrowsError(try PlainHTTP.parse(Data("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".utf8)))
+    }
 }

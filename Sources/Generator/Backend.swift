@@ -44,6 +44,13 @@ public struct Completion: Sendable, Equatable {
 /// Something that turns prompts into completions: the local engine (batched, in-process) or an
 /// OpenAI-compatible server. Synchronous: a call returns when the whole batch is done, and
 /// implementations use their own parallelism inside (batched decoding, concurrent requests).
+///
+/// The local engine plugs in here: `modelIdentifier` = the GGUF path, `modelSHA256` =
+/// ``SHA256/hexDigest(ofFile:)`` of it, `usesChat` = whether the prompts are wrapped in the model's
+/// chat template; `complete` renders each prompt (one user turn), decodes the batch together with
+/// `settings` (temperature 0 = greedy; `stop` strings end a sequence), and reports
+/// `.length` when `maxTokens` ran out, `.stop` otherwise, `.failed` for a prompt that does not fit
+/// the context (a per-example error, not a crash).
 public protocol GenerationBackend: Sendable {
     /// Names the model in every example: the model file's SHA-256 for a local model, or
     /// "openai:<model>@<base URL>" for an endpoint.

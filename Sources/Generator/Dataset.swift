@@ -30,6 +30,19 @@ public struct Example: Codable, Sendable, Equatable {
     public var settings: ExampleSettings
 
     enum CodingKeys: String, CodingKey { case instruction, input, output, task, passages, modelSHA256 = "model_sha256", model, settings }
+
+    /// Every key is written, unknown values as null, so each line has the same fields.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(instruction, forKey: .instruction)
+        try c.encode(input, forKey: .input)
+        try c.encode(output, forKey: .output)
+        try c.encode(task, forKey: .task)
+        try c.encode(passages, forKey: .passages)
+        try c.encode(modelSHA256, forKey: .modelSHA256)
+        try c.encode(model, forKey: .model)
+        try c.encode(settings, forKey: .settings)
+    }
 }
 
 // MARK: - Statistics

@@ -44,7 +44,8 @@ final class PipelineTests: XCTestCase {
         var pmids = Set<Int>()
         while try st.step() { pmids.insert(st.int(0)) }
         for e in examples {
-            for key in ["instruction", "input", "output", "passages", "model", "settings"] { XCTAssertNotNil(e[key], key) }
+            for key in ["instruction", "input", "output", "task", "passages", "model_sha256", "model", "settings"] { XCTAssertNotNil(e[key], key) }
+            XCTAssertTrue(e["model_sha256"] is NSNull, "an endpoint has no model file hash")
             let passages = e["passages"] as! [[String: Any]]
             XCTAssertFalse(passages.isEmpty, "grounded example without passages")
             for p in passages { XCTAssertTrue(pmids.contains(p["pmid"] as! Int)); XCTAssertNotNil(p["passage_id"]); XCTAssertNotNil(p["score"]) }

@@ -80,6 +80,12 @@ public enum BrainstormParser {
             }
             let t = line.trimmingCharacters(in: .whitespaces)
             if t.isEmpty { if current == .instruction { current = nil }; continue }
+            // "Task 6 Define …" without a colon still starts a new task.
+            let marked = stripMarkers(t), headed = stripTaskHeader(marked)
+            if headed != marked, !headed.isEmpty {
+                flush(); instruction = [headed]; current = .instruction
+                continue
+            }
             switch current {
             case .instruction?: instruction?.append(t)
             case .input?: input?.append(t)
@@ -97,7 +103,7 @@ public enum BrainstormParser {
         for line in lines {
             let t = line.trimmingCharacters(in: .whitespaces)
             if t.isEmpty { continue }
-            let stripped = stripMarkers(t)
+            let stripped = stripTaskHeader(stripMarkers(t))
             if stripped.count < t.count, !stripped.isEmpty {
                 out.append(InstructionCandidate(instruction: clean(stripped), input: ""))
             } else {
@@ -119,6 +125,17 @@ public enum BrainstormParser {
             if let f = u.first, ".):".contains(f) { t = u.dropFirst() ; return t.trimmingCharacters(in: .whitespaces) }
         }
         return String(t)
+    }
+
+    /// Drops a leading "Task 4", "Task 4:" or "Task 4." that models copy from the prompt.
+    static func stripTaskHeader(_ s: String) -> String {
+        guard s.lowercased().hasPrefix("task ") else { return s }
+        var rest = s.dropFirst(5)
+        let digits = rest.prefix { $0.isNumber }
+        guard !digits.isEmpty else { return s }
+        rest = rest.dropFirst(digits.count)
+        if let f = rest.first, ".:)-".contains(f) { rest = rest.dropFirst() }
+        return rest.trimmingCharacters(in: .whitespaces)
     }
 
     static func clean(_ s: String) -> String {

@@ -9,6 +9,8 @@ public enum FilterReason: String, Codable, Sendable, CaseIterable, Comparable {
     case duplicate, nearDuplicate = "near_duplicate", similar = "rouge_l"
     // Stage 2: responses
     case emptyResponse = "empty_response", repetition, truncated, copiesPassage = "copies_passage", refusal
+    /// The response repeats the prompt's framing ("You are a helpful AI assistant…") instead of answering.
+    case echo = "echoes_prompt"
     case backendError = "backend_error", contaminated
 
     public static func < (a: FilterReason, b: FilterReason) -> Bool { a.rawValue < b.rawValue }
@@ -98,7 +100,7 @@ public struct InstructionFilter: Sendable {
 // MARK: - Responses
 
 /// Checks on a generated response, in order: backend error, empty, truncated at the token limit,
-/// refusal, degenerate repetition, copy of a retrieved passage.
+/// refusal, echo of the prompt, degenerate repetition, copy of a retrieved passage.
 public struct ResponseFilter: Sendable {
     /// A response of at least this many words whose LCS with one passage covers `copyFraction` (0.8)
     /// of its words is a copy, not an answer.
@@ -122,6 +124,7 @@ public struct ResponseFilter: Sendable {
         if text.isEmpty || RougeVocabulary.words(text).isEmpty { return .emptyResponse }
         if c.finishReason == .length { return .truncated }
         if isRefusal(text) { return .refusal }
+        if isEcho(text) { return .echo }
         if isRepetitive(text) { return .repetition }
         if copies(text, passages: passages) { return .copiesPassage }
         return nil
@@ -130,6 +133,14 @@ public struct ResponseFilter: Sendable {
     public func isRefusal(_ text: String) -> Bool {
         let head = String(text.lowercased().replacingOccurrences(of: "’", with: "'").prefix(120))
         return ResponseFilter.refusalPhrases.contains { head.contains($0) }
+    }
+
+    /// Phrases of system prompts and of our own prompt headers.
+    public static let echoPhrases = ["you are a helpful", "you are a biomedical expert", "ai assistant named", "### instruction", "come up with"]
+
+    public func isEcho(_ text: String) -> Bool {
+        let head = String(text.lowercased().prefix(200))
+        return ResponseFilter.echoPhrases.contains { head.contains($0) }
     }
 
     public func isRepetitive(_ text: String) -> Bool {

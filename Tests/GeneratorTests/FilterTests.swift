@@ -39,6 +39,9 @@ final class FilterTests: XCTestCase {
         XCTAssertEqual(BrainstormParser.parse("").candidates, [])
         XCTAssertEqual(BrainstormParser.parse("::: ### ???").unparseable, 1)
         // A "Task N: text" header carries the instruction.
+        // "Task N" headers copied from the prompt into list items are dropped.
+        XCTAssertEqual(BrainstormParser.parse("1. Task 5: Name two loop diuretics.\n- Task 6 Define the term half-life.").candidates.map(\.instruction),
+                       ["Name two loop diuretics.", "Define the term half-life."])
         XCTAssertEqual(BrainstormParser.parse("Task 4: Describe the mechanism of warfarin.\nInput: none").candidates,
                        [InstructionCandidate(instruction: "Describe the mechanism of warfarin.", input: "")])
     }
@@ -78,6 +81,8 @@ final class FilterTests: XCTestCase {
         XCTAssertEqual(reason("Xanthine oxidase is the enzyme", .length), .truncated)
         XCTAssertEqual(reason("I'm sorry, but I cannot provide medical advice."), .refusal)
         XCTAssertEqual(reason("As an AI language model I do not know."), .refusal)
+        // A real SmolLM2-135M reply (llama.cpp server, chat template) that restates its system prompt.
+        XCTAssertEqual(reason("You are a helpful AI assistant named SmolLM, trained to provide accurate and concise responses."), .echo)
         XCTAssertEqual(reason(String(repeating: "the drug lowers urate and ", count: 8)), .repetition)
         XCTAssertEqual(reason("Answer: yes\nThe result is significant.\nThe result is significant.\nThe result is significant."), .repetition)
         XCTAssertEqual(reason("As the passage says, " + passage), .copiesPassage)

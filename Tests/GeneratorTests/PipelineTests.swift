@@ -58,7 +58,7 @@ final class PipelineTests: XCTestCase {
         let stage1 = ["too_short", "too_long", "banned", "duplicate", "near_duplicate", "rouge_l"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
         XCTAssertEqual(stats.candidates, stats.instructionsKept + stage1)
         XCTAssertEqual(stats.instructionsKept, stats.responsesRequested)
-        let stage2 = ["empty_response", "repetition", "truncated", "copies_passage", "refusal", "backend_error", "contaminated"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
+        let stage2 = ["empty_response", "repetition", "truncated", "copies_passage", "refusal", "echoes_prompt", "backend_error", "contaminated"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
         XCTAssertEqual(stats.responsesRequested, stats.examples + stage2)
         XCTAssertEqual(stats.rougeLHistogram.reduce(0, +), stats.instructionsKept + (stats.filtered["rouge_l"] ?? 0))
         XCTAssertEqual(stats.leadingVerbs.values.reduce(0, +), stats.instructionsKept)

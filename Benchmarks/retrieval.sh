@@ -14,8 +14,9 @@ py=.venv-bench/bin/python
 if ! $py -c 'import sentence_transformers, faiss, hnswlib' 2>/dev/null; then
     $py -m pip install --quiet torch sentence-transformers faiss-cpu hnswlib
 fi
-swift build -c release --product selfspec >&2
-bin=.build/release/selfspec
+# SELFSPEC_BIN: an already built binary (skips the build).
+if [ -z "${SELFSPEC_BIN:-}" ]; then swift build -c release --product selfspec >&2; fi
+bin=${SELFSPEC_BIN:-.build/release/selfspec}
 dir=runs/retrieval; mkdir -p "$dir"
 db=$dir/corpus.sqlite
 pqal=../shared/data/pubmedqa/pqal_dev.json
@@ -32,7 +33,7 @@ with open('$dir/pqal_dev.jsonl', 'w') as f:
     for pmid, v in d.items(): f.write(json.dumps({'id': pmid, 'text': ' '.join(v['CONTEXTS'])}) + '\n')"
         $bin ingest "$dir/pqal_dev.jsonl" data/pubmed_baseline/pubmed21n1298.xml.gz --db "$db" --quiet
     fi
-    $bin embed --db "$db" --limit "${EMBED_LIMIT:-10000}" --no-index --quiet --json >/dev/null || true
+    # --limit counts passages embedded by this run, so ask only for what is missing.
     local have; have=$(sqlite3 "$db" "SELECT count(*) FROM vectors" 2>/dev/null || echo 0)
     if [ "$have" -lt "${EMBED_LIMIT:-10000}" ]; then
         $bin embed --db "$db" --limit $(( ${EMBED_LIMIT:-10000} - have )) --no-index --quiet --json >/dev/null

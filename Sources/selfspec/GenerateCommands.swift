@@ -256,6 +256,14 @@ struct BenchLLM: ParsableCommand {
     var batch = 32
     @Option(name: .long, help: "New tokens per sequence of the batched measurement.")
     var batchTokens = 128
+    @Option(name: .long, help: "Memory check: sequences of --memory-tokens positions in flight at once (0 skips it).")
+    var memorySequences = 32
+    @Option(name: .long, help: "Memory check: positions per sequence.")
+    var memoryTokens = 1024
+    @Flag(name: .long, help: "Keep float32 copies of the weights for long-prompt sgemm (more memory).")
+    var denseWeights = false
+    @Flag(name: .long, help: "Decode through the integer kernels too (faster, ~1e-2 logit error vs the reference).")
+    var integerDecode = false
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -263,42 +271,64 @@ struct BenchLLM: ParsableCommand {
         var engine = "selfspec"
         var prefillTokens: Int
         var prefillTokensPerSecond: Double
+        var prefillCPUMsPerToken: Double
         var decodeTokens: Int
         var decodeTokensPerSecond: Double
+        var decodeCPUMsPerToken: Double
         var batchSequences: Int
         var batchTokensPerSecond: Double
+        var batchCPUMsPerToken: Double
         var peakRSSMB: Double
+        /// Peak RSS after `memorySequences` caches of `memoryTokens` positions were filled and
+        /// decoded one step together (0 when skipped).
+        var memorySequences: Int
+        var memoryTokens: Int
+        var memoryPeakRSSMB: Double
+    }
+
+    /// Wall and CPU seconds (all threads of the process) of `body`.
+    private func measure(_ body: () throws -> Void) rethrows -> (wall: Double, cpu: Double) {
+        func cpuNow() -> Double {
+            var u = rusage()
+            getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+            return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+        }
+        let start = DispatchTime.now().uptimeNanoseconds, cpu = cpuNow()
+        try body()
+        return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, cpuNow() - cpu)
+    }
+
+    private func peakRSSMB() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_maxrss) / 1024
     }
 
     func run() throws {
-        let (model, tokenizer, _) = try modelOptions.load()
+        let (_, tokenizer, file) = try modelOptions.load()
+        let model = try LlamaModel(file: file, options: .init(denseWeights: denseWeights, integerKernelMinRows: integerDecode ? 1 : 5))
         // A real sentence repeated until it gives enough tokens (the peer script uses the same text).
         let text = String(repeating: "Aspirin irreversibly inhibits cyclooxygenase-1 and cyclooxygenase-2, reducing the "
             + "synthesis of prostaglandins and thromboxanes; low doses prevent platelet aggregation for the life of the "
             + "platelet. ", count: 64)
         let ids = tokenizer.encode(text)
         let prompt = Array(ids.prefix(promptTokens))
-        func seconds(_ body: () throws -> Void) rethrows -> Double {
-            let start = DispatchTime.now().uptimeNanoseconds
-            try body()
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        }
         // Warm-up (pages in the weights).
         _ = try model.forward([.init(cache: model.makeCache(capacity: 16), tokens: Array(prompt.prefix(8)))])
 
         let cache = model.makeCache(capacity: prompt.count)
-        let prefill = try seconds { _ = try model.forward([.init(cache: cache, tokens: prompt)]) }
+        let prefill = try measure { _ = try model.forward([.init(cache: cache, tokens: prompt)]) }
         // Decode after a short prompt, as llama.cpp's measurement does.
         let decodeCache = model.makeCache(capacity: 8 + decodeTokens)
         var logits = try model.forward([.init(cache: decodeCache, tokens: Array(prompt.prefix(8)))])
         var sampler = try Sampler()
-        let decode = try seconds {
+        let decode = try measure {
             for _ in 0..<decodeTokens {
                 let next = sampler.next(logits: logits, history: [])
                 logits = try model.forward([.init(cache: decodeCache, tokens: [next])])
             }
         }
-        var batchRate = 0.0
+        var batchRate = 0.0, batchCPU = 0.0
         if batch > 0 {
             let generator = TextGenerator(model: model, tokenizer: tokenizer)
             let requests = (0..<batch).map { i in
@@ -306,22 +336,42 @@ struct BenchLLM: ParsableCommand {
                                   stopAtEndOfSequence: false)
             }
             var produced = 0
-            let elapsed = try seconds {
+            let elapsed = try measure {
                 try generator.generateBatch(requests, maxBatch: batch) { _, r in produced += (try? r.get().tokens.count) ?? 0 }
             }
-            batchRate = Double(produced) / elapsed
+            batchRate = Double(produced) / elapsed.wall
+            batchCPU = elapsed.cpu / Double(max(1, produced))
         }
-        var usage = rusage()
-        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
-        let r = Result(prefillTokens: prompt.count, prefillTokensPerSecond: (Double(prompt.count) / prefill).rounded(),
-                       decodeTokens: decodeTokens, decodeTokensPerSecond: (Double(decodeTokens) / decode * 10).rounded() / 10,
+        let peak = peakRSSMB()
+        var memoryPeak = 0.0
+        if memorySequences > 0 {
+            // One real prefill of memoryTokens - 1 positions, copied into every other cache (all
+            // pages touched), then one batched decode step of all sequences at full length.
+            let n = memoryTokens - 1
+            let source = Array((0..<((n + ids.count - 1) / ids.count)).flatMap { _ in ids }.prefix(n))
+            let caches = (0..<memorySequences).map { _ in model.makeCache(capacity: memoryTokens) }
+            _ = try model.forward([.init(cache: caches[0], tokens: source)])
+            for c in caches.dropFirst() { c.copy(from: caches[0]) }
+            _ = try model.forward(caches.map { .init(cache: $0, tokens: [ids[0]]) })
+            memoryPeak = peakRSSMB()
+        }
+        func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+        let r = Result(prefillTokens: prompt.count, prefillTokensPerSecond: (Double(prompt.count) / prefill.wall).rounded(),
+                       prefillCPUMsPerToken: round3(1000 * prefill.cpu / Double(prompt.count)),
+                       decodeTokens: decodeTokens, decodeTokensPerSecond: (Double(decodeTokens) / decode.wall * 10).rounded() / 10,
+                       decodeCPUMsPerToken: round3(1000 * decode.cpu / Double(decodeTokens)),
                        batchSequences: batch, batchTokensPerSecond: batchRate.rounded(),
-                       peakRSSMB: Double(usage.ru_maxrss) / 1024)
+                       batchCPUMsPerToken: round3(1000 * batchCPU), peakRSSMB: peak,
+                       memorySequences: memorySequences, memoryTokens: memoryTokens, memoryPeakRSSMB: memoryPeak)
         if json { try Terminal.printJSON(r) } else {
-            print("prefill \(r.prefillTokens) tokens: \(r.prefillTokensPerSecond) tok/s")
-            print("decode \(r.decodeTokens) tokens: \(r.decodeTokensPerSecond) tok/s")
-            print("batched \(batch) x \(batchTokens): \(r.batchTokensPerSecond) tok/s aggregate")
+            print("prefill \(r.prefillTokens) tokens: \(r.prefillTokensPerSecond) tok/s, \(r.prefillCPUMsPerToken) CPU ms/token")
+            print("decode \(r.decodeTokens) tokens: \(r.decodeTokensPerSecond) tok/s, \(r.decodeCPUMsPerToken) CPU ms/token")
+            print("batched \(batch) x \(batchTokens): \(r.batchTokensPerSecond) tok/s aggregate, "
+                + "\(r.batchCPUMsPerToken) CPU ms/token")
             print("peak RSS \(Int(r.peakRSSMB)) MB")
+            if memorySequences > 0 {
+                print("\(memorySequences) sequences x \(memoryTokens) positions in flight: peak RSS \(Int(memoryPeak)) MB")
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 /// Continuous batching: up to `maxBatch` sequences are in flight, each with its own `KVCache`.
 /// A decode step stacks one token of every active sequence into a `(B, C)` matrix, so each
 /// weight is read once per step for all of them; a sequence that finishes frees its slot for
-/// the next waiting request (prefilled on admission) before the next step.
+/// the next waiting requests (prefilled together on admission) before the next step.
 public final class TextGenerator: @unchecked Sendable {
     // @unchecked: immutable; the model and tokenizer are shareable.
 
@@ -65,18 +65,38 @@ public final class TextGenerator: @unchecked Sendable {
         var active = [(index: Int, state: SequenceState, last: Int)]()
         var cancelled = false
         while true {
-            // Admit waiting requests into free slots (prefill, then their first token).
-            while !cancelled && active.count < max(1, maxBatch), let i = waiting.next() {
+            // Admit waiting requests into free slots: their prompts prefilled together in one
+            // step (one pass over the weights), then their first tokens.
+            var admitted = [(index: Int, state: SequenceState)]()
+            while !cancelled && active.count + admitted.count < max(1, maxBatch), let i = waiting.next() {
                 do {
-                    var state = try SequenceState(request: requests[i], model: model, tokenizer: tokenizer,
+                    let state = try SequenceState(request: requests[i], model: model, tokenizer: tokenizer,
                                                   precision: cachePrecision)
                     if state.finish != nil { onFinish(i, .success(state.result)); continue }
-                    let logits = try model.forward([.init(cache: state.cache, tokens: state.prompt)])
-                    let (token, _) = state.accept(logits: logits)
-                    if state.finish != nil { onFinish(i, .success(state.result)); continue }
-                    active.append((i, state, token))
+                    admitted.append((i, state))
                 } catch {
                     onFinish(i, .failure(error))
+                }
+            }
+            if !admitted.isEmpty {
+                let v = model.config.vocabularySize
+                var logits: [[Float]?]
+                if let all = try? model.forward(admitted.map { .init(cache: $0.state.cache, tokens: $0.state.prompt) }) {
+                    logits = admitted.indices.map { Array(all[($0 * v)..<(($0 + 1) * v)]) }
+                } else {
+                    // Some prompt is invalid (nothing was cached): one at a time, so only it fails.
+                    logits = admitted.map { a in
+                        do { return try model.forward([.init(cache: a.state.cache, tokens: a.state.prompt)]) } catch {
+                            onFinish(a.index, .failure(error))
+                            return nil
+                        }
+                    }
+                }
+                for (n, var a) in admitted.enumerated() {
+                    guard let l = logits[n] else { continue }
+                    let (token, _) = a.state.accept(logits: l)
+                    if a.state.finish != nil { onFinish(a.index, .success(a.state.result)); continue }
+                    active.append((a.index, a.state, token))
                 }
             }
             if active.isEmpty { return }

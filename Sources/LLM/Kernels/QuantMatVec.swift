@@ -24,11 +24,16 @@ public enum QuantMatVec {
     ///   - x: `(T, K)` activations.
     ///   - t: number of vectors T (small: each weight row is reused from L1 for all of them).
     ///   - outputs: one `(T, R_i)` buffer per weight.
+    ///   - integer: use the integer kernels (`QuantIntDot`, when every weight type has one);
+    ///     default: when `t > 4`.
     public static func multiply(_ weights: [LinearWeight], x: UnsafePointer<Float>, t: Int,
-                                outputs: [UnsafeMutablePointer<Float>]) {
+                                outputs: [UnsafeMutablePointer<Float>], integer: Bool? = nil) {
         precondition(weights.count == outputs.count && !weights.isEmpty)
         let k = weights[0].columns
         precondition(weights.allSatisfy { $0.columns == k } && k % 32 == 0)
+        if integer ?? (t > 4), weights.allSatisfy({ QuantIntDot.supports($0.type) }) {
+            return multiplyInteger(weights, x: x, t: t, outputs: outputs)
+        }
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: t * k / 32)
         defer { sums.deallocate() }
         blockSums(x, t: t, k: k, into: sums)
@@ -67,6 +72,47 @@ public enum QuantMatVec {
                     }
                 }
                 r = end
+            }
+        }
+    }
+
+    /// `multiply` through the integer kernels (`QuantIntDot`): `x` quantized to int16 once,
+    /// each weight row read once for all `t` vectors (tiles of 4).
+    static func multiplyInteger(_ weights: [LinearWeight], x: UnsafePointer<Float>, t: Int,
+                                outputs: [UnsafeMutablePointer<Float>]) {
+        let k = weights[0].columns
+        let xq = QuantizedActivations(x, vectors: t, columns: k)
+        defer { xq.deallocate() }
+        var starts = [0]
+        for w in weights { starts.append(starts.last! + w.rows) }
+        let total = starts.last!
+        let box = UncheckedSendable((xq, outputs))
+        let chunks = total * k * t >= 1 << 16 ? Parallel.coreCount : 1
+        Parallel.forEach(0..<total, chunks: chunks) { range in
+            let (xq, outputs) = box.value
+            var w = 0
+            var r = range.lowerBound
+            while r < range.upperBound {
+                while starts[w + 1] <= r { w += 1 }
+                let weight = weights[w], out = outputs[w]
+                let rows = (r - starts[w])..<(min(range.upperBound, starts[w + 1]) - starts[w])
+                // Blocks of rows (a few KB of weights, kept in L1/L2) x tiles of 4 vectors (kept in L1).
+                for block in stride(from: rows.lowerBound, to: rows.upperBound, by: 16) {
+                    let blockRows = block..<min(block + 16, rows.upperBound)
+                    var v = 0
+                    while v < t {
+                        let n = min(4, t - v)
+                        for row in blockRows {
+                            QuantIntDot.dot(weight.type, weight.raw + row * weight.rowBytes, xq, first: v, count: n,
+                                            out: out + v * weight.rows + row, outStride: weight.rows)
+                        }
+                        v += n
+                    }
+                }
+                if let bias = weight.bias {
+                    for v in 0..<t { for row in rows { out[v * weight.rows + row] += bias[row] } }
+                }
+                r = starts[w] + rows.upperBound
             }
         }
     }

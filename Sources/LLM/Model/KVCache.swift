@@ -46,6 +46,18 @@ public final class KVCache: @unchecked Sendable {
     /// Drops positions from `newCount` on (e.g. to rewind a chat turn).
     public func truncate(to newCount: Int) { count = max(0, min(count, newCount)) }
 
+    /// Makes this cache hold the same positions as `other` (a cache of the same model, precision
+    /// and at least `other.count` capacity), e.g. to fork a shared prompt.
+    public func copy(from other: KVCache) {
+        precondition(other.layers == layers && other.width == width && other.precision == precision
+            && other.count <= capacity, "KVCache.copy: incompatible caches")
+        let rowBytes = width * precision.bytes
+        for l in 0..<layers {
+            for which in 0..<2 { base(l, which).copyMemory(from: other.base(l, which), byteCount: other.count * rowBytes) }
+        }
+        count = other.count
+    }
+
     /// Start of the key (`which == 0`) or value (`1`) rows of `layer`.
     @inline(__always)
     func base(_ layer: Int, _ which: Int) -> UnsafeMutableRawPointer {

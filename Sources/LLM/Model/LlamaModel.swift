@@ -16,19 +16,29 @@ public final class LlamaModel: @unchecked Sendable {
     /// How the linear layers are computed.
     public struct Options: Sendable {
         public enum Kernels: Sendable {
-            /// Fused quantized kernels for steps of at most `quantizedRowLimit` rows, `sgemm` above.
+            /// Quantized kernels (integer `QuantIntDot` for Q4_0/Q4_1/Q8_0, float `QuantDot`
+            /// otherwise) for steps of at most `quantizedRowLimit` rows, `sgemm` above.
             case fast
             /// Always `sgemm`/float32 on dequantized weights: the reference the tests compare to.
             case reference
         }
         public var kernels: Kernels
-        /// Keep a float32 copy of every weight (4 bytes per weight: 540 MB for SmolLM2) so prefill
-        /// and batched steps are plain `sgemm`; otherwise weights are dequantized per step.
+        /// Keep a float32 copy of every weight (4 bytes per weight: 540 MB for SmolLM2) so steps
+        /// above `quantizedRowLimit` rows (long prompts) are plain `sgemm`; otherwise each such
+        /// step dequantizes the weights into scratch first (a few percent of a 512-token prefill).
         public var denseWeights: Bool
-        /// Steps with at most this many rows use the quantized kernels (`.fast` only).
+        /// Steps with at most this many rows use the quantized kernels (`.fast` only): decode,
+        /// batched decode and short prompts. Types without an integer kernel use them only up to
+        /// 4 rows.
         public var quantizedRowLimit: Int
 
-        public init(kernels: Kernels = .fast, denseWeights: Bool = true, quantizedRowLimit: Int = 4) {
+        /// Steps with at least this many rows (and at most `quantizedRowLimit`) use the integer
+        /// kernels; smaller steps (decode) the float quantized kernels, closer to the reference.
+        public var integerKernelMinRows: Int
+
+        public init(kernels: Kernels = .fast, denseWeights: Bool = false, quantizedRowLimit: Int = 64,
+                    integerKernelMinRows: Int = 5) {
+            self.integerKernelMinRows = integerKernelMinRows
             self.kernels = kernels
             self.denseWeights = denseWeights
             self.quantizedRowLimit = quantizedRowLimit
@@ -240,8 +250,9 @@ public final class LlamaModel: @unchecked Sendable {
     /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias)`.
     func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int, outputs: [UnsafeMutablePointer<Float>],
                 kernels: Options.Kernels) {
-        if kernels == .fast && r <= options.quantizedRowLimit {
-            return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs)
+        if kernels == .fast && r <= options.quantizedRowLimit
+            && (r <= 4 || ws.allSatisfy { QuantIntDot.supports($0.type) }) {
+            return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs, integer: r >= options.integerKernelMinRows)
         }
         for (w, out) in zip(ws, outputs) {
             if let dense = w.dense {

@@ -3,8 +3,9 @@ import Tensor
 /// One linear layer's weight `(out, in)` as stored in the GGUF file (ggml dims `[in, out]`):
 /// still quantized and memory-mapped, plus an optional float32 copy for the GEMM paths.
 ///
-/// Decode multiplies the quantized rows directly (`QuantMatVec`); prefill and batched steps
-/// use `sgemm` on the float32 copy, made once by `makeDense()` (or per call into scratch).
+/// Decode, batched decode and short prompts multiply the quantized rows directly
+/// (`QuantMatVec`); long prompts use `sgemm` on a float32 copy, made once by `makeDense()` or
+/// per call into scratch.
 public final class LinearWeight: @unchecked Sendable {
     // @unchecked: `dense` is written once in `makeDense()`, before the weight is shared.
     public let name: String
@@ -18,7 +19,8 @@ public final class LinearWeight: @unchecked Sendable {
     public let rowBytes: Int
     /// Optional bias `(out)` (Qwen2 q/k/v).
     public let bias: [Float]?
-    private let file: GGUFFile
+    /// Keeps the mapping alive (nil for weights over caller-owned memory).
+    private let file: GGUFFile?
     /// `(rows, columns)` float32, when made.
     public private(set) var dense: UnsafeMutablePointer<Float>?
 
@@ -31,6 +33,18 @@ public final class LinearWeight: @unchecked Sendable {
         raw = tensor.bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 16)!
         self.bias = bias
         file = tensor.file
+    }
+
+    /// A weight over `rows * rowBytes` bytes of `type` the caller keeps alive (tests, slices).
+    init(name: String, type: GGMLType, rows: Int, columns: Int, raw: UnsafeRawPointer, bias: [Float]? = nil) {
+        self.name = name
+        self.type = type
+        self.rows = rows
+        self.columns = columns
+        rowBytes = type.rowBytes(elements: columns)!
+        self.raw = raw
+        self.bias = bias
+        file = nil
     }
 
     deinit { dense?.deallocate() }

@@ -6,14 +6,15 @@ import XCTest
 /// float32): prompt ids, top-20 logits at the last position within 2e-2, per-position
 /// log-probabilities and mean NLL within 1e-3, and the 24 greedy tokens identical.
 final class Gemma3ModelTests: XCTestCase {
-    private static let model = Result { try Gemma3Model(file: try GGUFFile(path: SharedGemma.url.path)) }
-
     func testGoldenLogitsNLLAndGreedy() throws {
         _ = try SharedGemma.open()
-        let model = try Self.model.get()
+        let model = try SharedGemma.model()
         let tok = try SharedGemma.spm()
         XCTAssertEqual(model.config.layerCount, 18)
-        XCTAssertEqual((0..<18).filter(model.config.isGlobal), [5, 11, 17])
+        XCTAssertEqual((0..<18).filter { model.config.slidingWindow[$0] == nil }, [5, 11, 17])
+        XCTAssertEqual(model.config.slidingWindow[0], 512)
+        XCTAssertEqual(model.config.ropeBase[5], 1_000_000)
+        XCTAssertEqual(model.config.ropeBase[4], 10_000)
         let golden = try TestPaths.json("gemma3_270m_logits.json")
         let cases = try XCTUnwrap(golden["cases"] as? [[String: Any]])
         XCTAssertFalse(cases.isEmpty)

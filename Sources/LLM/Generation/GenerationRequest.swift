@@ -87,7 +87,7 @@ struct SequenceState {
     var finish: FinishReason?
     var stopString: String?
 
-    init(request: GenerationRequest, model: LlamaModel, tokenizer: any Tokenizer,
+    init(request: GenerationRequest, model: any CausalLanguageModel, tokenizer: any Tokenizer,
          precision: KVCache.Precision) throws {
         self.request = request
         prompt = try request.fittedPrompt(contextLength: model.config.contextLength)

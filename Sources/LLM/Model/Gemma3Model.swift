@@ -20,25 +20,6 @@ import Tensor
 public final class Gemma3Model: @unchecked Sendable {
     // @unchecked: immutable after init.
 
-    /// The hyper-parameters, from `gemma3.*` metadata.
-    public struct Config: Sendable, Equatable {
-        public var embeddingLength: Int  // C
-        public var layerCount: Int  // L
-        public var feedForwardLength: Int  // FF
-        public var headCount: Int  // NH
-        public var kvHeadCount: Int  // NKV
-        public var headSize: Int  // HS
-        public var vocabularySize: Int  // V
-        public var normEpsilon: Float
-        public var globalRopeBase: Float
-        public var localRopeBase: Float
-        public var slidingWindow: Int
-        /// Layer `l` is global when `(l + 1) % globalEvery == 0` (llama.cpp's swa pattern).
-        public var globalEvery: Int
-
-        public func isGlobal(_ l: Int) -> Bool { (l + 1) % globalEvery == 0 }
-    }
-
     /// One block's weights; norms are `(C)` except the q/k norms `(HS)`.
     struct Layer {
         let attentionNorm, postAttentionNorm, ffnNorm, postFFNNorm: [Float]
@@ -47,7 +28,12 @@ public final class Gemma3Model: @unchecked Sendable {
     }
 
     public let file: GGUFFile
-    public let config: Config
+    /// The hyper-parameters (`ModelConfig(gemma3:)`): local layers have a sliding window and
+    /// RoPE base 10,000, global layers (every sixth) no window and `gemma3.rope.freq_base`.
+    public let config: ModelConfig
+    /// Kernel choice of the cached `forward(_:logits:)` (`denseWeights` is ignored: the block
+    /// weights are always kept as float32 for prefill and the reference pass).
+    public let options: LlamaModel.Options
     let layers: [Layer]
     let outputNorm: [Float]  // (C)
     /// `(V, C)`: token embeddings, also the output head.
@@ -56,32 +42,11 @@ public final class Gemma3Model: @unchecked Sendable {
     /// Loads the weights of a `gemma3` GGUF file, dequantizing the block weights to float32
     /// (about 400 MB for the 270M model); the embedding/head stays quantized.
     /// - Throws: `ModelError` for another architecture, bad metadata or missing/mis-shaped tensors.
-    public init(file: GGUFFile) throws {
+    public init(file: GGUFFile, options: LlamaModel.Options = .init()) throws {
+        try CPUFeatures.check()
         self.file = file
-        let m = file.metadata, path = file.path
-        let arch = try m.string("general.architecture")
-        guard arch == "gemma3" else {
-            throw ModelError.unsupportedArchitecture(path: path, architecture: arch, supported: ["gemma3"])
-        }
-        func int(_ key: String, default value: Int? = nil) throws -> Int {
-            let full = "gemma3.\(key)"
-            if let value, !m.contains(full) { return value }
-            let v = try m.int(full)
-            guard v > 0 else { throw ModelError.invalidMetadata(path: path, key: full, value: "\(v)", expected: "> 0") }
-            return v
-        }
-        let c = try Config(
-            embeddingLength: int("embedding_length"), layerCount: int("block_count"),
-            feedForwardLength: int("feed_forward_length"), headCount: int("attention.head_count"),
-            kvHeadCount: int("attention.head_count_kv"), headSize: int("attention.key_length"),
-            vocabularySize: m.strings("tokenizer.ggml.tokens").count,
-            normEpsilon: m.float("gemma3.attention.layer_norm_rms_epsilon"),
-            globalRopeBase: m.contains("gemma3.rope.freq_base") ? m.float("gemma3.rope.freq_base") : 1_000_000,
-            localRopeBase: 10_000, slidingWindow: int("attention.sliding_window", default: 512), globalEvery: 6)
-        guard c.headCount % c.kvHeadCount == 0, c.headSize % 2 == 0 else {
-            throw ModelError.invalidMetadata(path: path, key: "gemma3.attention.head_count_kv", value: "\(c.kvHeadCount)",
-                                             expected: "a divisor of head_count \(c.headCount), even key_length")
-        }
+        self.options = options
+        let c = try ModelConfig(gemma3: file), path = file.path
         config = c
 
         func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor {
@@ -101,7 +66,7 @@ public final class Gemma3Model: @unchecked Sendable {
             w.makeDense()
             return w
         }
-        let C = c.embeddingLength, QW = c.headCount * c.headSize, KW = c.kvHeadCount * c.headSize
+        let C = c.embeddingLength, QW = c.queryWidth, KW = c.kvWidth
         layers = try (0..<c.layerCount).map { l in
             let p = "blk.\(l)."
             return Layer(
@@ -123,8 +88,8 @@ public final class Gemma3Model: @unchecked Sendable {
         embedding = LinearWeight(tensor: try tensor("token_embd.weight", [C, c.vocabularySize]), bias: nil)
     }
 
-    public convenience init(path: String) throws {
-        try self.init(file: try GGUFFile(path: path))
+    public convenience init(path: String, options: LlamaModel.Options = .init()) throws {
+        try self.init(file: try GGUFFile(path: path), options: options)
     }
 
     // MARK: Forward
@@ -146,11 +111,11 @@ public final class Gemma3Model: @unchecked Sendable {
             Dequantize.dequantizeUnchecked(e.type, from: e.raw + id * e.rowBytes, count: C, into: x + i * C)
             for j in 0..<C { x[i * C + j] *= scale }
         }
-        let positions = Array(0..<t)
-        let local = Ops.ropeTable(positions: positions, headSize: c.headSize, base: c.localRopeBase)
-        let global = Ops.ropeTable(positions: positions, headSize: c.headSize, base: c.globalRopeBase)
+        var tables = [Float: (cos: [Float], sin: [Float])]()
         for l in 0..<c.layerCount {
-            block(l, x, rows: t, rope: c.isGlobal(l) ? global : local)
+            let base = c.ropeBase[l]
+            if tables[base] == nil { tables[base] = Ops.ropeTable(positions: Array(0..<t), headSize: c.headSize, base: base) }
+            block(l, x, rows: t, rope: tables[base]!)
         }
         // Final norm and the tied head on the rows that need logits.
         let rows = allRows ? t : 1
@@ -204,7 +169,7 @@ public final class Gemma3Model: @unchecked Sendable {
                          cos: cos.baseAddress!, sin: sin.baseAddress!, style: .halves)
             }
         }
-        attention(q, k, v, rows: t, window: c.isGlobal(l) ? nil : c.slidingWindow, into: h)
+        attention(q, k, v, rows: t, window: c.slidingWindow[l], into: h)
         linear(w.output, h, rows: t, into: gate)  // gate as (T, C) scratch
         Ops.rmsNorm(gate, gate, weight: w.postAttentionNorm, rows: t, channels: C, epsilon: c.normEpsilon)
         Ops.add(x, gate, count: t * C)
@@ -225,7 +190,7 @@ public final class Gemma3Model: @unchecked Sendable {
     private func attention(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                            rows t: Int, window: Int?, into out: UnsafeMutablePointer<Float>) {
         let c = config, hs = c.headSize, QW = c.headCount * hs, KW = c.kvHeadCount * hs
-        let group = c.headCount / c.kvHeadCount, scale = 1 / Float(hs).squareRoot()
+        let group = c.headCount / c.kvHeadCount, scale = c.attentionScale
         var scores = [Float](repeating: 0, count: t)
         for head in 0..<c.headCount {
             let kvOffset = (head / group) * hs
@@ -254,12 +219,12 @@ public final class Gemma3Model: @unchecked Sendable {
     }
 
     /// `out (T, rows) = x (T, columns) · Wᵀ` on the dense weight.
-    private func linear(_ w: LinearWeight, _ x: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
+    func linear(_ w: LinearWeight, _ x: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
         BLAS.gemm(a: x, b: w.dense!, transB: true, c: out, m: t, n: w.rows, k: w.columns, parallel: true)
     }
 
     /// `out (T, V) = h (T, C) · Embᵀ`, dequantizing the embedding 16k rows at a time.
-    private func head(_ h: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
+    func head(_ h: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
         let e = embedding, C = config.embeddingLength, V = config.vocabularySize, chunk = 16_384
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C)  // (chunk, C)
         defer { scratch.deallocate() }
@@ -270,5 +235,60 @@ public final class Gemma3Model: @unchecked Sendable {
             BLAS.gemm(a: h, b: scratch, transB: true, c: out + start, ldc: V, m: t, n: n, k: C, parallel: true)
             start += n
         }
+    }
+}
+
+// MARK: - Configuration
+
+extension ModelConfig {
+    /// Layer `l` of Gemma 3 is global when `(l + 1) % 6 == 0` (llama.cpp's sliding-window pattern).
+    static let gemma3GlobalEvery = 6
+
+    /// The configuration of a `gemma3` GGUF file: `gemma3.*` metadata, NeoX RoPE, plain RMSNorm
+    /// (the converter stored `1 + w`), GELU-tanh, embeddings scaled by sqrt(C), q/k norms, local
+    /// layers with `gemma3.attention.sliding_window` (default 512) and RoPE base 10,000, global
+    /// layers with `gemma3.rope.freq_base` (default 1,000,000), attention scale 1/sqrt(HS).
+    /// - Throws: `ModelError.unsupportedArchitecture`, `.invalidMetadata`, `GGUFError`.
+    init(gemma3 file: GGUFFile) throws {
+        let m = file.metadata, path = file.path
+        let arch = try m.string("general.architecture")
+        guard arch == "gemma3" else {
+            throw ModelError.unsupportedArchitecture(path: path, architecture: arch, supported: ["gemma3"])
+        }
+        func int(_ key: String, default value: Int? = nil) throws -> Int {
+            let full = "gemma3.\(key)"
+            if let value, !m.contains(full) { return value }
+            let v = try m.int(full)
+            guard v > 0 else { throw ModelError.invalidMetadata(path: path, key: full, value: "\(v)", expected: "> 0") }
+            return v
+        }
+        architecture = arch
+        embeddingLength = try int("embedding_length")
+        layerCount = try int("block_count")
+        feedForwardLength = try int("feed_forward_length")
+        headCount = try int("attention.head_count")
+        kvHeadCount = try int("attention.head_count_kv")
+        headSize = try int("attention.key_length")
+        vocabularySize = try m.strings("tokenizer.ggml.tokens").count
+        contextLength = try int("context_length", default: 32_768)
+        normEpsilon = try m.float("gemma3.attention.layer_norm_rms_epsilon")
+        let globalBase = m.contains("gemma3.rope.freq_base") ? try m.float("gemma3.rope.freq_base") : 1_000_000
+        let window = try int("attention.sliding_window", default: 512)
+        guard headCount % kvHeadCount == 0, headSize % 8 == 0 else {
+            throw ModelError.invalidMetadata(path: path, key: "gemma3.attention.head_count_kv", value: "\(kvHeadCount)",
+                                             expected: "a divisor of head_count \(headCount), key_length a multiple of 8")
+        }
+        guard globalBase > 0, normEpsilon > 0 else {
+            throw ModelError.invalidMetadata(path: path, key: "gemma3.rope.freq_base", value: "\(globalBase)", expected: "> 0")
+        }
+        let global = (0..<layerCount).map { ($0 + 1) % Self.gemma3GlobalEvery == 0 }
+        ropeBase = global.map { $0 ? globalBase : 10_000 }
+        slidingWindow = global.map { $0 ? nil : window }
+        ropeStyle = .halves
+        normStyle = .plain
+        activation = .geluTanh
+        embeddingScale = Float(embeddingLength).squareRoot()
+        queryKeyNorm = true
+        attentionScale = 1 / Float(headSize).squareRoot()
     }
 }

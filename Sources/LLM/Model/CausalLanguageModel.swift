@@ -1,0 +1,59 @@
+/// A decoder-only language model with a KV cache: what `TextGenerator` needs to run one or many
+/// sequences, whatever the architecture (`LlamaModel` for llama/qwen2, `Gemma3Model` for gemma3).
+///
+/// A step is a list of `Segment`s (new tokens of distinct sequences, each with its own cache)
+/// whose rows run through the model together; see `LlamaModel.forward`.
+public protocol CausalLanguageModel: AnyObject, Sendable {
+    /// The GGUF file the weights come from.
+    var file: GGUFFile { get }
+    /// The hyper-parameters (vocabulary size V, context length, cache width).
+    var config: ModelConfig { get }
+    /// A cache for one sequence of up to `capacity` positions (`nil`: the context length).
+    func makeCache(capacity: Int?, precision: KVCache.Precision) -> KVCache
+    /// Runs the new tokens of each segment, appending their keys and values to its cache.
+    /// - Returns: logits `(rows, V)` flattened: one row per segment for `.last`, ΣT rows for `.all`.
+    /// - Throws: `ModelError.emptyPrompt`, `.tokenOutOfRange`, `.contextOverflow` (caches unchanged).
+    func forward(_ segments: [LlamaModel.Segment], logits rows: LlamaModel.LogitRows) throws -> [Float]
+}
+
+extension CausalLanguageModel {
+    /// A cache of f16 elements for one sequence of up to `capacity` positions.
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        makeCache(capacity: capacity, precision: .f16)
+    }
+
+    /// Logits `(B, V)` of the last row of each segment.
+    public func forward(_ segments: [LlamaModel.Segment]) throws -> [Float] {
+        try forward(segments, logits: .last)
+    }
+}
+
+extension LlamaModel: CausalLanguageModel {
+    /// `forward(_:logits:kernels:)` with `options.kernels`.
+    public func forward(_ segments: [Segment], logits rows: LogitRows) throws -> [Float] {
+        try forward(segments, logits: rows, kernels: nil)
+    }
+}
+
+extension Gemma3Model: CausalLanguageModel {}
+
+/// Architectures `loadLanguageModel` runs.
+public let supportedLanguageModelArchitectures = ModelConfig.supportedArchitectures + ["gemma3"]
+
+/// Loads the model in `file` with the implementation its `general.architecture` names:
+/// `llama`/`qwen2` as `LlamaModel`, `gemma3` as `Gemma3Model`.
+/// - Parameter options: kernel choice (and, for Llama, dense weight copies).
+/// - Throws: `ModelError.unsupportedArchitecture` naming the file, the architecture and the
+///   supported ones; the model's own load errors; `GGUFError` for missing metadata.
+public func loadLanguageModel(file: GGUFFile, options: LlamaModel.Options = .init()) throws -> any CausalLanguageModel {
+    let architecture = try file.metadata.string("general.architecture")
+    switch architecture {
+    case "gemma3":
+        return try Gemma3Model(file: file, options: options)
+    case _ where ModelConfig.supportedArchitectures.contains(architecture):
+        return try LlamaModel(file: file, options: options)
+    default:
+        throw ModelError.unsupportedArchitecture(path: file.path, architecture: architecture,
+                                                 supported: supportedLanguageModelArchitectures)
+    }
+}

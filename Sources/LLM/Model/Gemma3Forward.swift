@@ -1,0 +1,210 @@
+import Tensor
+
+// The KV-cached, batched forward pass of Gemma 3: the same entry point as `LlamaModel.forward`
+// (segments of new tokens stacked into one `(R, C)` matrix, attention per segment against its
+// `KVCache`), with Gemma's q/k norms, pre/post norms, GELU-tanh and sliding-window local layers.
+//
+// Dimension letters: B segments, T new tokens of one segment, R = ΣT rows of a step, C channels,
+// NH/NKV query/key-value heads, HS head size, FF feed-forward width, V vocabulary, P positions
+// already cached. The cache keeps every position; the sliding window is a mask on local layers.
+
+extension Gemma3Model {
+    public typealias Segment = LlamaModel.Segment
+    public typealias LogitRows = LlamaModel.LogitRows
+
+    /// A cache for one sequence of up to `capacity` positions (default: the context length).
+    public func makeCache(capacity: Int? = nil, precision: KVCache.Precision = .f16) -> KVCache {
+        KVCache(config: config, capacity: min(capacity ?? config.contextLength, config.contextLength),
+                precision: precision)
+    }
+
+    /// Runs the new tokens of each segment through the model with `options.kernels`, appending
+    /// their keys and values to the segment's cache.
+    /// - Returns: logits `(rows, V)` flattened: one row per segment for `.last`, ΣT rows for `.all`.
+    /// - Throws: `ModelError.emptyPrompt`, `.tokenOutOfRange`, `.contextOverflow`; nothing is
+    ///   written to any cache when it throws.
+    public func forward(_ segments: [Segment], logits rows: LogitRows = .last) throws -> [Float] {
+        try forward(segments, logits: rows, kernels: options.kernels)
+    }
+
+    /// `forward(_:logits:)` with the kernels chosen per call (tests compare `.fast` and `.reference`).
+    public func forward(_ segments: [Segment], logits rows: LogitRows,
+                        kernels: LlamaModel.Options.Kernels) throws -> [Float] {
+        let c = config, C = c.embeddingLength
+        for s in segments {
+            guard !s.tokens.isEmpty else { throw ModelError.emptyPrompt }
+            for t in s.tokens where !(0..<c.vocabularySize).contains(t) {
+                throw ModelError.tokenOutOfRange(token: t, vocabularySize: c.vocabularySize)
+            }
+            guard s.cache.count + s.tokens.count <= s.cache.capacity else {
+                throw ModelError.contextOverflow(tokens: s.cache.count + s.tokens.count, contextLength: s.cache.capacity)
+            }
+            precondition(s.cache.layers == c.layerCount && s.cache.width == c.kvWidth, "cache from another model")
+        }
+        precondition(Set(segments.map { ObjectIdentifier($0.cache) }).count == segments.count, "a cache appears twice")
+
+        // Row offsets of the segments in the stacked (R, C) activations.
+        var offsets = [0]
+        for s in segments { offsets.append(offsets.last! + s.tokens.count) }
+        let r = offsets.last!
+        let positions = segments.flatMap { s in (0..<s.tokens.count).map { s.cache.count + $0 } }
+
+        let b = GemmaBuffers(config: c, rows: r)
+        defer { b.deallocate() }
+        let e = embedding
+        for (i, t) in segments.flatMap(\.tokens).enumerated() {
+            Dequantize.dequantizeUnchecked(e.type, from: e.raw + t * e.rowBytes, count: C, into: b.x + i * C)
+            for j in 0..<C { b.x[i * C + j] *= c.embeddingScale }
+        }
+        var tables = [Float: (cos: [Float], sin: [Float])]()
+        for l in 0..<c.layerCount {
+            let base = c.ropeBase[l]
+            if tables[base] == nil { tables[base] = Ops.ropeTable(positions: positions, headSize: c.headSize, base: base) }
+            block(l, segments: segments, offsets: offsets, buffers: b, rope: tables[base]!, kernels: kernels)
+        }
+        for s in segments { s.cache.count += s.tokens.count }
+
+        // Final norm and the tied head on the rows that need logits.
+        let picked: [Int] = rows == .all ? Array(0..<r) : offsets.dropFirst().map { $0 - 1 }
+        for (i, row) in picked.enumerated() { (b.h + i * C).update(from: b.x + row * C, count: C) }
+        Ops.rmsNorm(b.h, b.h, weight: outputNorm, rows: picked.count, channels: C, epsilon: c.normEpsilon)
+        var logits = [Float](repeating: 0, count: picked.count * c.vocabularySize)
+        logits.withUnsafeMutableBufferPointer { out in
+            if useQuantized([embedding], rows: picked.count, kernels: kernels) {
+                QuantMatVec.multiply([embedding], x: b.h, t: picked.count, outputs: [out.baseAddress!])
+            } else {
+                head(b.h, rows: picked.count, into: out.baseAddress!)
+            }
+        }
+        return logits
+    }
+
+    // MARK: Block
+
+    /// One block on the stacked rows, in place on `b.x`.
+    private func block(_ l: Int, segments: [Segment], offsets: [Int], buffers b: GemmaBuffers,
+                       rope: (cos: [Float], sin: [Float]), kernels: LlamaModel.Options.Kernels) {
+        let c = config, w = layers[l], r = offsets.last!, C = c.embeddingLength, hs = c.headSize
+        let QW = c.queryWidth, KW = c.kvWidth, eps = c.normEpsilon
+
+        // Attention: x += postNorm(Wo · attention(rope(qNorm(Wq h)), rope(kNorm(Wk h)), Wv h)), h = norm(x).
+        Ops.rmsNorm(b.h, b.x, weight: w.attentionNorm, rows: r, channels: C, epsilon: eps)
+        linear([w.query, w.key, w.value], b.h, rows: r, outputs: [b.q, b.k, b.v], kernels: kernels)
+        Ops.rmsNorm(b.q, b.q, weight: w.queryNorm, rows: r * c.headCount, channels: hs, epsilon: eps)
+        Ops.rmsNorm(b.k, b.k, weight: w.keyNorm, rows: r * c.kvHeadCount, channels: hs, epsilon: eps)
+        rope.cos.withUnsafeBufferPointer { cos in
+            rope.sin.withUnsafeBufferPointer { sin in
+                Ops.rope(b.q, rows: r, stride: QW, heads: c.headCount, headSize: hs,
+                         cos: cos.baseAddress!, sin: sin.baseAddress!, style: .halves)
+                Ops.rope(b.k, rows: r, stride: KW, heads: c.kvHeadCount, headSize: hs,
+                         cos: cos.baseAddress!, sin: sin.baseAddress!, style: .halves)
+            }
+        }
+        for (i, s) in segments.enumerated() {
+            let o = offsets[i]
+            s.cache.store(layer: l, start: s.cache.count, rows: s.tokens.count, keys: b.k + o * KW, keyStride: KW,
+                          values: b.v + o * KW, valueStride: KW)
+        }
+        attention(l, segments: segments, offsets: offsets, buffers: b)
+        linear([w.output], b.attention, rows: r, outputs: [b.h], kernels: kernels)
+        Ops.rmsNorm(b.h, b.h, weight: w.postAttentionNorm, rows: r, channels: C, epsilon: eps)
+        Ops.add(b.x, b.h, count: r * C)
+
+        // Feed-forward: x += postNorm(Wdown · (gelu(Wgate h) * Wup h)), h = norm(x).
+        Ops.rmsNorm(b.h, b.x, weight: w.ffnNorm, rows: r, channels: C, epsilon: eps)
+        linear([w.gate, w.up], b.h, rows: r, outputs: [b.gate, b.up], kernels: kernels)
+        Ops.gatedActivation(b.gate, b.up, count: r * c.feedForwardLength, activation: .geluTanh)
+        linear([w.down], b.gate, rows: r, outputs: [b.h], kernels: kernels)
+        Ops.rmsNorm(b.h, b.h, weight: w.postFFNNorm, rows: r, channels: C, epsilon: eps)
+        Ops.add(b.x, b.h, count: r * C)
+    }
+
+    /// Attention of every segment's new rows against its cache (which already holds them);
+    /// local layers see only the last `slidingWindow` positions.
+    private func attention(_ l: Int, segments: [Segment], offsets: [Int], buffers b: GemmaBuffers) {
+        let c = config, hs = c.headSize, QW = c.queryWidth, KW = c.kvWidth, group = c.headCount / c.kvHeadCount
+        let window = c.slidingWindow[l], scale = c.attentionScale
+        let box = UncheckedSendable((b.q, b.attention))
+        // Single-row segments (decode): one work item per (segment, head).
+        let single = segments.indices.filter { segments[$0].tokens.count == 1 }
+        if !single.isEmpty {
+            let maxN = single.map { segments[$0].cache.count + 1 }.max()!
+            let work = single.reduce(0) { $0 + min(segments[$1].cache.count + 1, window ?? .max) } * c.headCount * hs
+            Parallel.forEach(0..<(single.count * c.headCount), chunks: work >= 1 << 16 ? Parallel.coreCount : 1) { items in
+                let (q, out) = box.value
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxN)
+                defer { scores.deallocate() }
+                for item in items {
+                    let s = single[item / c.headCount], h = item % c.headCount
+                    let row = offsets[s], n = segments[s].cache.count + 1
+                    Attention.attendOne(q: q + row * QW + h * hs, cache: segments[s].cache, layer: l, group: h / group,
+                                        n: n, headSize: hs, scale: scale, window: window, scores: scores,
+                                        out: out + row * QW + h * hs)
+                }
+            }
+        }
+        // Multi-row segments (prefill): float32 copies of the cache, sgemm per head.
+        for (i, s) in segments.enumerated() where s.tokens.count > 1 {
+            let t = s.tokens.count, p = s.cache.count, n = p + t
+            let keys = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)  // (N, NKV*HS)
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)  // (N, NKV*HS)
+            defer { keys.deallocate(); values.deallocate() }
+            s.cache.load(layer: l, which: 0, count: n, into: keys)
+            s.cache.load(layer: l, which: 1, count: n, into: values)
+            let kv = UncheckedSendable((UnsafePointer(keys), UnsafePointer(values)))
+            let row = offsets[i]
+            Parallel.forEach(0..<c.headCount) { heads in
+                let (q, out) = box.value
+                let (keys, values) = kv.value
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: t * n)  // (T, N)
+                defer { scores.deallocate() }
+                for h in heads {
+                    Attention.attendMany(q: q + row * QW + h * hs, qStride: QW, t: t, past: p, keys: keys, values: values,
+                                         width: KW, group: h / group, headSize: hs, scale: scale, window: window,
+                                         scores: scores, out: out + row * QW + h * hs, outStride: QW)
+                }
+            }
+        }
+    }
+
+    // MARK: Linear layers
+
+    /// Whether a step of `rows` rows multiplies `ws` with the quantized kernels: `.fast` steps of
+    /// at most 4 rows, or up to `options.quantizedRowLimit` rows when every weight has an integer
+    /// kernel; otherwise `sgemm` on the float32 copies.
+    func useQuantized(_ ws: [LinearWeight], rows r: Int, kernels: LlamaModel.Options.Kernels) -> Bool {
+        kernels == .fast && (r <= 4 || (r <= options.quantizedRowLimit && ws.allSatisfy { Self.integerKernelTypes.contains($0.type) }))
+    }
+
+    /// Weight types with integer kernels (`QuantIntDot`), which stay fast for many rows.
+    private static let integerKernelTypes: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]
+
+    /// `outputs[i] (R, rows_i) = x (R, K) · ws[i]ᵀ`.
+    private func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int,
+                        outputs: [UnsafeMutablePointer<Float>], kernels: LlamaModel.Options.Kernels) {
+        if useQuantized(ws, rows: r, kernels: kernels) {
+            return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs)
+        }
+        for (w, out) in zip(ws, outputs) { linear(w, x, rows: r, into: out) }
+    }
+}
+
+/// Activation buffers of one Gemma step `(R, ·)`, allocated together.
+private struct GemmaBuffers {
+    let x, h, q, k, v, attention, gate, up: UnsafeMutablePointer<Float>
+
+    init(config c: ModelConfig, rows r: Int) {
+        x = .allocate(capacity: r * c.embeddingLength)  // (R, C) residual stream
+        h = .allocate(capacity: r * max(c.embeddingLength, c.queryWidth))  // (R, C) normalised / projected
+        q = .allocate(capacity: r * c.queryWidth)  // (R, NH*HS)
+        k = .allocate(capacity: r * c.kvWidth)  // (R, NKV*HS)
+        v = .allocate(capacity: r * c.kvWidth)  // (R, NKV*HS)
+        attention = .allocate(capacity: r * c.queryWidth)  // (R, NH*HS)
+        gate = .allocate(capacity: r * c.feedForwardLength)  // (R, FF)
+        up = .allocate(capacity: r * c.feedForwardLength)  // (R, FF)
+    }
+
+    func deallocate() {
+        for p in [x, h, q, k, v, attention, gate, up] { p.deallocate() }
+    }
+}

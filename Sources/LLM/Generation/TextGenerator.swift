@@ -1,4 +1,4 @@
-/// Generates text with a `LlamaModel`: one stream at a time with tokens as they come
+/// Generates text with any `CausalLanguageModel`: one stream at a time with tokens as they come
 /// (`generate`), or many requests with continuous batching (`generateBatch`).
 ///
 /// Continuous batching: up to `maxBatch` sequences are in flight, each with its own `KVCache`.
@@ -14,12 +14,12 @@ public final class TextGenerator: @unchecked Sendable {
         case stop
     }
 
-    public let model: LlamaModel
+    public let model: any CausalLanguageModel
     public let tokenizer: any Tokenizer
     /// Element type of the caches this generator makes (f16: half the memory).
     public let cachePrecision: KVCache.Precision
 
-    public init(model: LlamaModel, tokenizer: any Tokenizer, cachePrecision: KVCache.Precision = .f16) {
+    public init(model: any CausalLanguageModel, tokenizer: any Tokenizer, cachePrecision: KVCache.Precision = .f16) {
         self.model = model
         self.tokenizer = tokenizer
         self.cachePrecision = cachePrecision

@@ -24,19 +24,20 @@ public final class LlamaModel: @unchecked Sendable {
         }
         public var kernels: Kernels
         /// Keep a float32 copy of every weight (4 bytes per weight: 540 MB for SmolLM2) so steps
-        /// above `quantizedRowLimit` rows (long prompts) are plain `sgemm`; otherwise each such
-        /// step dequantizes the weights into scratch first (a few percent of a 512-token prefill).
+        /// of more than 4 rows (batched decode, prompts) are plain `sgemm`, the fastest path.
+        /// Without it, steps of up to `quantizedRowLimit` rows use the integer kernels (about
+        /// 1.45x the CPU time of `sgemm` for 32 rows) and longer ones dequantize each weight
+        /// into scratch first (a few percent of a 512-token prefill).
         public var denseWeights: Bool
-        /// Steps with at most this many rows use the quantized kernels (`.fast` only): decode,
-        /// batched decode and short prompts. Types without an integer kernel use them only up to
-        /// 4 rows.
+        /// Without `denseWeights`: steps with at most this many rows use the quantized kernels
+        /// (`.fast` only); types without an integer kernel only up to 4 rows.
         public var quantizedRowLimit: Int
 
         /// Steps with at least this many rows (and at most `quantizedRowLimit`) use the integer
         /// kernels; smaller steps (decode) the float quantized kernels, closer to the reference.
         public var integerKernelMinRows: Int
 
-        public init(kernels: Kernels = .fast, denseWeights: Bool = false, quantizedRowLimit: Int = 64,
+        public init(kernels: Kernels = .fast, denseWeights: Bool = true, quantizedRowLimit: Int = 64,
                     integerKernelMinRows: Int = 5) {
             self.integerKernelMinRows = integerKernelMinRows
             self.kernels = kernels
@@ -250,8 +251,8 @@ public final class LlamaModel: @unchecked Sendable {
     /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias)`.
     func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int, outputs: [UnsafeMutablePointer<Float>],
                 kernels: Options.Kernels) {
-        if kernels == .fast && r <= options.quantizedRowLimit
-            && (r <= 4 || ws.allSatisfy { QuantIntDot.supports($0.type) }) {
+        if kernels == .fast
+            && (r <= 4 || (r <= options.quantizedRowLimit && ws.allSatisfy { $0.dense == nil && QuantIntDot.supports($0.type) })) {
             return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs, integer: r >= options.integerKernelMinRows)
         }
         for (w, out) in zip(ws, outputs) {

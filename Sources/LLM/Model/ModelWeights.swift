@@ -3,9 +3,9 @@ import Tensor
 /// One linear layer's weight `(out, in)` as stored in the GGUF file (ggml dims `[in, out]`):
 /// still quantized and memory-mapped, plus an optional float32 copy for the GEMM paths.
 ///
-/// Decode, batched decode and short prompts multiply the quantized rows directly
-/// (`QuantMatVec`); long prompts use `sgemm` on a float32 copy, made once by `makeDense()` or
-/// per call into scratch.
+/// Decode multiplies the quantized rows directly (`QuantMatVec`); batched steps and prompts use
+/// `sgemm` on the float32 copy made once by `makeDense()`, or without it the integer kernels
+/// (up to `quantizedRowLimit` rows) or a per-call float32 copy in scratch.
 public final class LinearWeight: @unchecked Sendable {
     // @unchecked: `dense` is written once in `makeDense()`, before the weight is shared.
     public let name: String

@@ -150,9 +150,10 @@ struct SpecializeGenerate: ParsableCommand {
                                        apiKey: apiKey ?? ProcessInfo.processInfo.environment["OPENAI_API_KEY"],
                                        chat: chat, parallel: parallel, attempts: attempts, timeout: timeout))
         }
-        // Seam for the in-process engine: a GenerationBackend over LLM's batched generator.
-        throw GeneratorError.backendUnavailable(
-            "--backend local is not yet available in this build; serve the model with an OpenAI-compatible server and use --backend openai --base-url URL --model NAME")
+        // The in-process engine: prompts as one user turn of the model's chat template, decoded
+        // together with continuous batching; Ctrl-C ends the current batch.
+        return try LocalBackend(modelPath: model!, chat: true, maxBatch: 16,
+                                shouldStop: { interruptRequested.load(ordering: .relaxed) })
     }
 
     func makeRetriever() throws -> Retriever? {
@@ -180,6 +181,8 @@ struct SpecializeGenerate: ParsableCommand {
         if let t = tokenizer {
             let tok = try TokenizerFactory.make(metadata: GGUFFile(path: t).metadata)
             counter = { tok.encode($0).count }
+        } else if let local = backend as? LocalBackend {
+            counter = { local.countTokens($0) }
         }
         var config = SelfSpecializer.Configuration()
         config.count = count; config.seed = seed; config.k = k; config.passageBudget = passageBudget

@@ -1,0 +1,86 @@
+import Foundation
+import LLM
+
+/// The in-process engine as a ``GenerationBackend``: each prompt becomes one user turn in the
+/// model's chat template (or a plain completion prompt for a model without one), and a whole
+/// batch is decoded together with continuous batching, so both cores stay busy.
+public final class LocalBackend: GenerationBackend, @unchecked Sendable {
+    // @unchecked: immutable after init; TextGenerator is shareable.
+
+    public let modelIdentifier: String
+    public let modelSHA256: String?
+    public let usesChat: Bool
+    /// Most sequences decoded at once (each holds a KV cache of prompt + max tokens).
+    public let maxBatch: Int
+    private let generator: TextGenerator
+    private let template: ChatTemplate?
+    private let shouldStop: @Sendable () -> Bool
+
+    /// Loads `modelPath` (a GGUF file).
+    /// - Parameters:
+    ///   - chat: wrap prompts in the model's chat template (when it has one).
+    ///   - maxBatch: sequences in flight.
+    ///   - shouldStop: polled once per decode step; `true` ends the batch (its completions fail
+    ///     with "cancelled", so a resumed run redoes them).
+    /// - Throws: `GGUFError`, `ModelError`, `TokenizerError` for a bad model file.
+    public init(modelPath: String, chat: Bool = true, maxBatch: Int = 16,
+                shouldStop: @escaping @Sendable () -> Bool = { false }) throws {
+        let file = try GGUFFile(path: modelPath)
+        let model = try LlamaModel(file: file)
+        let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
+        generator = TextGenerator(model: model, tokenizer: tokenizer)
+        let found = try? ChatTemplate(metadata: file.metadata)
+        template = chat ? found.flatMap { $0.family == .completion ? nil : $0 } : nil
+        usesChat = template != nil
+        let digest = try SHA256.hexDigest(ofFile: modelPath)
+        modelSHA256 = digest
+        modelIdentifier = digest
+        self.maxBatch = max(1, maxBatch)
+        self.shouldStop = shouldStop
+    }
+
+    /// Token count of `text` with the model's tokenizer (for prompt budgets).
+    public func countTokens(_ text: String) -> Int { generator.tokenizer.encode(text).count }
+
+    public func complete(_ prompts: [String], settings: SamplingSettings) -> [Completion] {
+        var out = [Completion](repeating: .failed("not run"), count: prompts.count)
+        var requests = [GenerationRequest](), indices = [Int]()
+        for (i, prompt) in prompts.enumerated() {
+            do {
+                let ids: [Int]
+                if let template {
+                    ids = try template.encode([.user(prompt)], tokenizer: generator.tokenizer)
+                } else {
+                    let t = generator.tokenizer
+                    ids = t.encode(prompt, addBOS: t.specialTokens.addBOSByDefault, parseSpecial: false)
+                }
+                var sampling = SamplingParameters(temperature: Float(settings.temperature), topP: Float(settings.topP))
+                sampling.seed = (settings.seed ?? 0) &+ UInt64(i)
+                requests.append(GenerationRequest(prompt: ids, maxTokens: settings.maxTokens, sampling: sampling,
+                                                  stopStrings: settings.stop))
+                indices.append(i)
+            } catch {
+                out[i] = .failed("\(error)")
+            }
+        }
+        do {
+            try generator.generateBatch(requests, maxBatch: maxBatch, shouldStop: shouldStop) { n, result in
+                let i = indices[n]
+                switch result {
+                case .success(let r):
+                    switch r.finishReason {
+                    case .length: out[i] = Completion(text: r.text, finishReason: .length)
+                    case .cancelled: out[i] = .failed("cancelled")
+                    default: out[i] = Completion(text: r.text, finishReason: .stop)
+                    }
+                case .failure(let error):
+                    out[i] = .failed("\(error)")
+                }
+            }
+        } catch {
+            // A failure of the batch as a whole: every prompt not finished carries it.
+            for i in indices where out[i].error == "not run" { out[i] = .failed("\(error)") }
+        }
+        return out
+    }
+}

@@ -182,7 +182,9 @@ extension Gemma3Model {
     /// `outputs[i] (R, rows_i) = x (R, K) · ws[i]ᵀ`.
     private func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int,
                         outputs: [UnsafeMutablePointer<Float>], kernels: LlamaModel.Options.Kernels) {
-        if useQuantized(ws, rows: r, kernels: kernels) {
+        // Types without a fused kernel (Q5_0, Q6_K) would be dequantized row by row at every
+        // step: the float32 copy through sgemm reads 4 bytes per weight but is faster here.
+        if useQuantized(ws, rows: r, kernels: kernels) && ws.allSatisfy({ QuantDot.isFused($0.type) }) {
             return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs)
         }
         for (w, out) in zip(ws, outputs) { linear(w, x, rows: r, into: out) }

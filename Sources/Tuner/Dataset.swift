@@ -1,5 +1,6 @@
 import Foundation
 import LLM
+import Tensor
 
 // Training data: JSONL examples rendered with the model's chat template, tokenized, with the loss
 // on response tokens only; a held-out split; length-bucketed batches.

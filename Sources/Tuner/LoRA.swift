@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 // LoRA adapters: which projections get one, their hyper-parameters, and all A/B matrices in one
 // allocation with named views (llm.c style). Dimension letters as in Ops.swift.
@@ -172,23 +173,3 @@ public final class LoRAParameters: @unchecked Sendable {
     }
 }
 
-// MARK: - Random numbers
-
-/// A small, reproducible random generator whose whole state is one `UInt64` (saved in checkpoints).
-public struct SplitMix64: RandomNumberGenerator, Codable, Sendable, Equatable {
-    /// The generator's state.
-    public var state: UInt64
-    /// - Parameter seed: the initial state.
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A float uniform in [0, 1).
-    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
-}

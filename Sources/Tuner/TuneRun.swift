@@ -1,5 +1,6 @@
 import Foundation
 import LLM
+import Tensor
 
 /// Sets up a training run from options: model, tokenizer, dataset, split, adapters, trainer.
 public enum TuneRun {

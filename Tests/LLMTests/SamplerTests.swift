@@ -1,5 +1,6 @@
 import XCTest
 @testable import LLM
+import Tensor
 
 /// Sampling on small logit vectors with exact expectations.
 final class SamplerTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import LLM
+import Tensor
 
 final class StopMatcherTests: XCTestCase {
     /// Everything shown, and the stop string if one was found.

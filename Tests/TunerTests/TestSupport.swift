@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import LLM
 @testable import Tuner
+import Tensor
 
 /// Paths the tests use: the repository root is found from this file, `shared/` sits beside it.
 enum TestPaths {

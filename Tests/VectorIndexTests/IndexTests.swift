@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import VectorIndex
+import Tensor
 
 // N stored vectors, D dimension, Q queries, k results per query.
 

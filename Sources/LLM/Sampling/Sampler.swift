@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 
 /// How the next token is chosen from the logits. Defaults give greedy decoding.
 ///
@@ -149,35 +150,3 @@ public struct Sampler: TokenSampler, Sendable {
     }
 }
 
-/// xoshiro256** (Blackman & Vigna), seeded through SplitMix64: small, fast, reproducible on
-/// every platform (unlike `SystemRandomNumberGenerator`).
-public struct Xoshiro256: RandomNumberGenerator, Sendable {
-    private var s: (UInt64, UInt64, UInt64, UInt64)
-
-    public init(seed: UInt64) {
-        var x = seed
-        func splitMix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s = (splitMix(), splitMix(), splitMix(), splitMix())
-    }
-
-    public mutating func next() -> UInt64 {
-        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
-        let t = s.1 << 17
-        s.2 ^= s.0
-        s.3 ^= s.1
-        s.1 ^= s.2
-        s.0 ^= s.3
-        s.2 ^= t
-        s.3 = s.3 << 45 | s.3 >> 19
-        return result
-    }
-
-    /// Uniform in [0, 1) with 53 random bits.
-    public mutating func nextUnitDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
-}

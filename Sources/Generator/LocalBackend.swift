@@ -16,7 +16,7 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     private let template: ChatTemplate?
     private let shouldStop: @Sendable () -> Bool
 
-    /// Loads `modelPath` (a GGUF file).
+    /// Loads `modelPath` (a GGUF file: Llama family or Gemma 3).
     /// - Parameters:
     ///   - chat: wrap prompts in the model's chat template (when it has one).
     ///   - maxBatch: sequences in flight.
@@ -26,7 +26,7 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     public init(modelPath: String, chat: Bool = true, maxBatch: Int = 16,
                 shouldStop: @escaping @Sendable () -> Bool = { false }) throws {
         let file = try GGUFFile(path: modelPath)
-        let model = try LlamaModel(file: file)
+        let model = try loadLanguageModel(file: file)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
         generator = TextGenerator(model: model, tokenizer: tokenizer)
         let found = try? ChatTemplate(metadata: file.metadata)

@@ -6,13 +6,13 @@ import LLM
 
 /// The model file.
 struct GGUFModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A GGUF model file (Llama family), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
+    @Option(name: .long, help: "A GGUF model file (Llama family or Gemma 3), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
     var model: String
 
     /// Loads the model and its tokenizer.
-    func load() throws -> (LlamaModel, any Tokenizer, GGUFFile) {
+    func load() throws -> (any CausalLanguageModel, any Tokenizer, GGUFFile) {
         let file = try GGUFFile(path: model)
-        return (try LlamaModel(file: file), try TokenizerFactory.make(metadata: file.metadata), file)
+        return (try loadLanguageModel(file: file), try TokenizerFactory.make(metadata: file.metadata), file)
     }
 }
 
@@ -306,7 +306,7 @@ struct BenchLLM: ParsableCommand {
 
     func run() throws {
         let (_, tokenizer, file) = try modelOptions.load()
-        let model = try LlamaModel(file: file, options: .init(denseWeights: !compactWeights, integerKernelMinRows: integerDecode ? 1 : 5))
+        let model = try loadLanguageModel(file: file, options: .init(denseWeights: !compactWeights, integerKernelMinRows: integerDecode ? 1 : 5))
         // A real sentence repeated until it gives enough tokens (the peer script uses the same text).
         let text = String(repeating: "Aspirin irreversibly inhibits cyclooxygenase-1 and cyclooxygenase-2, reducing the "
             + "synthesis of prostaglandins and thromboxanes; low doses prevent platelet aggregation for the life of the "

@@ -95,10 +95,13 @@ final class SpecializeCLITests: XCTestCase {
 
     func testBackendErrors() throws {
         let seeds = CLITests.repo.appendingPathComponent("corpora/seeds/biomedical.jsonl").path
-        let local = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("local"), "--seeds", seeds,
-                                 "--model", CLITests.repo.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path])
+        // The local engine (default backend) with a model file that does not exist: named, nothing written.
+        let out = temp("local")
+        let local = try cli.run(["specialize", "generate", "--no-retrieval", "--out", out, "--seeds", seeds,
+                                 "--model", "/no/such/model.gguf", "--count", "2"])
         XCTAssertNotEqual(local.status, 0)
-        XCTAssertTrue(local.stderr.contains("--backend local is not yet available"), local.stderr)
+        XCTAssertTrue(local.stderr.contains("/no/such/model.gguf"), local.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/examples.jsonl"))
         let down = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("down"), "--seeds", seeds, "--backend", "openai",
                                 "--base-url", "http://127.0.0.1:9", "--model", "m", "--attempts", "1", "--count", "3"])
         XCTAssertNotEqual(down.status, 0)

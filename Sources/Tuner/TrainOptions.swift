@@ -30,7 +30,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     /// A checkpoint every `checkpointEvery` steps (and at the end and on interruption).
     public var checkpointEvery = 50
     /// The run stops as diverged when a step's loss exceeds this multiple of the first step's loss
-    /// (or is not finite).
+    /// and the loss of a uniform guess (ln V), or is not finite.
     public var explodeFactor: Float = 4
     /// `"random"` (PEFT's default: Kaiming-uniform A, zero B) or `"closed-form"` (the golden's).
     public var initialization = "random"

@@ -128,8 +128,12 @@ public final class Trainer {
         var norm2 = 0.0
         for g in lora.grads { norm2 += Double(g) * Double(g) }
         let gradNorm = Float(norm2.squareRoot())
+        // Diverged: not finite, or both far above the first step's loss and above a uniform guess
+        // over the vocabulary (ln V). The ln V floor keeps a hard batch of a small, uneven dataset
+        // (first step 1.0, a later batch 4.2) from stopping a healthy run.
         let first = state.firstLoss ?? loss
-        guard loss.isFinite, gradNorm.isFinite, loss <= options.explodeFactor * first else {
+        let uniform = Float(log(Double(model.base.config.vocab)))
+        guard loss.isFinite, gradNorm.isFinite, loss <= max(options.explodeFactor * first, uniform) else {
             throw TunerError.divergedLoss(step: step, loss: loss, lastCheckpoint: lastCheckpoint)
         }
         if options.clipNorm > 0 && gradNorm > options.clipNorm {

@@ -57,3 +57,30 @@ public func loadLanguageModel(file: GGUFFile, options: LlamaModel.Options = .ini
                                                  supported: supportedLanguageModelArchitectures)
     }
 }
+
+// MARK: - Step layout
+
+extension ModelConfig {
+    /// Checks a step's segments against this model and lays them out as stacked rows.
+    /// Shared by every architecture's `forward`: nothing is written to a cache before it returns.
+    /// - Returns: `offsets` (R + 1 row offsets of the segments in the stacked (R, C) activations)
+    ///   and `positions` (the position of each row in its sequence).
+    /// - Throws: `ModelError.emptyPrompt`, `.tokenOutOfRange`, `.contextOverflow`.
+    func stepLayout(_ segments: [LlamaModel.Segment]) throws -> (offsets: [Int], positions: [Int]) {
+        for s in segments {
+            guard !s.tokens.isEmpty else { throw ModelError.emptyPrompt }
+            for t in s.tokens where !(0..<vocabularySize).contains(t) {
+                throw ModelError.tokenOutOfRange(token: t, vocabularySize: vocabularySize)
+            }
+            guard s.cache.count + s.tokens.count <= s.cache.capacity else {
+                throw ModelError.contextOverflow(tokens: s.cache.count + s.tokens.count, contextLength: s.cache.capacity)
+            }
+            precondition(s.cache.layers == layerCount && s.cache.width == kvWidth, "cache from another model")
+        }
+        precondition(Set(segments.map { ObjectIdentifier($0.cache) }).count == segments.count, "a cache appears twice")
+        var offsets = [0]
+        for s in segments { offsets.append(offsets.last! + s.tokens.count) }
+        let positions = segments.flatMap { s in (0..<s.tokens.count).map { s.cache.count + $0 } }
+        return (offsets, positions)
+    }
+}

@@ -109,23 +109,9 @@ public final class LlamaModel: @unchecked Sendable {
     public func forward(_ segments: [Segment], logits rows: LogitRows = .last,
                         kernels: Options.Kernels? = nil) throws -> [Float] {
         let c = config, kernels = kernels ?? options.kernels
-        for s in segments {
-            guard !s.tokens.isEmpty else { throw ModelError.emptyPrompt }
-            for t in s.tokens where !(0..<c.vocabularySize).contains(t) {
-                throw ModelError.tokenOutOfRange(token: t, vocabularySize: c.vocabularySize)
-            }
-            guard s.cache.count + s.tokens.count <= s.cache.capacity else {
-                throw ModelError.contextOverflow(tokens: s.cache.count + s.tokens.count, contextLength: s.cache.capacity)
-            }
-            precondition(s.cache.layers == c.layerCount && s.cache.width == c.kvWidth, "cache from another model")
-        }
-        precondition(Set(segments.map { ObjectIdentifier($0.cache) }).count == segments.count, "a cache appears twice")
-
-        // Row offsets of the segments in the stacked (R, C) activations.
-        var offsets = [0]
-        for s in segments { offsets.append(offsets.last! + s.tokens.count) }
+        // Row offsets of the segments in the stacked (R, C) activations, and each row's position.
+        let (offsets, positions) = try c.stepLayout(segments)
         let r = offsets.last!
-        let positions = segments.flatMap { s in (0..<s.tokens.count).map { s.cache.count + $0 } }
 
         let buffers = StepBuffers(config: c, rows: r)
         defer { buffers.deallocate() }

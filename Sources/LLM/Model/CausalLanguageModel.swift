@@ -8,6 +8,8 @@ public protocol CausalLanguageModel: AnyObject, Sendable {
     var file: GGUFFile { get }
     /// The hyper-parameters (vocabulary size V, context length, cache width).
     var config: ModelConfig { get }
+    /// The LoRA adapter applied at load time, if any: its file, form and how it is applied.
+    var adapter: (path: String, format: LoRAAdapter.Format, mode: AdapterMode)? { get }
     /// A cache for one sequence of up to `capacity` positions (`nil`: the context length).
     func makeCache(capacity: Int?, precision: KVCache.Precision) -> KVCache
     /// Runs the new tokens of each segment, appending their keys and values to its cache.
@@ -42,16 +44,21 @@ public let supportedLanguageModelArchitectures = ModelConfig.supportedArchitectu
 
 /// Loads the model in `file` with the implementation its `general.architecture` names:
 /// `llama`/`qwen2` as `LlamaModel`, `gemma3` as `Gemma3Model`.
-/// - Parameter options: kernel choice (and, for Llama, dense weight copies).
+/// - Parameters:
+///   - options: kernel choice (and, for Llama, dense weight copies); `adapterMode` says whether
+///     an adapter runs in the forward pass or is merged into float32 weights at load time.
+///   - adapter: a LoRA adapter (`LoRAAdapter(path:)`) to apply, checked against the model.
 /// - Throws: `ModelError.unsupportedArchitecture` naming the file, the architecture and the
-///   supported ones; the model's own load errors; `GGUFError` for missing metadata.
-public func loadLanguageModel(file: GGUFFile, options: LlamaModel.Options = .init()) throws -> any CausalLanguageModel {
+///   supported ones; the model's own load errors; `GGUFError` for missing metadata;
+///   `AdapterError` for an adapter of another base model or with tensors that fit no weight.
+public func loadLanguageModel(file: GGUFFile, options: LlamaModel.Options = .init(),
+                              adapter: LoRAAdapter? = nil) throws -> any CausalLanguageModel {
     let architecture = try file.metadata.string("general.architecture")
     switch architecture {
     case "gemma3":
-        return try Gemma3Model(file: file, options: options)
+        return try Gemma3Model(file: file, options: options, adapter: adapter)
     case _ where ModelConfig.supportedArchitectures.contains(architecture):
-        return try LlamaModel(file: file, options: options)
+        return try LlamaModel(file: file, options: options, adapter: adapter)
     default:
         throw ModelError.unsupportedArchitecture(path: file.path, architecture: architecture,
                                                  supported: supportedLanguageModelArchitectures)

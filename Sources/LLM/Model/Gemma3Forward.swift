@@ -171,7 +171,8 @@ extension Gemma3Model {
         // Types without a fused kernel (Q5_0, Q6_K) would be dequantized row by row at every
         // step: the float32 copy through sgemm reads 4 bytes per weight but is faster here.
         if useQuantized(ws, rows: r, kernels: kernels) && ws.allSatisfy({ QuantDot.isFused($0.type) }) {
-            return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs)
+            QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs)
+            return lora.apply(ws, x, rows: r, outputs: outputs)
         }
         for (w, out) in zip(ws, outputs) { linear(w, x, rows: r, into: out) }
     }

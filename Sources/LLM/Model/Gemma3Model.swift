@@ -25,6 +25,16 @@ public final class Gemma3Model: @unchecked Sendable {
         let attentionNorm, postAttentionNorm, ffnNorm, postFFNNorm: [Float]
         let queryNorm, keyNorm: [Float]
         let query, key, value, output, gate, up, down: LinearWeight
+
+        var linears: [LinearWeight] { [query, key, value, output, gate, up, down] }
+
+        /// This block with each linear for which `replacement` returns a weight replaced by it.
+        func replacingLinears(_ replacement: (LinearWeight) -> LinearWeight?) -> Layer {
+            func r(_ w: LinearWeight) -> LinearWeight { replacement(w) ?? w }
+            return Layer(attentionNorm: attentionNorm, postAttentionNorm: postAttentionNorm, ffnNorm: ffnNorm,
+                         postFFNNorm: postFFNNorm, queryNorm: queryNorm, keyNorm: keyNorm, query: r(query), key: r(key),
+                         value: r(value), output: r(output), gate: r(gate), up: r(up), down: r(down))
+        }
     }
 
     public let file: GGUFFile
@@ -38,11 +48,18 @@ public final class Gemma3Model: @unchecked Sendable {
     let outputNorm: [Float]  // (C)
     /// `(V, C)`: token embeddings, also the output head.
     let embedding: LinearWeight
+    /// The adapter applied, if any (its path and form; the values live in `lora` or the weights).
+    public let adapter: (path: String, format: LoRAAdapter.Format, mode: AdapterMode)?
+    /// In-forward LoRA branches by weight name (empty without an adapter or when merged).
+    let lora: [String: LoRADelta]
 
     /// Loads the weights of a `gemma3` GGUF file, dequantizing the block weights to float32
     /// (about 400 MB for the 270M model); the embedding/head stays quantized.
-    /// - Throws: `ModelError` for another architecture, bad metadata or missing/mis-shaped tensors.
-    public init(file: GGUFFile, options: LlamaModel.Options = .init()) throws {
+    /// - Parameter adapter: a LoRA adapter, applied in the forward pass or merged into the float32
+    ///   weights (`options.adapterMode`).
+    /// - Throws: `ModelError` for another architecture, bad metadata or missing/mis-shaped tensors;
+    ///   `AdapterError` for an adapter of another model.
+    public init(file: GGUFFile, options: LlamaModel.Options = .init(), adapter: LoRAAdapter? = nil) throws {
         try CPUFeatures.check()
         self.file = file
         self.options = options
@@ -67,7 +84,7 @@ public final class Gemma3Model: @unchecked Sendable {
             return w
         }
         let C = c.embeddingLength, QW = c.queryWidth, KW = c.kvWidth
-        layers = try (0..<c.layerCount).map { l in
+        var layers = try (0..<c.layerCount).map { l in
             let p = "blk.\(l)."
             return Layer(
                 attentionNorm: try vector(p + "attn_norm.weight", C),
@@ -84,12 +101,24 @@ public final class Gemma3Model: @unchecked Sendable {
                 up: try linear(p + "ffn_up.weight", out: c.feedForwardLength, in: C),
                 down: try linear(p + "ffn_down.weight", out: C, in: c.feedForwardLength))
         }
+        var deltas: [String: LoRADelta] = [:]
+        if let adapter {
+            let linears = Dictionary(uniqueKeysWithValues: layers.flatMap(\.linears).map { ($0.name, $0) })
+            deltas = try adapter.deltas(file: file, config: c, weights: linears)
+            if options.adapterMode == .merged {
+                layers = layers.map { $0.replacingLinears { w in deltas[w.name]?.merged(w) } }
+                deltas = [:]
+            }
+        }
+        self.layers = layers
+        lora = deltas
+        self.adapter = adapter.map { ($0.path, $0.format, options.adapterMode) }
         outputNorm = try vector("output_norm.weight", C)
         embedding = LinearWeight(tensor: try tensor("token_embd.weight", [C, c.vocabularySize]), bias: nil)
     }
 
-    public convenience init(path: String, options: LlamaModel.Options = .init()) throws {
-        try self.init(file: try GGUFFile(path: path), options: options)
+    public convenience init(path: String, options: LlamaModel.Options = .init(), adapter: LoRAAdapter? = nil) throws {
+        try self.init(file: try GGUFFile(path: path), options: options, adapter: adapter)
     }
 
     // MARK: Forward
@@ -218,9 +247,10 @@ public final class Gemma3Model: @unchecked Sendable {
         }
     }
 
-    /// `out (T, rows) = x (T, columns) · Wᵀ` on the dense weight.
+    /// `out (T, rows) = x (T, columns) · Wᵀ` on the dense weight (+ the adapter's branch).
     func linear(_ w: LinearWeight, _ x: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
         BLAS.gemm(a: x, b: w.dense!, transB: true, c: out, m: t, n: w.rows, k: w.columns, parallel: true)
+        lora[w.name]?.apply(x, rows: t, into: out)
     }
 
     /// `out (T, V) = h (T, C) · Embᵀ`, dequantizing the embedding 16k rows at a time.

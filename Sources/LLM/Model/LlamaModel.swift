@@ -37,8 +37,12 @@ public final class LlamaModel: @unchecked Sendable {
         /// kernels; smaller steps (decode) the float quantized kernels, closer to the reference.
         public var integerKernelMinRows: Int
 
+        /// How a LoRA adapter given at load time is applied (default: in the forward pass).
+        public var adapterMode: AdapterMode
+
         public init(kernels: Kernels = .fast, denseWeights: Bool = true, quantizedRowLimit: Int = 64,
-                    integerKernelMinRows: Int = 5) {
+                    integerKernelMinRows: Int = 5, adapterMode: AdapterMode = .inForward) {
+            self.adapterMode = adapterMode
             self.integerKernelMinRows = integerKernelMinRows
             self.kernels = kernels
             self.denseWeights = denseWeights
@@ -68,15 +72,34 @@ public final class LlamaModel: @unchecked Sendable {
     public let config: ModelConfig
     public let weights: ModelWeights
     public let options: Options
+    /// The adapter applied, if any (its path and form; the values live in `lora` or the weights).
+    public let adapter: (path: String, format: LoRAAdapter.Format, mode: AdapterMode)?
+    /// In-forward LoRA branches by weight name (empty without an adapter or when merged).
+    let lora: [String: LoRADelta]
 
-    /// Loads the model in `file`.
-    /// - Throws: `ModelError` (architecture, tensors, shapes, CPU features), `GGUFError`.
-    public init(file: GGUFFile, options: Options = Options()) throws {
+    /// Loads the model in `file`, with a LoRA adapter when given.
+    /// - Parameter adapter: applied in every step (`options.adapterMode = .inForward`) or merged
+    ///   into float32 copies of the adapted weights at load time (`.merged`).
+    /// - Throws: `ModelError` (architecture, tensors, shapes, CPU features), `GGUFError`,
+    ///   `AdapterError` (another base model, tensors that fit no weight).
+    public init(file: GGUFFile, options: Options = Options(), adapter: LoRAAdapter? = nil) throws {
         try CPUFeatures.check()
         self.file = file
         config = try ModelConfig(file: file)
-        weights = try ModelWeights(file: file, config: config)
+        var weights = try ModelWeights(file: file, config: config)
         self.options = options
+        var deltas: [String: LoRADelta] = [:]
+        if let adapter {
+            let linears = Dictionary(uniqueKeysWithValues: weights.blockLinears.map { ($0.name, $0) })
+            deltas = try adapter.deltas(file: file, config: config, weights: linears)
+            if options.adapterMode == .merged {
+                weights.replaceLinears { w in deltas[w.name]?.merged(w) }
+                deltas = [:]
+            }
+        }
+        self.weights = weights
+        lora = deltas
+        self.adapter = adapter.map { ($0.path, $0.format, options.adapterMode) }
         if options.denseWeights {
             for w in weights.blockLinears { w.makeDense() }
             weights.outputHead.makeDense()
@@ -84,8 +107,8 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// Opens and loads the GGUF file at `path`.
-    public convenience init(path: String, options: Options = Options()) throws {
-        try self.init(file: try GGUFFile(path: path), options: options)
+    public convenience init(path: String, options: Options = Options(), adapter: LoRAAdapter? = nil) throws {
+        try self.init(file: try GGUFFile(path: path), options: options, adapter: adapter)
     }
 
     /// A cache for one sequence of up to `capacity` positions (default: the context length).
@@ -234,9 +257,16 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias)`.
+    /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias) (+ scale · (x Aᵀ) Bᵀ with an adapter)`.
     func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int, outputs: [UnsafeMutablePointer<Float>],
                 kernels: Options.Kernels) {
+        baseLinear(ws, x, rows: r, outputs: outputs, kernels: kernels)
+        lora.apply(ws, x, rows: r, outputs: outputs)
+    }
+
+    /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias)`.
+    private func baseLinear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int, outputs: [UnsafeMutablePointer<Float>],
+                            kernels: Options.Kernels) {
         if kernels == .fast
             && (r <= 4 || (r <= options.quantizedRowLimit && ws.allSatisfy { $0.dense == nil && QuantIntDot.supports($0.type) })) {
             return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs, integer: r >= options.integerKernelMinRows)

@@ -47,6 +47,20 @@ public final class LinearWeight: @unchecked Sendable {
         file = nil
     }
 
+    /// A float32 weight over `values (rows, columns)`, which it takes ownership of (merged
+    /// LoRA weights): both the quantized-kernel path (type F32) and `sgemm` read it.
+    init(name: String, rows: Int, columns: Int, owning values: UnsafeMutablePointer<Float>, bias: [Float]? = nil) {
+        self.name = name
+        type = .f32
+        self.rows = rows
+        self.columns = columns
+        rowBytes = columns * MemoryLayout<Float>.stride
+        raw = UnsafeRawPointer(values)
+        self.bias = bias
+        file = nil
+        dense = values
+    }
+
     deinit { dense?.deallocate() }
 
     /// Dequantizes the whole weight to float32 once (`rows * columns * 4` bytes), on all cores.
@@ -84,7 +98,7 @@ public struct LayerWeights: Sendable {
 public struct ModelWeights: Sendable {
     /// `(V, C)` token embeddings (also the output head when the model ties them).
     public let tokenEmbedding: LinearWeight
-    public let layers: [LayerWeights]
+    public private(set) var layers: [LayerWeights]
     public let outputNorm: [Float]  // (C)
     /// `(V, C)`: `output.weight`, or `tokenEmbedding` when tied.
     public let outputHead: LinearWeight
@@ -134,5 +148,19 @@ public struct ModelWeights: Sendable {
     /// Every linear weight of the blocks (not the embedding/head).
     public var blockLinears: [LinearWeight] {
         layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up, $0.down] }
+    }
+
+    /// Replaces each block linear for which `replacement` returns a weight (merged adapters).
+    mutating func replaceLinears(_ replacement: (LinearWeight) -> LinearWeight?) {
+        layers = layers.map { $0.replacingLinears(replacement) }
+    }
+}
+
+extension LayerWeights {
+    /// This block with each linear for which `replacement` returns a weight replaced by it.
+    func replacingLinears(_ replacement: (LinearWeight) -> LinearWeight?) -> LayerWeights {
+        func r(_ w: LinearWeight) -> LinearWeight { replacement(w) ?? w }
+        return LayerWeights(attentionNorm: attentionNorm, query: r(query), key: r(key), value: r(value), output: r(output),
+                            ffnNorm: ffnNorm, gate: r(gate), up: r(up), down: r(down))
     }
 }

@@ -62,9 +62,27 @@ public struct DatasetStats: Codable, Sendable, Equatable {
     public var rougeLHistogram = [Int](repeating: 0, count: 10)
     /// First word of each kept instruction.
     public var leadingVerbs: [String: Int] = [:]
+    /// Kept examples per task family (the nearest seed's `task`, see `TaskLabeller`).
+    public var examplesByTask: [String: Int] = [:]
     public var seconds = 0.0
 
     public init() {}
+
+    /// Decodes stats files of every version (`examplesByTask` came later: absent means empty).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        rounds = try c.decode(Int.self, forKey: .rounds)
+        brainstormPrompts = try c.decode(Int.self, forKey: .brainstormPrompts)
+        candidates = try c.decode(Int.self, forKey: .candidates)
+        instructionsKept = try c.decode(Int.self, forKey: .instructionsKept)
+        responsesRequested = try c.decode(Int.self, forKey: .responsesRequested)
+        examples = try c.decode(Int.self, forKey: .examples)
+        filtered = try c.decode([String: Int].self, forKey: .filtered)
+        rougeLHistogram = try c.decode([Int].self, forKey: .rougeLHistogram)
+        leadingVerbs = try c.decode([String: Int].self, forKey: .leadingVerbs)
+        examplesByTask = try c.decodeIfPresent([String: Int].self, forKey: .examplesByTask) ?? [:]
+        seconds = try c.decode(Double.self, forKey: .seconds)
+    }
 
     mutating func count(_ reason: FilterReason) { filtered[reason.rawValue, default: 0] += 1 }
 

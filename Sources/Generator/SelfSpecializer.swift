@@ -80,6 +80,7 @@ public final class SelfSpecializer {
         var filter = c.instructionFilter
         for s in seeds { _ = filter.check(InstructionCandidate(instruction: s.instruction, input: s.input)) }
         for k in try store.keptInstructions() { _ = filter.check(k) }
+        var labeller = TaskLabeller(seeds: seeds)
         var stats = store.progress.stats
         let start = Date(), startExamples = stats.examples, startSeconds = stats.seconds
         var barren = 0, failedRounds = 0
@@ -93,6 +94,7 @@ public final class SelfSpecializer {
             let ideas = backend.complete(prompts.map(\.text), settings: bs)
             stats.brainstormPrompts += prompts.count
             var kept: [InstructionCandidate] = []
+            var keptTasks: [String?] = []
             let remaining = c.count - stats.examples
             for (p, out) in zip(prompts, ideas) {
                 if out.error != nil { stats.count(.backendError); continue }
@@ -104,6 +106,7 @@ public final class SelfSpecializer {
                     if reason == nil || reason == .similar { stats.recordRouge(score) }
                     if let reason { stats.count(reason); continue }
                     kept.append(cand)
+                    keptTasks.append(labeller.task(of: cand))
                     stats.instructionsKept += 1
                     if let verb = RougeVocabulary.words(cand.instruction).first { stats.leadingVerbs[verb, default: 0] += 1 }
                 }
@@ -126,13 +129,14 @@ public final class SelfSpecializer {
             var examples: [Example] = []
             let settings = ExampleSettings(temperature: rs.temperature, topP: rs.topP, maxTokens: rs.maxTokens,
                                            retrieval: retriever == nil ? "none" : c.searchMode.rawValue, k: c.k, seed: c.seed, round: round)
-            for ((cand, prompt), answer) in zip(zip(kept, prompts2), answers) {
+            for (((cand, task), prompt), answer) in zip(zip(zip(kept, keptTasks), prompts2), answers) {
                 if let reason = c.responseFilter.check(answer, passages: prompt.passageTexts) { stats.count(reason); continue }
                 let output = answer.text.trimmingCharacters(in: .whitespacesAndNewlines)
                 if contamination.overlaps(cand.instruction) || contamination.overlaps(cand.input) || contamination.overlaps(output) {
                     stats.count(.contaminated); continue
                 }
-                examples.append(Example(instruction: cand.instruction, input: cand.input, output: output, task: nil,
+                if let task { stats.examplesByTask[task, default: 0] += 1 }
+                examples.append(Example(instruction: cand.instruction, input: cand.input, output: output, task: task,
                                         passages: prompt.passages, modelSHA256: backend.modelSHA256,
                                         model: backend.modelIdentifier, settings: settings))
             }
@@ -151,5 +155,25 @@ public final class SelfSpecializer {
             if progress(p) == .stop { break }
         }
         return stats
+    }
+}
+
+// MARK: - Task labels
+
+/// Labels a brainstormed task with the task family of the seed it is most like: the seed whose
+/// instruction has the highest ROUGE-L against the new instruction (ties: the earlier seed).
+/// Nil when no seed shares a word with it.
+struct TaskLabeller {
+    private var index = RougeLIndex()
+    private let tasks: [String]
+
+    init(seeds: [Seed]) {
+        tasks = seeds.map(\.task)
+        for s in seeds { index.add(s.instruction) }
+    }
+
+    mutating func task(of candidate: InstructionCandidate) -> String? {
+        guard let i = index.maxScore(candidate.instruction).index else { return nil }
+        return tasks[i]
     }
 }

@@ -98,6 +98,8 @@ struct SpecializeGenerate: ParsableCommand {
     var backend = "local"
     @Option(help: "The model: a GGUF file for local, the served model name for openai.")
     var model: String?
+    @Option(help: ArgumentHelp("A LoRA adapter for the local model (iterative self-specialization): a tune run folder, PEFT folder or GGUF LoRA file.", valueName: "path"))
+    var adapter: String?
     @Option(help: "Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8080.")
     var baseURL: String?
     @Option(help: "API key for the server (default: $OPENAI_API_KEY).")
@@ -145,6 +147,7 @@ struct SpecializeGenerate: ParsableCommand {
     }
 
     func makeBackend() throws -> any GenerationBackend {
+        if adapter != nil && backend != "local" { throw ValidationError("--adapter works with --backend local (serve the adapter for openai)") }
         if backend == "openai" {
             return OpenAIBackend(.init(baseURL: URL(string: baseURL!)!, model: model!,
                                        apiKey: apiKey ?? ProcessInfo.processInfo.environment["OPENAI_API_KEY"],
@@ -152,7 +155,7 @@ struct SpecializeGenerate: ParsableCommand {
         }
         // The in-process engine: prompts as one user turn of the model's chat template, decoded
         // together with continuous batching; Ctrl-C ends the current batch.
-        return try LocalBackend(modelPath: model!, chat: true, maxBatch: 16,
+        return try LocalBackend(modelPath: model!, adapterPath: adapter, chat: true, maxBatch: 16,
                                 shouldStop: { interruptRequested.load(ordering: .relaxed) })
     }
 
@@ -228,6 +231,10 @@ struct SpecializeGenerate: ParsableCommand {
         let hist = s.rougeLHistogram.enumerated().map { String(format: "%.1f:%d", Double($0.offset) / 10, $0.element) }.joined(separator: " ")
         print("ROUGE-L to the nearest earlier instruction: \(hist)")
         print("leading verbs: " + s.topVerbs(10).map { "\($0.verb) \($0.count)" }.joined(separator: ", "))
+        if !s.examplesByTask.isEmpty {
+            let tasks = s.examplesByTask.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            print("examples by task (nearest seed): " + tasks.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
     }
 }
 

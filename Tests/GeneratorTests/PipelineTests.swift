@@ -62,6 +62,10 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(stats.responsesRequested, stats.examples + stage2)
         XCTAssertEqual(stats.rougeLHistogram.reduce(0, +), stats.instructionsKept + (stats.filtered["rouge_l"] ?? 0))
         XCTAssertEqual(stats.leadingVerbs.values.reduce(0, +), stats.instructionsKept)
+        // Every example carries a seed's task family, and the per-task counts add up.
+        let families = Set(seeds.map(\.task))
+        for e in examples { XCTAssertTrue(families.contains(e["task"] as? String ?? "-"), "\(e["task"] ?? "nil")") }
+        XCTAssertEqual(stats.examplesByTask.values.reduce(0, +), stats.examples)
         let saved = try JSONDecoder().decode(DatasetStats.self, from: Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("stats.json"))))
         XCTAssertEqual(saved, stats)
         // Kept instructions are mutually below the ROUGE-L threshold and differ from every seed.

@@ -98,3 +98,35 @@ final class SeedTests: XCTestCase {
         XCTAssertTrue(message(Paths.data("gad"), .ner).contains("train.tsv"))
     }
 }
+
+// MARK: - Task labels
+
+final class TaskLabelTests: XCTestCase {
+    /// Brainstormed instructions take the task family of the seed they are most like (ROUGE-L).
+    func testNewInstructionsTakeTheNearestSeedsTask() throws {
+        let seeds = try SeedLoader.load(path: Paths.seeds)
+        var labeller = TaskLabeller(seeds: seeds)
+        let cases: [(String, String?)] = [
+            ("Extract all drug names from the sentence as a comma-separated list.", "ner_chemical"),
+            ("Extract the disease names mentioned in the text, one per line.", "ner_disease"),
+            ("Using only the abstract, answer the question with yes, no or maybe.", "yes_no_maybe"),
+            ("Classify the interaction between these two drugs.", "re_drug_drug"),
+            ("zzz qqq", nil),
+        ]
+        for (instruction, expected) in cases {
+            let task = labeller.task(of: InstructionCandidate(instruction: instruction, input: ""))
+            XCTAssertEqual(task, expected, instruction)
+        }
+    }
+
+    /// Stats files written before `examplesByTask` existed still load.
+    func testOldStatsFilesDecode() throws {
+        var stats = DatasetStats()
+        stats.examplesByTask = ["ner_gene": 2]
+        var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(stats)) as! [String: Any]
+        XCTAssertNotNil(json.removeValue(forKey: "examplesByTask"))
+        let old = try JSONDecoder().decode(DatasetStats.self, from: JSONSerialization.data(withJSONObject: json))
+        XCTAssertEqual(old.examplesByTask, [:])
+        XCTAssertEqual(try JSONDecoder().decode(DatasetStats.self, from: JSONEncoder().encode(stats)), stats)
+    }
+}

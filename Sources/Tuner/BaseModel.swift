@@ -42,18 +42,60 @@ public struct TrainModelConfig: Sendable, Equatable, Codable {
     }
 }
 
-/// The frozen float32 weights of one transformer block (views into ``BaseModel``'s allocation).
+/// How the frozen base weights are held while training.
+public enum BasePrecision: String, Codable, Sendable, CaseIterable {
+    /// Every weight dequantized to float32 once at load (fastest).
+    case float32
+    /// The block projections stay quantized (memory-mapped from the GGUF) and are dequantized one
+    /// matrix at a time into a scratch buffer when used (the QLoRA idea: less memory, more work).
+    case quantized
+}
+
+/// One frozen projection `(OUT, IN)`: float32 in memory, or the GGUF tensor dequantized on use.
+public struct FrozenWeight: @unchecked Sendable {
+    // @unchecked: read-only after load; the GGUF mapping outlives the model.
+    /// OUT and IN.
+    public let rows: Int, columns: Int
+    private let dense: UnsafeMutablePointer<Float>?
+    private let tensor: GGUFTensor?
+
+    init(dense: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        self.dense = dense; tensor = nil; self.rows = rows; self.columns = columns
+    }
+
+    init(tensor: GGUFTensor) {
+        dense = nil; self.tensor = tensor; rows = tensor.info.rowCount; columns = tensor.info.rowLength
+    }
+
+    /// Whether the weight is dequantized on every use.
+    public var isQuantized: Bool { tensor != nil }
+
+    /// The float32 weight: the stored one, or the tensor dequantized into `scratch` (at least
+    /// OUT·IN floats) on both cores.
+    public func floats(scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
+        if let dense { return UnsafePointer(dense) }
+        guard let tensor, let scratch else { preconditionFailure("a quantized weight needs a scratch buffer") }
+        let box = UncheckedSendable(scratch), cols = columns
+        Parallel.forEach(0..<rows, chunks: 2 * Parallel.coreCount) { part in
+            // The type was checked at load (`canDequantize`), so this cannot throw.
+            try! tensor.dequantizeRows(part, into: UnsafeMutableBufferPointer(start: box.value + part.lowerBound * cols,
+                                                                               count: part.count * cols))
+        }
+        return UnsafePointer(scratch)
+    }
+}
+
+/// The frozen weights of one transformer block (views into ``BaseModel``'s allocation).
 public struct BlockWeights {
     /// attnNorm `(C)`, ffnNorm `(C)`.
     public let attnNorm: UnsafeMutablePointer<Float>, ffnNorm: UnsafeMutablePointer<Float>
     /// wq `(C, C)`, wk `(KV, C)`, wv `(KV, C)`, wo `(C, C)`, all `(out, in)`; q/k rows in GGUF's permuted order.
-    public let wq: UnsafeMutablePointer<Float>, wk: UnsafeMutablePointer<Float>
-    public let wv: UnsafeMutablePointer<Float>, wo: UnsafeMutablePointer<Float>
+    public let wq: FrozenWeight, wk: FrozenWeight, wv: FrozenWeight, wo: FrozenWeight
     /// wgate `(F, C)`, wup `(F, C)`, wdown `(C, F)`.
-    public let wgate: UnsafeMutablePointer<Float>, wup: UnsafeMutablePointer<Float>, wdown: UnsafeMutablePointer<Float>
+    public let wgate: FrozenWeight, wup: FrozenWeight, wdown: FrozenWeight
 
     /// The frozen weight of a LoRA target.
-    public func weight(_ target: LoRATarget) -> UnsafeMutablePointer<Float> {
+    public func weight(_ target: LoRATarget) -> FrozenWeight {
         switch target {
         case .q: return wq
         case .k: return wk
@@ -66,10 +108,13 @@ public struct BlockWeights {
     }
 }
 
-/// A Llama GGUF's weights dequantized to float32, in one allocation with named views (llm.c style).
+/// A Llama GGUF's weights as float32, in one allocation with named views (llm.c style); with
+/// ``BasePrecision/quantized`` the block projections stay in the GGUF's quantized form instead.
 public final class BaseModel: @unchecked Sendable {
     /// The configuration.
     public let config: TrainModelConfig
+    /// How the block projections are held.
+    public let precision: BasePrecision
     /// The file the weights came from.
     public let path: String
     /// Token embedding `(V, C)`, also the output head when the model ties them.
@@ -82,20 +127,22 @@ public final class BaseModel: @unchecked Sendable {
     public let blocks: [BlockWeights]
     private let storage: UnsafeMutableBufferPointer<Float>
 
-    /// Loads and dequantizes every weight of `file`.
-    /// - Throws: `TunerError.invalidModel` naming a missing or mis-shaped tensor; `GGUFError` from dequantization.
-    public init(file: GGUFFile) throws {
+    /// Loads `file`: embeddings, head and norms as float32; block projections as `precision` says.
+    /// - Throws: `TunerError.invalidModel` naming a missing or mis-shaped tensor or a type that
+    ///   cannot be dequantized; `GGUFError` from dequantization.
+    public init(file: GGUFFile, precision: BasePrecision = .float32) throws {
         let cfg = try TrainModelConfig(file: file)
         config = cfg
         path = file.path
+        self.precision = precision
         let c = cfg.width, kv = cfg.kvWidth, f = cfg.ffn, v = cfg.vocab
         let tied = !file.contains(tensor: "output.weight")
-        let perBlock = 2 * c + 2 * c * c + 2 * kv * c + 3 * f * c
+        let perBlock = 2 * c + (precision == .float32 ? 2 * c * c + 2 * kv * c + 3 * f * c : 0)
         let total = v * c * (tied ? 1 : 2) + c + cfg.layers * perBlock
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: total)
         storage = buffer
         var cursor = buffer.baseAddress!
-        func load(_ name: String, _ shape: [Int]) throws -> UnsafeMutablePointer<Float> {
+        func find(_ name: String, _ shape: [Int]) throws -> GGUFTensor {
             guard file.contains(tensor: name) else {
                 throw TunerError.invalidModel(path: file.path, detail: "missing tensor \(name)")
             }
@@ -104,10 +151,21 @@ public final class BaseModel: @unchecked Sendable {
             guard tensor.info.dims == Array(shape.reversed()) else {
                 throw TunerError.invalidModel(path: file.path, detail: "tensor \(name) has dims \(tensor.info.dims), expected \(Array(shape.reversed()))")
             }
+            guard tensor.type.canDequantize else {
+                throw TunerError.invalidModel(path: file.path, detail: "tensor \(name) has type \(tensor.type), which cannot be dequantized")
+            }
+            return tensor
+        }
+        func load(_ name: String, _ shape: [Int]) throws -> UnsafeMutablePointer<Float> {
+            let tensor = try find(name, shape)
             let count = shape.reduce(1, *), out = cursor
             try tensor.dequantizeRows(0..<tensor.info.rowCount, into: UnsafeMutableBufferPointer(start: out, count: count))
             cursor += count
             return out
+        }
+        func linear(_ name: String, _ shape: [Int]) throws -> FrozenWeight {
+            precision == .float32 ? FrozenWeight(dense: try load(name, shape), rows: shape[0], columns: shape[1])
+                : FrozenWeight(tensor: try find(name, shape))
         }
         do {
             wte = try load("token_embd.weight", [v, c])
@@ -117,10 +175,10 @@ public final class BaseModel: @unchecked Sendable {
                 let p = "blk.\(l)."
                 return BlockWeights(
                     attnNorm: try load(p + "attn_norm.weight", [c]), ffnNorm: try load(p + "ffn_norm.weight", [c]),
-                    wq: try load(p + "attn_q.weight", [c, c]), wk: try load(p + "attn_k.weight", [kv, c]),
-                    wv: try load(p + "attn_v.weight", [kv, c]), wo: try load(p + "attn_output.weight", [c, c]),
-                    wgate: try load(p + "ffn_gate.weight", [f, c]), wup: try load(p + "ffn_up.weight", [f, c]),
-                    wdown: try load(p + "ffn_down.weight", [c, f]))
+                    wq: try linear(p + "attn_q.weight", [c, c]), wk: try linear(p + "attn_k.weight", [kv, c]),
+                    wv: try linear(p + "attn_v.weight", [kv, c]), wo: try linear(p + "attn_output.weight", [c, c]),
+                    wgate: try linear(p + "ffn_gate.weight", [f, c]), wup: try linear(p + "ffn_up.weight", [f, c]),
+                    wdown: try linear(p + "ffn_down.weight", [c, f]))
             }
         } catch {
             buffer.deallocate()
@@ -129,12 +187,17 @@ public final class BaseModel: @unchecked Sendable {
     }
 
     /// Opens `path` and loads it.
-    public convenience init(path: String) throws {
-        try self.init(file: try GGUFFile(path: path))
+    public convenience init(path: String, precision: BasePrecision = .float32) throws {
+        try self.init(file: try GGUFFile(path: path), precision: precision)
     }
 
     deinit { storage.deallocate() }
 
-    /// Bytes held by the float32 weights.
+    /// Bytes held by the float32 weights (the quantized projections are mapped from the file).
     public var byteCount: Int { storage.count * MemoryLayout<Float>.stride }
+
+    /// Floats a scratch buffer needs to dequantize the largest projection (0 for a float32 base).
+    public var scratchCount: Int {
+        precision == .float32 ? 0 : blocks.flatMap { b in LoRATarget.allCases.map { b.weight($0) } }.map { $0.rows * $0.columns }.max() ?? 0
+    }
 }

@@ -152,6 +152,27 @@ public enum Ops {
         BLAS.gemm(a: scratch, transA: true, b: inp, c: da, m: r, n: inF, k: n, alpha: scale, beta: 1, parallel: true)
     }
 
+    // MARK: Dropout
+
+    /// Inverted dropout with a counter-based mask: element `i` is kept when the top 24 bits of
+    /// SplitMix64(`key` + i·φ) are ≥ p·2²⁴, and kept elements are scaled by 1 / (1 − p). The same
+    /// key gives the same mask, so the backward pass regenerates it instead of storing it, and the
+    /// backward of this op is the op itself applied to the gradient. `out` may equal `inp`.
+    /// - Parameters: out, inp `(count)`; p in [0, 1); key: one per (step, micro-batch, layer, target).
+    public static func dropout(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, p: Float, key: UInt64) {
+        let threshold = UInt64(Double(p) * 16_777_216), keep = 1 / (1 - p)
+        let o = UncheckedSendable(out), x = UncheckedSendable(inp)
+        Parallel.forEach(0..<count, chunks: count >= 1 << 15 ? Parallel.coreCount : 1) { range in
+            for i in range {
+                var z = key &+ UInt64(i) &* 0x9E37_79B9_7F4A_7C15
+                z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+                z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+                z ^= z >> 31
+                o.value[i] = (z >> 40) >= threshold ? x.value[i] * keep : 0
+            }
+        }
+    }
+
     // MARK: SwiGLU
 
     /// `out = silu(gate) · up` with `silu(g) = g · σ(g)`.

@@ -34,6 +34,8 @@ public struct TrainOptions: Codable, Sendable, Equatable {
     public var explodeFactor: Float = 4
     /// `"random"` (PEFT's default: Kaiming-uniform A, zero B) or `"closed-form"` (the golden's).
     public var initialization = "random"
+    /// How the frozen base is held (`nil` in run folders written before the option: float32).
+    public var basePrecision: BasePrecision?
 
     public init(modelPath: String, dataPath: String) {
         self.modelPath = modelPath
@@ -48,7 +50,7 @@ public struct TrainOptions: Codable, Sendable, Equatable {
         }
         try check(lora.rank > 0 && lora.rank <= 256, "rank", lora.rank, "1...256")
         try check(lora.alpha > 0, "alpha", lora.alpha, "> 0")
-        try check(lora.dropout == 0, "lora-dropout", lora.dropout, "0 (LoRA dropout is not implemented yet)")
+        try check(lora.dropout >= 0 && lora.dropout < 1, "lora-dropout", lora.dropout, "0 ≤ p < 1")
         try check(!lora.targets.isEmpty, "targets", lora.targets, "at least one of q,k,v,o,gate,up,down")
         try check(steps > 0, "steps", steps, "> 0")
         try check(batchSize > 0, "batch-size", batchSize, "> 0")

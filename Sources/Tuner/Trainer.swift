@@ -117,7 +117,10 @@ public final class Trainer {
         let counted = batches.reduce(0) { $0 + $1.targets.filter { $0 != Ops.ignoreIndex }.count }
         var lossSum = 0.0, tokens = 0
         lora.zeroGrads()
-        for b in batches {
+        for (micro, b) in batches.enumerated() {
+            // Dropout masks come from (seed, step, micro-batch): a resumed run draws the same ones.
+            var mix = SplitMix64(seed: options.seed ^ (UInt64(state.step + 1) << 16 | UInt64(micro)) &* 0x9E37_79B9_7F4A_7C15)
+            model.dropoutKey = mix.next()
             let (sum, _) = model.forward(tokens: b.ids, targets: b.targets, batch: b.batch, time: b.time)
             lossSum += sum
             model.backward(lossScale: 1 / Float(max(counted, 1)))
@@ -155,6 +158,7 @@ public final class Trainer {
 
     /// Mean loss over the held-out examples (length-sorted batches, no gradient).
     public func validationLoss() -> Float {
+        model.dropoutKey = nil
         let sorted = validation.indices.sorted { validation[$0].ids.count < validation[$1].ids.count }
         var sum = 0.0, count = 0
         for start in stride(from: 0, to: sorted.count, by: model.maxBatch) {

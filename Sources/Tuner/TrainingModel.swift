@@ -46,9 +46,16 @@ public final class TrainingModel: @unchecked Sendable {
     private let datty: UnsafeMutablePointer<Float>              // (N, C)
     private let dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dswi: UnsafeMutablePointer<Float>
     private let dxa: UnsafeMutablePointer<Float>                // (N, r)
+    // LoRA dropout: the dropped input of one projection and its gradient (N, max IN); empty without dropout.
+    private let dropped: UnsafeMutablePointer<Float>, ddropped: UnsafeMutablePointer<Float>
+    // A quantized base: the projection in use, dequantized (OUT·IN max); empty for a float32 base.
+    private let weightScratch: UnsafeMutablePointer<Float>
     // The current batch.
     private var tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>   // (N)
     private var b = 0, t = 0, counted = 0
+    /// The dropout stream of the next forward (training); `nil` runs without dropout (validation,
+    /// golden checks). The same key gives the same masks, so a resumed run repeats them exactly.
+    public var dropoutKey: UInt64?
 
     /// - Parameters: base: the frozen model; lora: its adapters; maxBatch, maxTime: the largest batch.
     public init(base: BaseModel, lora: LoRAParameters, maxBatch: Int, maxTime: Int) {
@@ -58,10 +65,11 @@ public final class TrainingModel: @unchecked Sendable {
         self.maxBatch = maxBatch
         self.maxTime = maxTime
         let c = base.config, n = maxBatch * maxTime, r = lora.config.rank
+        let dropWidth = lora.config.dropout > 0 ? n * max(c.width, c.ffn) : 0
         rope = RoPETable(t: maxTime, hs: c.headSize, theta: c.ropeBase)
         let perBlock = n * (6 * c.width + 2 * c.kvWidth + 3 * c.ffn + 2 + 7 * r) + maxBatch * c.heads * maxTime * maxTime
         let total = (c.layers + 1) * n * c.width + c.layers * perBlock + n * (c.width + 1) + n * c.vocab + n
-            + n * (4 * c.width + 2 * c.kvWidth + 3 * c.ffn + r)
+            + n * (4 * c.width + 2 * c.kvWidth + 3 * c.ffn + r) + 2 * dropWidth + base.scratchCount
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0)
         tokenStorage = .allocate(capacity: 2 * n)
@@ -82,6 +90,7 @@ public final class TrainingModel: @unchecked Sendable {
         dresid = take(n * c.width); dln = take(n * c.width); dq = take(n * c.width); datty = take(n * c.width)
         dk = take(n * c.kvWidth); dv = take(n * c.kvWidth)
         dgate = take(n * c.ffn); dup = take(n * c.ffn); dswi = take(n * c.ffn); dxa = take(n * r)
+        dropped = take(dropWidth); ddropped = take(dropWidth); weightScratch = take(base.scratchCount)
         precondition(cursor == storage.baseAddress! + total, "activation layout mismatch")
     }
 
@@ -132,13 +141,25 @@ public final class TrainingModel: @unchecked Sendable {
     private func linear(_ target: LoRATarget, layer: Int, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         n: Int, accumulate: Bool = false) {
         let (inF, outF) = target.features(base.config)
-        Ops.matmulForward(out: out, inp: inp, weight: base.blocks[layer].weight(target), n: n, inF: inF, outF: outF,
+        Ops.matmulForward(out: out, inp: inp, weight: base.blocks[layer].weight(target).floats(scratch: weightScratch), n: n, inF: inF, outF: outF,
                           accumulate: accumulate)
         if let s = lora.slot(layer: layer, target: target) {
             let w = lora.views(s)
-            Ops.loraForward(out: out, xa: blocks[layer].xa[ordinal(target)], inp: inp, a: w.a, b: w.b,
+            var x = inp
+            if let key = dropKey(layer: layer, target: target) {
+                Ops.dropout(out: dropped, inp: inp, count: n * inF, p: lora.config.dropout, key: key)
+                x = UnsafePointer(dropped)
+            }
+            Ops.loraForward(out: out, xa: blocks[layer].xa[ordinal(target)], inp: x, a: w.a, b: w.b,
                             scale: lora.config.scale, n: n, inF: inF, outF: outF, r: lora.config.rank)
         }
+    }
+
+    /// The dropout mask key of one projection in the current forward, or nil without dropout.
+    private func dropKey(layer: Int, target: LoRATarget) -> UInt64? {
+        guard lora.config.dropout > 0, let key = dropoutKey else { return nil }
+        var mix = SplitMix64(seed: key ^ UInt64(layer * 8 + ordinal(target)) &* 0xD1B5_4A32_D192_ED03)
+        return mix.next()
     }
 
     private func blockForward(_ l: Int, n: Int) {
@@ -187,12 +208,24 @@ public final class TrainingModel: @unchecked Sendable {
     private func linearBackward(_ target: LoRATarget, layer: Int, dinp: UnsafeMutablePointer<Float>,
                                 dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, n: Int) {
         let (inF, outF) = target.features(base.config)
-        Ops.matmulBackward(dinp: dinp, dout: dout, weight: base.blocks[layer].weight(target), n: n, inF: inF, outF: outF)
-        if let s = lora.slot(layer: layer, target: target) {
-            let w = lora.views(s)
-            Ops.loraBackward(dinp: dinp, da: w.da, db: w.db, scratch: dxa, dout: dout, xa: blocks[layer].xa[ordinal(target)],
-                             inp: inp, a: w.a, b: w.b, scale: lora.config.scale, n: n, inF: inF, outF: outF,
-                             r: lora.config.rank)
+        Ops.matmulBackward(dinp: dinp, dout: dout, weight: base.blocks[layer].weight(target).floats(scratch: weightScratch),
+                           n: n, inF: inF, outF: outF)
+        guard let s = lora.slot(layer: layer, target: target) else { return }
+        let w = lora.views(s)
+        let xa = blocks[layer].xa[ordinal(target)]
+        if let key = dropKey(layer: layer, target: target) {
+            // The branch saw dropout(inp): A's gradient uses that input, and the input gradient
+            // passes back through the same mask.
+            let p = lora.config.dropout
+            Ops.dropout(out: dropped, inp: inp, count: n * inF, p: p, key: key)
+            ddropped.update(repeating: 0, count: n * inF)
+            Ops.loraBackward(dinp: ddropped, da: w.da, db: w.db, scratch: dxa, dout: dout, xa: xa, inp: dropped,
+                             a: w.a, b: w.b, scale: lora.config.scale, n: n, inF: inF, outF: outF, r: lora.config.rank)
+            Ops.dropout(out: ddropped, inp: ddropped, count: n * inF, p: p, key: key)
+            for i in 0..<(n * inF) { dinp[i] += ddropped[i] }
+        } else {
+            Ops.loraBackward(dinp: dinp, da: w.da, db: w.db, scratch: dxa, dout: dout, xa: xa, inp: inp,
+                             a: w.a, b: w.b, scale: lora.config.scale, n: n, inF: inF, outF: outF, r: lora.config.rank)
         }
     }
 

@@ -42,7 +42,7 @@ public enum TuneRun {
             throw TunerError.writeFailed(path: runDirectory.path, detail: "already holds a run (config.json); pass --resume or another --out")
         }
         let file = try GGUFFile(path: options.modelPath)
-        let model = try base ?? BaseModel(file: file)
+        let model = try base ?? BaseModel(file: file, precision: options.basePrecision ?? .float32)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
         let renderer = ChatMLRenderer(chatTemplate: file.metadata["tokenizer.chat_template"]?.stringValue)
         let loader = DatasetLoader(tokenizer: tokenizer, renderer: renderer, maxLength: options.maxLength)

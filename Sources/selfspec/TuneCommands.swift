@@ -38,12 +38,16 @@ struct TuneTrain: ParsableCommand {
     @Option(help: "Clip the global gradient norm to this (0 = off).") var clip: Float = 1
     @Option(help: "LoRA rank.") var rank = 8
     @Option(help: "LoRA alpha (the branch is scaled by alpha/rank).") var alpha: Float = 16
+    @Option(name: .customLong("lora-dropout"), help: "Dropout probability on each LoRA branch's input (training only; PEFT's lora_dropout).")
+    var loraDropout: Float = 0
     @Option(help: "Comma-separated targets among q,k,v,o,gate,up,down.") var targets = "q,k,v,o,gate,up,down"
     @Option(help: "Seed of the split, batch order and initialisation.") var seed: UInt64 = 42
     @Option(help: "Fraction of examples held out for validation.") var valFraction = 0.05
     @Option(help: "Evaluate the validation loss every N steps.") var evalEvery = 50
     @Option(help: "Write a checkpoint every N steps.") var checkpointEvery = 50
     @Option(help: "Adapter initialisation: random (PEFT default) or closed-form (the golden test's).") var initialization = "random"
+    @Option(help: "The frozen base: float32 (dequantized once, fastest) or quantized (kept as in the GGUF, dequantized one matrix at a time: less memory).")
+    var basePrecision: BasePrecision = .float32
     @Flag(help: "No progress line.") var quiet = false
 
     func validate() throws {
@@ -55,12 +59,13 @@ struct TuneTrain: ParsableCommand {
 
     func options() -> TrainOptions {
         var o = TrainOptions(modelPath: model, dataPath: data ?? "")
-        o.lora = LoRAConfig(rank: rank, alpha: alpha, targets: targets.split(separator: ",").compactMap { LoRATarget(name: String($0)) })
+        o.lora = LoRAConfig(rank: rank, alpha: alpha, dropout: loraDropout, targets: targets.split(separator: ",").compactMap { LoRATarget(name: String($0)) })
         o.steps = steps; o.batchSize = batchSize; o.gradAccumulation = gradAccumulation; o.maxLength = maxLength
         o.learningRate = lr; o.minLearningRate = min(minLr, lr); o.warmupSteps = warmup
         o.adam.weightDecay = weightDecay; o.clipNorm = clip; o.seed = seed
         o.validationFraction = valFraction; o.evalEvery = evalEvery; o.checkpointEvery = checkpointEvery
         o.initialization = initialization
+        o.basePrecision = basePrecision
         return o
     }
 
@@ -156,6 +161,7 @@ struct TuneBench: ParsableCommand {
     @Option(help: "Sequences per batch.") var batch = 4
     @Option(help: "Tokens per sequence.") var time = 256
     @Option(help: "Measured steps (after one warm-up step).") var steps = 3
+    @Option(help: "The frozen base: float32 or quantized.") var basePrecision: BasePrecision = .float32
     @Flag(help: "Print JSON.") var json = false
 
     struct Report: Encodable {
@@ -173,16 +179,18 @@ struct TuneBench: ParsableCommand {
             Terminal.error("\(text): \(ids.count) tokens, need \(need)")
             throw ExitCode.failure
         }
-        let base = try BaseModel(file: file)
+        let base = try BaseModel(file: file, precision: basePrecision)
         let result = TuneBenchmark.run(base: base, lora: LoRAConfig(), ids: Array(ids.prefix(need)),
                                        batch: batch, time: time, steps: steps)
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
         let report = Report(result: result, peakRSSMB: (Double(usage.ru_maxrss) / 1024).rounded())
         if json { try Terminal.printJSON(report) } else {
-            print(String(format: "selfspec tuner: %d×%d, %.2f s/step, %.0f tokens/s, %.1f GFLOP/step = %.1f GFLOP/s (%.0f%% of sgemm peak %.1f), peak RSS %.0f MB, losses %@",
+            print(String(format: "selfspec tuner (\(basePrecision.rawValue) base): %d×%d, %.2f s/step, %.0f tokens/s, %.1f GFLOP/step = %.1f GFLOP/s (%.0f%% of sgemm peak %.1f), peak RSS %.0f MB, losses %@",
                          batch, time, result.secondsPerStep, result.tokensPerSecond, result.gflopPerStep, result.achievedGflops,
                          result.fractionOfPeak * 100, result.sgemmPeakGflops, report.peakRSSMB, result.losses.description))
         }
     }
 }
+
+extension BasePrecision: ExpressibleByArgument {}

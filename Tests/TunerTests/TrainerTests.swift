@@ -84,6 +84,8 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(o.learningRate(at: 60), 5.5e-4, accuracy: 1e-8)
         XCTAssertEqual(o.learningRate(at: 110), 1e-4, accuracy: 1e-9)
         o.lora.dropout = 0.1
-        XCTAssertThrowsError(try o.validate())
+        XCTAssertNoThrow(try o.validate())
+        o.lora.dropout = 1
+        XCTAssertThrowsError(try o.validate()) { XCTAssertTrue("\($0)".contains("lora-dropout"), "\($0)") }
     }
 }

@@ -65,6 +65,9 @@ public struct DatasetStats: Codable, Sendable, Equatable {
     /// Kept examples per task family (the nearest seed's `task`, see `TaskLabeller`).
     public var examplesByTask: [String: Int] = [:]
     public var seconds = 0.0
+    /// Wall-clock seconds per stage: `brainstorm` (stage 1 generation), `retrieve`, `respond`
+    /// (stage 2 generation); filters take the rest of ``seconds``.
+    public var stageSeconds: [String: Double] = [:]
 
     public init() {}
 
@@ -81,6 +84,7 @@ public struct DatasetStats: Codable, Sendable, Equatable {
         rougeLHistogram = try c.decode([Int].self, forKey: .rougeLHistogram)
         leadingVerbs = try c.decode([String: Int].self, forKey: .leadingVerbs)
         examplesByTask = try c.decodeIfPresent([String: Int].self, forKey: .examplesByTask) ?? [:]
+        stageSeconds = try c.decodeIfPresent([String: Double].self, forKey: .stageSeconds) ?? [:]
         seconds = try c.decode(Double.self, forKey: .seconds)
     }
 
@@ -92,6 +96,11 @@ public struct DatasetStats: Codable, Sendable, Equatable {
     public func topVerbs(_ n: Int = 10) -> [(verb: String, count: Int)] {
         leadingVerbs.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.prefix(n).map { ($0.key, $0.value) }
     }
+
+    /// Instructions kept per minute of brainstorming, and examples kept per minute of responding
+    /// (nil before the stage has run).
+    public var instructionsPerMinute: Double? { stageSeconds["brainstorm"].map { Double(instructionsKept) / max($0 / 60, 1e-9) } }
+    public var examplesPerMinute: Double? { stageSeconds["respond"].map { Double(examples) / max($0 / 60, 1e-9) } }
 
     /// Kept instructions / parsed candidates.
     public var instructionKeptRatio: Double { candidates == 0 ? 0 : Double(instructionsKept) / Double(candidates) }

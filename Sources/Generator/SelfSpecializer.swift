@@ -91,7 +91,13 @@ public final class SelfSpecializer {
             let prompts = (0..<c.promptsPerRound).map { _ in BrainstormPrompt.make(pool: seeds, using: &rng, tasksToWrite: c.tasksPerPrompt) }
             var bs = c.brainstormSampling
             bs.seed = rng.next() >> 1
+            var clock = Date()
+            func lap(_ stage: String) {
+                stats.stageSeconds[stage, default: 0] += Date().timeIntervalSince(clock)
+                clock = Date()
+            }
             let ideas = backend.complete(prompts.map(\.text), settings: bs)
+            lap("brainstorm")
             stats.brainstormPrompts += prompts.count
             var kept: [InstructionCandidate] = []
             var keptTasks: [String?] = []
@@ -112,6 +118,7 @@ public final class SelfSpecializer {
                 }
             }
             // Stage 2: retrieve and respond.
+            clock = Date()
             var prompts2: [ResponsePrompt] = []
             for cand in kept {
                 let hits = try retriever?.search(cand.instruction + " " + cand.input, k: c.k, mode: c.searchMode) ?? []
@@ -121,10 +128,13 @@ public final class SelfSpecializer {
                                                     demonstrations: Array(demos.prefix(c.demonstrations)),
                                                     passageBudget: c.passageBudget, countTokens: countTokens))
             }
+            lap("retrieve")
             var rs = c.respondSampling
             rs.seed = rng.next() >> 1
             if rs.stop.isEmpty { rs.stop = ResponsePrompt.stops }
+            clock = Date()
             let answers = prompts2.isEmpty ? [] : backend.complete(prompts2.map(\.text), settings: rs)
+            lap("respond")
             stats.responsesRequested += answers.count
             var examples: [Example] = []
             let settings = ExampleSettings(temperature: rs.temperature, topP: rs.topP, maxTokens: rs.maxTokens,

@@ -174,6 +174,7 @@ struct SpecializeGenerate: ParsableCommand {
     }
 
     func run() throws {
+        let started = Date()
         Terminal.trapInterrupts()
         let seedSet = try SeedLoader.load(path: seeds)
         let backend = try makeBackend()
@@ -206,7 +207,7 @@ struct SpecializeGenerate: ParsableCommand {
             return .more
         }
         line.finish()
-        if output.json { try Terminal.printJSON(stats) } else { SpecializeGenerate.printSummary(stats, dir: out, target: count) }
+        if output.json { try Terminal.printJSON(stats) } else { SpecializeGenerate.printSummary(stats, dir: out, target: count, wall: Date().timeIntervalSince(started)) }
         if interrupted {
             Terminal.error("interrupted; finished rounds are kept — run the same command with --resume to continue")
             throw ExitCode(130)
@@ -217,7 +218,7 @@ struct SpecializeGenerate: ParsableCommand {
         }
     }
 
-    static func printSummary(_ s: DatasetStats, dir: String, target: Int) {
+    static func printSummary(_ s: DatasetStats, dir: String, target: Int, wall: Double) {
         let minutes = max(s.seconds, 1e-3) / 60
         print("\(s.examples) examples in \(dir)/examples.jsonl (target \(target)) · \(s.rounds) rounds · \(ProgressLine.duration(s.seconds)) · \(String(format: "%.1f", Double(s.examples) / minutes)) examples/min")
         print(String(format: "instructions: %d parsed, %d kept (%.0f%%); responses: %d requested, %d kept (%.0f%%)",
@@ -231,6 +232,17 @@ struct SpecializeGenerate: ParsableCommand {
         let hist = s.rougeLHistogram.enumerated().map { String(format: "%.1f:%d", Double($0.offset) / 10, $0.element) }.joined(separator: " ")
         print("ROUGE-L to the nearest earlier instruction: \(hist)")
         print("leading verbs: " + s.topVerbs(10).map { "\($0.verb) \($0.count)" }.joined(separator: ", "))
+        if let ipm = s.instructionsPerMinute, let epm = s.examplesPerMinute {
+            let share = { (k: String) in String(format: "%.0f%%", 100 * (s.stageSeconds[k] ?? 0) / max(s.seconds, 1e-9)) }
+            print(String(format: "per stage: brainstorm %.1f instructions/min (%@ of the time), retrieval %@, responses %.1f examples/min (%@)",
+                         ipm, share("brainstorm"), share("retrieve"), epm, share("respond")))
+        }
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        print(String(format: "CPU utilisation of this process: %.0f%% of %d cores (%.0f s CPU over %.0f s, model loading included)",
+                     100 * cpu / max(wall, 1e-9) / Double(ProcessInfo.processInfo.activeProcessorCount),
+                     ProcessInfo.processInfo.activeProcessorCount, cpu, wall))
         if !s.examplesByTask.isEmpty {
             let tasks = s.examplesByTask.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
             print("examples by task (nearest seed): " + tasks.map { "\($0.key) \($0.value)" }.joined(separator: ", "))

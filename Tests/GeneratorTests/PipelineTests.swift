@@ -66,6 +66,10 @@ final class PipelineTests: XCTestCase {
         let families = Set(seeds.map(\.task))
         for e in examples { XCTAssertTrue(families.contains(e["task"] as? String ?? "-"), "\(e["task"] ?? "nil")") }
         XCTAssertEqual(stats.examplesByTask.values.reduce(0, +), stats.examples)
+        // Per-stage time: each stage ran, and together they fit in the run's time.
+        for stage in ["brainstorm", "retrieve", "respond"] { XCTAssertGreaterThan(stats.stageSeconds[stage] ?? 0, 0, stage) }
+        XCTAssertLessThanOrEqual(stats.stageSeconds.values.reduce(0, +), stats.seconds + 1e-6)
+        XCTAssertNotNil(stats.examplesPerMinute)
         let saved = try JSONDecoder().decode(DatasetStats.self, from: Data(contentsOf: URL(fileURLWithPath: (dir as NSString).appendingPathComponent("stats.json"))))
         XCTAssertEqual(saved, stats)
         // Kept instructions are mutually below the ROUGE-L threshold and differ from every seed.

@@ -7,8 +7,13 @@ import LLM
 public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     // @unchecked: immutable after init; TextGenerator is shareable.
 
+    /// The model file's SHA-256, followed with an adapter by ` adapter=PATH adapter_sha256=HASH`
+    /// (recorded in every example and in the resume fingerprint).
     public let modelIdentifier: String
     public let modelSHA256: String?
+    /// The adapter's tensor file (a run folder resolves to its `adapter.gguf` or latest
+    /// checkpoint) and its SHA-256, when the model runs with one (iterative specialization).
+    public let adapterPath: String?, adapterSHA256: String?
     public let usesChat: Bool
     /// Most sequences decoded at once (each holds a KV cache of prompt + max tokens).
     public let maxBatch: Int
@@ -16,17 +21,21 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     private let template: ChatTemplate?
     private let shouldStop: @Sendable () -> Bool
 
-    /// Loads `modelPath` (a GGUF file: Llama family or Gemma 3).
+    /// Loads `modelPath` (a GGUF file: Llama family or Gemma 3), with a LoRA adapter when given.
     /// - Parameters:
+    ///   - adapterPath: a tune run folder, PEFT folder or GGUF LoRA file (`LoRAAdapter(path:)`),
+    ///     applied in the forward pass: the iterative variant, an already specialized model.
     ///   - chat: wrap prompts in the model's chat template (when it has one).
     ///   - maxBatch: sequences in flight.
     ///   - shouldStop: polled once per decode step; `true` ends the batch (its completions fail
     ///     with "cancelled", so a resumed run redoes them).
-    /// - Throws: `GGUFError`, `ModelError`, `TokenizerError` for a bad model file.
-    public init(modelPath: String, chat: Bool = true, maxBatch: Int = 16,
+    /// - Throws: `GGUFError`, `ModelError`, `TokenizerError` for a bad model file; `AdapterError`
+    ///   for a bad adapter or one trained on another model.
+    public init(modelPath: String, adapterPath: String? = nil, chat: Bool = true, maxBatch: Int = 16,
                 shouldStop: @escaping @Sendable () -> Bool = { false }) throws {
         let file = try GGUFFile(path: modelPath)
-        let model = try loadLanguageModel(file: file)
+        let adapter = try adapterPath.map { try LoRAAdapter(path: $0) }
+        let model = try loadLanguageModel(file: file, adapter: adapter)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
         generator = TextGenerator(model: model, tokenizer: tokenizer)
         let found = try? ChatTemplate(metadata: file.metadata)
@@ -34,7 +43,10 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
         usesChat = template != nil
         let digest = try SHA256.hexDigest(ofFile: modelPath)
         modelSHA256 = digest
-        modelIdentifier = digest
+        let adapterDigest = try adapter.map { try SHA256.hexDigest(ofFile: $0.path) }
+        self.adapterPath = adapter?.path
+        adapterSHA256 = adapterDigest
+        modelIdentifier = digest + (adapter.map { " adapter=\($0.path) adapter_sha256=\(adapterDigest!)" } ?? "")
         self.maxBatch = max(1, maxBatch)
         self.shouldStop = shouldStop
     }

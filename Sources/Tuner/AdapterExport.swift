@@ -1,4 +1,5 @@
 import Foundation
+import LLM
 import Tensor
 
 // Saving, loading and exporting LoRA adapters.
@@ -74,10 +75,22 @@ public enum AdapterFiles {
         }
     }
 
+    // MARK: Base model identity
+
+    /// What an exported adapter records about its base model, so the runtime refuses it on
+    /// another one (`LoRAAdapter.BaseModel`): architecture (the tuner trains `llama`), name and dims.
+    static func baseFields(_ lora: LoRAParameters, baseName: String) -> [(key: String, value: String)] {
+        let k = LoRAAdapter.baseKeys, m = lora.model
+        return [(k.architecture, "llama"), (k.name, baseName), (k.embeddingLength, "\(m.width)"),
+                (k.blockCount, "\(m.layers)"), (k.vocabularySize, "\(m.vocab)")]
+    }
+
     // MARK: PEFT export
 
     /// Writes `adapter_model.safetensors` (names `base_model.model.model.layers.L.….lora_A.weight`,
     /// A `(r, in)`, B `(out, r)` in Hugging Face row order) and `adapter_config.json` into `directory`.
+    /// The base model's identity goes into the safetensors `__metadata__` as `base.*` (PEFT
+    /// ignores it there; unknown keys in `adapter_config.json` make PEFT warn).
     public static func exportPEFT(_ lora: LoRAParameters, to directory: URL, baseModel: String) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let r = lora.config.rank, hs = lora.model.headSize
@@ -90,7 +103,11 @@ public enum AdapterFiles {
             tensors.append(NamedTensor(name: prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: true),
                                        shape: [s.outF, r], values: hfOrderB(b, slot: s, rank: r, headSize: hs)))
         }
-        try writeAtomically(try safetensorsData(tensors, metadata: ["format": "pt"]),
+        var metadata = ["format": "pt"]
+        for (key, value) in baseFields(lora, baseName: URL(fileURLWithPath: baseModel).lastPathComponent) {
+            metadata["base." + key] = value
+        }
+        try writeAtomically(try safetensorsData(tensors, metadata: metadata),
                             to: directory.appendingPathComponent("adapter_model.safetensors"))
         let config: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
@@ -107,7 +124,8 @@ public enum AdapterFiles {
 
     /// Writes a llama.cpp LoRA adapter: `general.type = adapter`, `adapter.type = lora`,
     /// `adapter.lora.alpha`, and F32 tensors `blk.L.attn_q.weight.lora_a` (ggml dims `[in, r]`) and
-    /// `….lora_b` (ggml dims `[r, out]`) in GGUF row order (as the base GGUF's q/k rows).
+    /// `….lora_b` (ggml dims `[r, out]`) in GGUF row order (as the base GGUF's q/k rows), plus the
+    /// base model's identity as `adapter.base.name`, `.embedding_length`, `.block_count`, `.vocab_size`.
     public static func exportGGUF(_ lora: LoRAParameters, to url: URL, baseName: String) throws {
         let r = lora.config.rank
         var tensors: [NamedTensor] = []
@@ -119,11 +137,15 @@ public enum AdapterFiles {
             tensors.append(NamedTensor(name: stem + ".lora_b", shape: [s.outF, r],
                                        values: Array(UnsafeBufferPointer(start: b, count: s.outF * r))))
         }
-        let metadata: [(String, GGUFWriteValue)] = [
+        var metadata: [(String, GGUFWriteValue)] = [
             ("general.architecture", .string("llama")), ("general.type", .string("adapter")),
             ("general.name", .string(baseName + " LoRA")), ("adapter.type", .string("lora")),
             ("adapter.lora.alpha", .float32(lora.config.alpha)),
         ]
+        for (key, value) in baseFields(lora, baseName: baseName).dropFirst() {
+            let number = key == LoRAAdapter.baseKeys.name ? nil : UInt32(value)
+            metadata.append(("adapter.base." + key, number.map { .uint32($0) } ?? .string(value)))
+        }
         try writeAtomically(ggufData(metadata: metadata, tensors: tensors), to: url)
     }
 }

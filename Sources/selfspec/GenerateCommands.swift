@@ -9,10 +9,27 @@ struct GGUFModelOptions: ParsableArguments {
     @Option(name: .long, help: "A GGUF model file (Llama family or Gemma 3), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
     var model: String
 
-    /// Loads the model and its tokenizer.
-    func load() throws -> (any CausalLanguageModel, any Tokenizer, GGUFFile) {
+    /// Loads the model and its tokenizer, with a LoRA adapter when given.
+    func load(adapter: AdapterOptions? = nil) throws -> (any CausalLanguageModel, any Tokenizer, GGUFFile) {
         let file = try GGUFFile(path: model)
-        return (try loadLanguageModel(file: file), try TokenizerFactory.make(metadata: file.metadata), file)
+        let lora = try adapter?.adapter.map { try LoRAAdapter(path: $0) }
+        let options = LlamaModel.Options(adapterMode: adapter?.mergeAdapter == true ? .merged : .inForward)
+        return (try loadLanguageModel(file: file, options: options, adapter: lora),
+                try TokenizerFactory.make(metadata: file.metadata), file)
+    }
+}
+
+/// A LoRA adapter applied to the model (`generate`, `chat`).
+struct AdapterOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "A LoRA adapter: a tune run folder, a PEFT folder, or a GGUF LoRA file.",
+        discussion: "A run folder gives its adapter.gguf, else its latest checkpoint.", valueName: "path"))
+    var adapter: String?
+    @Flag(name: .long, help: "Merge the adapter into float32 weights at load time instead of applying it in every step.")
+    var mergeAdapter = false
+
+    func validate() throws {
+        if mergeAdapter && adapter == nil { throw ValidationError("--merge-adapter needs --adapter PATH") }
     }
 }
 
@@ -70,6 +87,7 @@ struct Generate: ParsableCommand {
         """)
 
     @OptionGroup var modelOptions: GGUFModelOptions
+    @OptionGroup var adapterOptions: AdapterOptions
     @Option(name: .long, help: "The prompt text.")
     var prompt: String?
     @Option(name: .long, help: "A JSONL file of prompts (see below).")
@@ -98,7 +116,7 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         Terminal.trapInterrupts()
-        let (model, tokenizer, file) = try modelOptions.load()
+        let (model, tokenizer, file) = try modelOptions.load(adapter: adapterOptions)
         let template = chat ? try ChatTemplate(metadata: file.metadata) : nil
         func encode(_ text: String?, _ messages: [ChatMessage]?) throws -> [Int] {
             if let messages { return try (template ?? ChatTemplate(metadata: file.metadata)).encode(messages, tokenizer: tokenizer) }
@@ -169,12 +187,13 @@ struct Chat: ParsableCommand {
         discussion: "Type a message and press Enter; /reset starts over, /exit or Ctrl-D quits.")
 
     @OptionGroup var modelOptions: GGUFModelOptions
+    @OptionGroup var adapterOptions: AdapterOptions
     @OptionGroup var sampling: SamplingOptions
     @Option(name: .long, help: "A system prompt (default: the template's own, if any).")
     var system: String?
 
     func run() throws {
-        let (model, tokenizer, file) = try modelOptions.load()
+        let (model, tokenizer, file) = try modelOptions.load(adapter: adapterOptions)
         let template = try ChatTemplate(metadata: file.metadata)
         let generator = TextGenerator(model: model, tokenizer: tokenizer)
         var messages = system.map { [ChatMessage.system($0)] } ?? []

@@ -24,6 +24,8 @@ public enum AdapterError: LocalizedError, Equatable, Sendable {
     case wrongBaseModel(path: String, adapterBase: String, model: String)
     /// A feature of the adapter (DoRA, rank patterns, …) that this runtime does not apply.
     case unsupported(path: String, feature: String)
+    /// Writing a merged model failed.
+    case writeFailed(path: String, detail: String)
 
     public var errorDescription: String? {
         switch self {
@@ -37,6 +39,7 @@ public enum AdapterError: LocalizedError, Equatable, Sendable {
         case let .wrongBaseModel(path, adapterBase, model):
             return "\(path): the adapter was trained on \(adapterBase), not on this model \(model)"
         case let .unsupported(path, feature): return "\(path): \(feature) is not supported"
+        case let .writeFailed(path, detail): return "cannot write \(path): \(detail)"
         }
     }
 }

@@ -248,3 +248,40 @@ extension LoRAAdapter {
         return base == BaseModel() ? nil : base
     }
 }
+
+// MARK: - Writing
+
+extension LoRAAdapter {
+    /// Writes the adapter as a llama.cpp LoRA GGUF (F32 tensors, `adapter.lora.alpha` = scale·r
+    /// of the first pair, the recorded base model as `general.architecture` and `adapter.base.*`).
+    /// - Throws: `AdapterError.unsupported` for Hugging Face row order or pairs with different
+    ///   alpha (one GGUF alpha serves all); `.writeFailed`.
+    public func writeGGUF(to path: String) throws {
+        guard orientation == .gguf else {
+            throw AdapterError.unsupported(path: self.path, feature: "writing a GGUF LoRA from Hugging Face row order (load it with its model first)")
+        }
+        let sorted = pairs.sorted { $0.key < $1.key }
+        let alpha = (sorted.first?.value).map { $0.scale * Float($0.rank) } ?? 1
+        guard sorted.allSatisfy({ abs($0.value.scale * Float($0.value.rank) - alpha) <= 1e-6 * abs(alpha) }) else {
+            throw AdapterError.unsupported(path: self.path, feature: "pairs with different alpha in one GGUF LoRA")
+        }
+        let k = Self.baseKeys
+        var metadata: [(String, GGUFValue)] = [
+            ("general.architecture", .string(base?.architecture ?? "llama")), ("general.type", .string("adapter")),
+            ("adapter.type", .string("lora")), ("adapter.lora.alpha", .float32(alpha)),
+        ]
+        if let name = base?.name { metadata.append(("adapter.base.\(k.name)", .string(name))) }
+        for (key, value) in [(k.embeddingLength, base?.embeddingLength), (k.blockCount, base?.blockCount),
+                             (k.vocabularySize, base?.vocabularySize)] {
+            if let value { metadata.append(("adapter.base.\(key)", .uint32(UInt32(value)))) }
+        }
+        var infos: [(name: String, dims: [Int], type: GGMLType)] = [], values: [[Float]] = []
+        for (name, p) in sorted {
+            infos.append((name + ".lora_a", [p.inputs, p.rank], .f32))
+            values.append(p.a)
+            infos.append((name + ".lora_b", [p.rank, p.outputs], .f32))
+            values.append(p.b)
+        }
+        try GGUFWriter.write(to: path, metadata: metadata, infos: infos) { i in values[i].withUnsafeBytes { Data($0) } }
+    }
+}

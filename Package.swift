@@ -36,8 +36,9 @@ let package = Package(
         .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: llmKernels),
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
+        .target(name: "Evaluation", dependencies: ["LLM", "Tensor"], swiftSettings: optimize),
         .executableTarget(name: "selfspec", dependencies: [
-            "Ingest", "VectorIndex", "Generator", "Tuner",
+            "Ingest", "VectorIndex", "Generator", "Tuner", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
@@ -48,6 +49,7 @@ let package = Package(
         .testTarget(name: "LLMTests", dependencies: ["LLM"]),
         .testTarget(name: "GeneratorTests", dependencies: ["Generator"]),
         .testTarget(name: "TunerTests", dependencies: ["Tuner"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
         .testTarget(name: "selfspecTests", dependencies: ["selfspec", "Ingest"]),
     ]
 )

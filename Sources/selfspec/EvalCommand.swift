@@ -1,0 +1,226 @@
+import ArgumentParser
+import Evaluation
+import Foundation
+import LLM
+
+/// `selfspec eval`: the base model and each adapter on the same benchmark items, with
+/// bootstrap intervals and paired tests.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Score the base model and each LoRA adapter side by side on biomedical benchmarks.",
+        discussion: """
+        Tasks: pubmedqa (yes/no/maybe; accuracy, macro-F1), mcq (lettered options; accuracy), \
+        ner (IOB file; entity-level exact-span P/R/F1), gad (gene-disease relation; F1 of the positive \
+        class). Label tasks are scored by the log-probability of each option after the prompt; NER \
+        answers are generated greedily and parsed into token spans. Every model sees the same items \
+        and prompts; 95% bootstrap intervals and paired tests (exact McNemar for accuracy, paired \
+        bootstrap for F1) compare each adapter with the base.
+        """)
+
+    @Option(name: .long, help: "The base GGUF model, e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
+    var model: String
+    @Option(name: .long, help: "A LoRA adapter (GGUF file or PEFT folder) to evaluate beside the base (repeatable).")
+    var adapter: [String] = []
+    @Option(name: .long, help: "Comma-separated tasks: pubmedqa, mcq, ner, gad (default: every task given a file).")
+    var tasks: String?
+    @Option(name: .long, help: "PubMedQA JSON (keyed by PMID).")
+    var pubmedqa: String?
+    @Option(name: .long, help: "Multiple-choice JSON / JSON list / JSONL of {question, options, answer}.")
+    var mcq: String?
+    @Option(name: .long, help: "IOB NER file (token<TAB>tag), or a folder (its devel.tsv).")
+    var ner: String?
+    @Option(name: .long, help: "GAD-style JSONL.")
+    var gad: String?
+    @Option(name: .long, help: "Demonstrations for k-shot prompts: TASK=FILE (repeatable), or FILE when one task is evaluated; a NER folder means its train.tsv.")
+    var demos: [String] = []
+    @Option(name: .long, help: "Demonstrations per prompt (needs --demos when > 0).")
+    var shots = 0
+    @Option(name: .long, help: "Seeds the item sample, the demonstrations and the bootstrap.")
+    var seed: UInt64 = 0
+    @Option(name: .long, help: "Evaluate the first N items of each task after a seeded shuffle.")
+    var limit: Int?
+    @Option(name: .long, help: "Items prefilled per scoring step.")
+    var batch = 8
+    @Option(name: .long, help: "Sentences decoded together for NER.")
+    var generationBatch = 16
+    @Option(name: .long, help: "Most tokens of a generated NER answer.")
+    var maxTokens = 64
+    @Option(name: .long, help: "Bootstrap resamples.")
+    var resamples = Statistics.defaultResamples
+    @Option(name: .long, help: "Write report.md, report.json and predictions.jsonl into this folder.")
+    var report: String?
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if shots < 0 { throw ValidationError("invalid shots \(shots): expected >= 0") }
+        if let limit, limit < 1 { throw ValidationError("invalid limit \(limit): expected >= 1") }
+        if batch < 1 || generationBatch < 1 { throw ValidationError("--batch and --generation-batch must be >= 1") }
+        if maxTokens < 1 { throw ValidationError("invalid max-tokens \(maxTokens): expected >= 1") }
+        if resamples < 1 { throw ValidationError("invalid resamples \(resamples): expected >= 1") }
+    }
+
+    // MARK: Inputs
+
+    /// The tasks to run with their files, in the order given.
+    func selectedTasks() throws -> [(EvalTask, String)] {
+        let files: [EvalTask: String?] = [.pubmedqa: pubmedqa, .mcq: mcq, .ner: ner, .gad: gad]
+        let names = tasks.map { $0.split(separator: ",").map(String.init) }
+            ?? EvalTask.allCases.filter { files[$0]! != nil }.map(\.rawValue)
+        if names.isEmpty { throw ValidationError("no task: give --pubmedqa, --mcq, --ner or --gad FILE (and optionally --tasks)") }
+        var out: [(EvalTask, String)] = []
+        for name in names {
+            let task = try EvalTask(name: name)
+            guard let file = files[task]! else { throw ValidationError("task \(task.rawValue) needs --\(task.rawValue) FILE") }
+            if !out.contains(where: { $0.0 == task }) { out.append((task, Self.resolve(file, task: task, split: "devel.tsv"))) }
+        }
+        return out
+    }
+
+    /// Demonstration files by task.
+    func demoFiles(for selected: [EvalTask]) throws -> [EvalTask: String] {
+        var out: [EvalTask: String] = [:]
+        for spec in demos {
+            if let eq = spec.firstIndex(of: "="), let task = try? EvalTask(name: String(spec[..<eq])) {
+                out[task] = Self.resolve(String(spec[spec.index(after: eq)...]), task: task, split: "train.tsv")
+            } else if spec.contains("="), !FileManager.default.fileExists(atPath: spec) {
+                _ = try EvalTask(name: String(spec[..<spec.firstIndex(of: "=")!]))  // names the unknown task
+            } else if selected.count == 1 {
+                out[selected[0]] = Self.resolve(spec, task: selected[0], split: "train.tsv")
+            } else {
+                throw ValidationError("--demos \(spec): with several tasks, write TASK=FILE")
+            }
+        }
+        return out
+    }
+
+    /// A NER folder means one of its split files.
+    static func resolve(_ path: String, task: EvalTask, split: String) -> String {
+        var isDir: ObjCBool = false
+        if task == .ner, FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            return (path as NSString).appendingPathComponent(split)
+        }
+        return path
+    }
+
+    /// Report names of the adapters: their file or folder names, made unique.
+    func adapterNames() -> [String] {
+        var names: [String] = []
+        for path in adapter {
+            var name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            if ["adapter", "peft", "adapter_model"].contains(name) {
+                let parent = URL(fileURLWithPath: path).deletingLastPathComponent().lastPathComponent
+                name = parent.isEmpty ? name : "\(parent)/\(name)"
+            }
+            var unique = name, k = 2
+            while names.contains(unique) || unique == "base" { unique = "\(name)-\(k)"; k += 1 }
+            names.append(unique)
+        }
+        return names
+    }
+
+    // MARK: Run
+
+    func run() throws {
+        Terminal.trapInterrupts()
+        let selected = try selectedTasks()
+        let demoPaths = try demoFiles(for: selected.map(\.0))
+        // Every file is read and checked before any model is loaded.
+        var datasets: [TaskDataset] = [], pools: [TaskDataset?] = []
+        for (task, file) in selected {
+            let full = try EvalDataLoader.load(task: task, path: file)
+            var pool: TaskDataset?
+            if let path = demoPaths[task] {
+                pool = try DemonstrationPool.candidates(try EvalDataLoader.load(task: task, path: path), excluding: full)
+            }
+            if shots > 0 {
+                guard let pool else { throw EvaluationError.missingDemonstrations(task: task.rawValue, shots: shots) }
+                if pool.count < shots {
+                    throw EvaluationError.tooFewDemonstrations(file: pool.file, task: task.rawValue, available: pool.count, shots: shots)
+                }
+            }
+            datasets.append(full.sample(limit: limit, seed: seed))
+            pools.append(pool)
+        }
+        let baseFile = try GGUFFile(path: model)
+        let tokenizer = try TokenizerFactory.make(metadata: baseFile.metadata)
+        let template = try ChatTemplate(metadata: baseFile.metadata)
+        let adapters = try adapter.map { try LoRAAdapter(path: $0) }
+        let names = ["base"] + adapterNames()
+        let settings = EvalSettings(shots: shots, seed: seed, scoringBatch: batch, generationBatch: generationBatch,
+                                    maxAnswerTokens: maxTokens)
+
+        var runs: [[TaskRun]] = []
+        for m in names.indices {
+            let lm = try loadLanguageModel(file: m == 0 ? baseFile : try GGUFFile(path: model),
+                                           adapter: m == 0 ? nil : adapters[m - 1])
+            let evaluator = Evaluator(model: lm, tokenizer: tokenizer, template: template, settings: settings)
+            var modelRuns: [TaskRun] = []
+            for (t, dataset) in datasets.enumerated() {
+                let progress = ProgressLine(enabled: !output.quiet)
+                let label = "eval \(names[m]) \(dataset.task.rawValue)"
+                do {
+                    let run = try evaluator.run(dataset, demos: pools[t]) { done, total in
+                        progress.update(label: label, fraction: Double(done) / Double(max(1, total)), count: done, unit: "items")
+                        return !interruptRequested.load(ordering: .relaxed)
+                    }
+                    progress.finish()
+                    modelRuns.append(run)
+                    if !output.quiet && !output.json {
+                        Terminal.note(String(format: "%@: %d items in %.1f s (%.2f items/s)", label, run.outcomes.count,
+                                             run.seconds, run.itemsPerSecond))
+                    }
+                } catch is CancellationError {
+                    progress.finish()
+                    Terminal.error("interrupted during \(label); no report written")
+                    throw ExitCode(130)
+                }
+            }
+            runs.append(modelRuns)
+        }
+
+        let infos = names.indices.map { m in
+            EvalReport.ModelInfo(name: names[m], model: model, adapter: m == 0 ? nil : adapter[m - 1],
+                                 promptFormat: template.family.rawValue)
+        }
+        let result = EvalReport.build(models: infos, datasets: datasets, runs: runs, settings: settings, limit: limit,
+                                      resamples: resamples)
+        if let report { try write(result, runs: runs, names: names, to: report) }
+        if output.json {
+            print(String(decoding: try EvalReport.encoder().encode(result), as: UTF8.self))
+        } else {
+            print(result.markdown())
+        }
+    }
+
+    /// Writes `report.md`, `report.json` and `predictions.jsonl` (one line per model, task and item).
+    func write(_ result: EvalReport, runs: [[TaskRun]], names: [String], to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let url = URL(fileURLWithPath: dir)
+        try Data(result.markdown().utf8).write(to: url.appendingPathComponent("report.md"))
+        try EvalReport.encoder().encode(result).write(to: url.appendingPathComponent("report.json"))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var lines = Data()
+        for (m, modelRuns) in runs.enumerated() {
+            for run in modelRuns {
+                for p in run.predictions {
+                    lines += try enc.encode(PredictionLine(model: names[m], task: run.task.rawValue, id: p.id, gold: p.gold,
+                                                 predicted: p.predicted, scores: p.scores))
+                    lines += Data("\n".utf8)
+                }
+            }
+        }
+        try lines.write(to: url.appendingPathComponent("predictions.jsonl"))
+    }
+}
+
+/// One line of `predictions.jsonl`.
+private struct PredictionLine: Encodable {
+    var model: String
+    var task: String
+    var id: String
+    var gold: String
+    var predicted: String
+    var scores: [Double]?
+}

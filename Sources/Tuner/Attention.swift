@@ -7,11 +7,21 @@ import Tensor
 public struct AttentionDims: Sendable {
     /// Batch, time, query heads, key/value heads, head size.
     public var b: Int, t: Int, nh: Int, nkv: Int, hs: Int
-    /// - Parameters: b batch; t time; nh query heads; nkv key/value heads (divides nh); hs head size.
-    public init(b: Int, t: Int, nh: Int, nkv: Int, hs: Int) {
+    /// The sliding window: position i sees j when `i − window < j ≤ i` (`nil`: every j ≤ i).
+    public var window: Int?
+    /// Scores are `q·k · scale`.
+    public var scale: Float
+    /// - Parameters: b batch; t time; nh query heads; nkv key/value heads (divides nh); hs head size;
+    ///   window: the sliding window (nil: plain causal); scale: the score scale (default 1/sqrt(HS)).
+    public init(b: Int, t: Int, nh: Int, nkv: Int, hs: Int, window: Int? = nil, scale: Float? = nil) {
         precondition(nkv > 0 && nh % nkv == 0, "attention: NH=\(nh) not a multiple of NKV=\(nkv)")
+        precondition(window.map { $0 > 0 } ?? true, "attention: window must be positive")
         self.b = b; self.t = t; self.nh = nh; self.nkv = nkv; self.hs = hs
+        self.window = window
+        self.scale = scale ?? 1 / Float(hs).squareRoot()
     }
+    /// The first key position query `i` sees.
+    @inline(__always) public func first(_ i: Int) -> Int { window.map { max(0, i - $0 + 1) } ?? 0 }
     /// Query heads per key/value head.
     public var group: Int { nh / nkv }
     /// Elements of the saved probabilities `(B, NH, T, T)`.
@@ -21,27 +31,29 @@ public struct AttentionDims: Sendable {
 extension Ops {
     // MARK: Attention
 
-    /// `out_h = softmax(mask(q_h · k_gᵀ / √HS)) · v_g` for every batch row and query head `h`, with
-    /// `g = h / (NH/NKV)` its key/value head and the causal mask (position i sees j ≤ i).
-    /// - Parameters: out `(B, T, NH, HS)`; att `(B, NH, T, T)` saved probabilities (zero above the
-    ///   diagonal); q `(B, T, NH, HS)`; k, v `(B, T, NKV, HS)`.
+    /// `out_h = softmax(mask(q_h · k_gᵀ · scale)) · v_g` for every batch row and query head `h`, with
+    /// `g = h / (NH/NKV)` its key/value head and the causal mask (position i sees j ≤ i), narrowed
+    /// to a sliding window when `dims.window` is set (i sees j when i − window < j ≤ i).
+    /// - Parameters: out `(B, T, NH, HS)`; att `(B, NH, T, T)` saved probabilities (zero where
+    ///   masked); q `(B, T, NH, HS)`; k, v `(B, T, NKV, HS)`.
     public static func attentionForward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
                                         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                                         dims d: AttentionDims) {
-        let t = d.t, hs = d.hs, qs = d.nh * hs, kvs = d.nkv * hs, scale = 1 / Float(hs).squareRoot()
+        let t = d.t, hs = d.hs, qs = d.nh * hs, kvs = d.nkv * hs, scale = d.scale
         Parallel.forEachIndex(0..<(d.b * d.nh)) { task in
             let b = task / d.nh, h = task % d.nh, g = h / d.group
             let p = att + (b * d.nh + h) * t * t                     // (T, T)
             let qh = q + b * t * qs + h * hs, kg = k + b * t * kvs + g * hs, vg = v + b * t * kvs + g * hs
             BLAS.gemm(a: qh, lda: qs, b: kg, transB: true, ldb: kvs, c: p, m: t, n: t, k: hs, alpha: scale)
             for i in 0..<t {
-                let row = p + i * t
+                let row = p + i * t, first = d.first(i)
                 var m = -Float.infinity
-                for j in 0...i { m = max(m, row[j]) }
+                for j in first...i { m = max(m, row[j]) }
                 var sum: Float = 0
-                for j in 0...i { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e }
+                for j in first...i { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e }
                 let inv = 1 / sum
-                for j in 0...i { row[j] *= inv }
+                for j in 0..<first { row[j] = 0 }
+                for j in first...i { row[j] *= inv }
                 for j in (i + 1)..<t { row[j] = 0 }
             }
             BLAS.gemm(a: p, b: vg, ldb: kvs, c: out + b * t * qs + h * hs, ldc: qs, m: t, n: hs, k: t)
@@ -49,8 +61,8 @@ extension Ops {
     }
 
     /// Backward of ``attentionForward``: `dq += …`, `dk += …`, `dv += …`. With `dP = dout_h · v_gᵀ`
-    /// and `dS = P ⊙ (dP − rowsum(P ⊙ dP))`: `dv_g += Pᵀ · dout_h`, `dq_h += dS · k_g / √HS`,
-    /// `dk_g += dSᵀ · q_h / √HS`. Work is split by (batch, key/value head) so the query heads that
+    /// and `dS = P ⊙ (dP − rowsum(P ⊙ dP))`: `dv_g += Pᵀ · dout_h`, `dq_h += dS · k_g · scale`,
+    /// `dk_g += dSᵀ · q_h · scale` (masked entries have P = 0, so dS = 0 there). Work is split by (batch, key/value head) so the query heads that
     /// share a key/value head accumulate on one thread.
     /// - Parameters: dq `(B, T, NH, HS)`; dk, dv `(B, T, NKV, HS)`; dout `(B, T, NH, HS)`;
     ///   att `(B, NH, T, T)` from the forward; q, k, v as in the forward.
@@ -58,7 +70,7 @@ extension Ops {
                                          dv: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                          att: UnsafePointer<Float>, q: UnsafePointer<Float>,
                                          k: UnsafePointer<Float>, v: UnsafePointer<Float>, dims d: AttentionDims) {
-        let t = d.t, hs = d.hs, qs = d.nh * hs, kvs = d.nkv * hs, scale = 1 / Float(hs).squareRoot()
+        let t = d.t, hs = d.hs, qs = d.nh * hs, kvs = d.nkv * hs, scale = d.scale
         Parallel.forEachIndex(0..<(d.b * d.nkv)) { task in
             let b = task / d.nkv, g = task % d.nkv
             let ds = UnsafeMutablePointer<Float>.allocate(capacity: t * t)   // (T, T) dP then dS
@@ -71,10 +83,11 @@ extension Ops {
                 BLAS.gemm(a: doh, lda: qs, b: vg, transB: true, ldb: kvs, c: ds, m: t, n: t, k: hs)
                 BLAS.gemm(a: p, transA: true, b: doh, ldb: qs, c: dvg, ldc: kvs, m: t, n: hs, k: t, beta: 1)
                 for i in 0..<t {
-                    let pr = p + i * t, dr = ds + i * t
+                    let pr = p + i * t, dr = ds + i * t, first = d.first(i)
                     var dot: Float = 0
-                    for j in 0...i { dot += pr[j] * dr[j] }
-                    for j in 0...i { dr[j] = pr[j] * (dr[j] - dot) }
+                    for j in first...i { dot += pr[j] * dr[j] }
+                    for j in 0..<first { dr[j] = 0 }
+                    for j in first...i { dr[j] = pr[j] * (dr[j] - dot) }
                     for j in (i + 1)..<t { dr[j] = 0 }
                 }
                 BLAS.gemm(a: ds, b: kg, ldb: kvs, c: dqh, ldc: qs, m: t, n: hs, k: t, alpha: scale, beta: 1)

@@ -2,45 +2,8 @@ import Foundation
 import LLM
 import Tensor
 
-// The frozen base model the tuner differentiates: a Llama-family GGUF dequantized to float32.
-// Dimension letters as in Ops.swift.
-
-/// The hyper-parameters the training forward needs, read from GGUF metadata.
-public struct TrainModelConfig: Sendable, Equatable, Codable {
-    /// C, L, NH, NKV, HS, F, V.
-    public var width: Int, layers: Int, heads: Int, kvHeads: Int, headSize: Int, ffn: Int, vocab: Int
-    /// RMSNorm epsilon and RoPE base.
-    public var normEpsilon: Float, ropeBase: Float
-    /// The longest sequence the model was trained for.
-    public var contextLength: Int
-
-    /// KV = NKV·HS, the key/value width.
-    public var kvWidth: Int { kvHeads * headSize }
-
-    /// Reads `llama.*` metadata of `file`.
-    /// - Throws: `TunerError.invalidModel` for another architecture or bad values; `GGUFError` for missing keys.
-    public init(file: GGUFFile) throws {
-        let m = file.metadata
-        let arch = try m.string("general.architecture")
-        guard arch == "llama" else {
-            throw TunerError.invalidModel(path: file.path, detail: "architecture '\(arch)' is not supported by the tuner (llama only)")
-        }
-        width = try m.int("llama.embedding_length")
-        layers = try m.int("llama.block_count")
-        heads = try m.int("llama.attention.head_count")
-        kvHeads = m.contains("llama.attention.head_count_kv") ? try m.int("llama.attention.head_count_kv") : heads
-        ffn = try m.int("llama.feed_forward_length")
-        headSize = width / max(heads, 1)
-        vocab = try m.strings("tokenizer.ggml.tokens").count
-        normEpsilon = try m.float("llama.attention.layer_norm_rms_epsilon")
-        ropeBase = m.contains("llama.rope.freq_base") ? try m.float("llama.rope.freq_base") : 10_000
-        contextLength = try m.int("llama.context_length")
-        guard width > 0, layers > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, headSize * heads == width,
-              headSize % 2 == 0, ffn > 0, vocab > 0 else {
-            throw TunerError.invalidModel(path: file.path, detail: "inconsistent llama dimensions C=\(width) L=\(layers) NH=\(heads) NKV=\(kvHeads) F=\(ffn) V=\(vocab)")
-        }
-    }
-}
+// The frozen base model the tuner differentiates: a Llama or Gemma 3 GGUF dequantized to float32.
+// Dimension letters as in Ops.swift; QW = NH·HS.
 
 /// How the frozen base weights are held while training.
 public enum BasePrecision: String, Codable, Sendable, CaseIterable {
@@ -89,7 +52,12 @@ public struct FrozenWeight: @unchecked Sendable {
 public struct BlockWeights {
     /// attnNorm `(C)`, ffnNorm `(C)`.
     public let attnNorm: UnsafeMutablePointer<Float>, ffnNorm: UnsafeMutablePointer<Float>
-    /// wq `(C, C)`, wk `(KV, C)`, wv `(KV, C)`, wo `(C, C)`, all `(out, in)`; q/k rows in GGUF's permuted order.
+    /// Gemma 3 only (`nil` for Llama): the per-head q and k norms `(HS)`, and the post-attention
+    /// and post-feed-forward norms `(C)`. Stored as the GGUF has them (`1 + w` already added).
+    public let qNorm: UnsafeMutablePointer<Float>?, kNorm: UnsafeMutablePointer<Float>?
+    public let postAttnNorm: UnsafeMutablePointer<Float>?, postFFNNorm: UnsafeMutablePointer<Float>?
+    /// wq `(QW, C)`, wk `(KV, C)`, wv `(KV, C)`, wo `(C, QW)`, all `(out, in)`; Llama's q/k rows
+    /// in GGUF's permuted order (Gemma 3's are not permuted).
     public let wq: FrozenWeight, wk: FrozenWeight, wv: FrozenWeight, wo: FrozenWeight
     /// wgate `(F, C)`, wup `(F, C)`, wdown `(C, F)`.
     public let wgate: FrozenWeight, wup: FrozenWeight, wdown: FrozenWeight
@@ -108,7 +76,7 @@ public struct BlockWeights {
     }
 }
 
-/// A Llama GGUF's weights as float32, in one allocation with named views (llm.c style); with
+/// A Llama or Gemma 3 GGUF's weights as float32, in one allocation with named views (llm.c style); with
 /// ``BasePrecision/quantized`` the block projections stay in the GGUF's quantized form instead.
 public final class BaseModel: @unchecked Sendable {
     /// The configuration.
@@ -135,9 +103,10 @@ public final class BaseModel: @unchecked Sendable {
         config = cfg
         path = file.path
         self.precision = precision
-        let c = cfg.width, kv = cfg.kvWidth, f = cfg.ffn, v = cfg.vocab
+        let c = cfg.width, kv = cfg.kvWidth, f = cfg.ffn, v = cfg.vocab, qw = cfg.queryWidth, hs = cfg.headSize
         let tied = !file.contains(tensor: "output.weight")
-        let perBlock = 2 * c + (precision == .float32 ? 2 * c * c + 2 * kv * c + 3 * f * c : 0)
+        let norms = 2 * c + (cfg.queryKeyNorm ? 2 * hs : 0) + (cfg.postNorms ? 2 * c : 0)
+        let perBlock = norms + (precision == .float32 ? 2 * qw * c + 2 * kv * c + 3 * f * c : 0)
         let total = v * c * (tied ? 1 : 2) + c + cfg.layers * perBlock
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: total)
         storage = buffer
@@ -175,8 +144,12 @@ public final class BaseModel: @unchecked Sendable {
                 let p = "blk.\(l)."
                 return BlockWeights(
                     attnNorm: try load(p + "attn_norm.weight", [c]), ffnNorm: try load(p + "ffn_norm.weight", [c]),
-                    wq: try linear(p + "attn_q.weight", [c, c]), wk: try linear(p + "attn_k.weight", [kv, c]),
-                    wv: try linear(p + "attn_v.weight", [kv, c]), wo: try linear(p + "attn_output.weight", [c, c]),
+                    qNorm: cfg.queryKeyNorm ? try load(p + "attn_q_norm.weight", [hs]) : nil,
+                    kNorm: cfg.queryKeyNorm ? try load(p + "attn_k_norm.weight", [hs]) : nil,
+                    postAttnNorm: cfg.postNorms ? try load(p + "post_attention_norm.weight", [c]) : nil,
+                    postFFNNorm: cfg.postNorms ? try load(p + "post_ffw_norm.weight", [c]) : nil,
+                    wq: try linear(p + "attn_q.weight", [qw, c]), wk: try linear(p + "attn_k.weight", [kv, c]),
+                    wv: try linear(p + "attn_v.weight", [kv, c]), wo: try linear(p + "attn_output.weight", [c, qw]),
                     wgate: try linear(p + "ffn_gate.weight", [f, c]), wup: try linear(p + "ffn_up.weight", [f, c]),
                     wdown: try linear(p + "ffn_down.weight", [c, f]))
             }

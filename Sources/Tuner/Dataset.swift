@@ -2,8 +2,9 @@ import Foundation
 import LLM
 import Tensor
 
-// Training data: JSONL examples rendered with the model's chat template, tokenized, with the loss
-// on response tokens only; a held-out split; length-bucketed batches.
+// Training data: JSONL examples rendered with the model's chat template (ChatML) or, for a model
+// without one, as plain completion text (PlainCompletion.swift); tokenized, with the loss on
+// response tokens only; a held-out split; length-bucketed batches.
 
 /// One tokenized training example.
 public struct TrainingExample: Sendable, Equatable {
@@ -18,7 +19,7 @@ public struct TrainingExample: Sendable, Equatable {
 
 /// Renders conversations as ChatML (`<|im_start|>role\n…<|im_end|>\n`), the SmolLM2/Qwen format,
 /// adding the template's default system prompt when the conversation has none.
-public struct ChatMLRenderer: Sendable {
+public struct ChatMLRenderer: ConversationRenderer {
     /// The system prompt used when the conversation starts without one (`nil`: none).
     public var defaultSystemPrompt: String?
 
@@ -57,26 +58,33 @@ public struct ChatMLRenderer: Sendable {
     }
 }
 
-/// Reads and tokenizes a JSONL dataset.
-public struct DatasetLoader: Sendable {
+/// The examples of a dataset file.
+public struct LoadedDataset: Sendable {
+    public var examples: [TrainingExample]
+    /// Examples cut to `maxLength`, and examples skipped because no response token was left.
+    public var truncated: Int, skipped: Int
+}
+
+/// The dataset loader of a ChatML model (SmolLM2).
+public typealias DatasetLoader = ConversationLoader<ChatMLRenderer>
+
+/// Reads and tokenizes a JSONL dataset, rendering each conversation with `Renderer` (ChatML, or
+/// ``PlainCompletionRenderer`` for a model without a chat template).
+public struct ConversationLoader<Renderer: ConversationRenderer>: Sendable {
     public let tokenizer: any Tokenizer
-    public let renderer: ChatMLRenderer
+    public let renderer: Renderer
     /// Sequences longer than this are cut to their first `maxLength` tokens (the prompt is kept and
     /// the response end dropped); an example with no response token left is skipped.
     public let maxLength: Int
 
-    public init(tokenizer: any Tokenizer, renderer: ChatMLRenderer, maxLength: Int) {
+    public init(tokenizer: any Tokenizer, renderer: Renderer, maxLength: Int) {
         self.tokenizer = tokenizer
         self.renderer = renderer
         self.maxLength = maxLength
     }
 
     /// The result of loading a file.
-    public struct Loaded: Sendable {
-        public var examples: [TrainingExample]
-        /// Examples cut to `maxLength`, and examples skipped because no response token was left.
-        public var truncated: Int, skipped: Int
-    }
+    public typealias Loaded = LoadedDataset
 
     /// Parses one JSON line into messages: either `{"messages": [{"role", "content"}…]}` or
     /// `{"instruction", "input"?, "output"}` (user = instruction + blank line + input).

@@ -4,7 +4,7 @@ import Tensor
 // LoRA adapters: which projections get one, their hyper-parameters, and all A/B matrices in one
 // allocation with named views (llm.c style). Dimension letters as in Ops.swift.
 
-/// A projection of a Llama block that can carry a LoRA adapter.
+/// A projection of a Llama or Gemma 3 block that can carry a LoRA adapter.
 public enum LoRATarget: String, CaseIterable, Codable, Sendable {
     case q, k, v, o, gate, up, down
 
@@ -34,7 +34,8 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable {
     /// `(in, out)` features of this projection.
     public func features(_ c: TrainModelConfig) -> (inF: Int, outF: Int) {
         switch self {
-        case .q, .o: return (c.width, c.width)
+        case .q: return (c.width, c.queryWidth)
+        case .o: return (c.queryWidth, c.width)
         case .k, .v: return (c.width, c.kvWidth)
         case .gate, .up: return (c.width, c.ffn)
         case .down: return (c.ffn, c.width)

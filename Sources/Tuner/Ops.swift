@@ -18,22 +18,24 @@ public enum Ops {
 
     // MARK: Embedding
 
-    /// `out[n] = wte[tokens[n]]`.
+    /// `out[n] = wte[tokens[n]] · scale` (Gemma 3 scales by sqrt(C), Llama by 1).
     /// - Parameters: out `(N, C)`; tokens `(N)`; wte `(V, C)`.
     public static func embeddingForward(out: UnsafeMutablePointer<Float>, tokens: UnsafePointer<Int32>,
-                                        wte: UnsafePointer<Float>, n: Int, c: Int) {
+                                        wte: UnsafePointer<Float>, n: Int, c: Int, scale: Float = 1) {
         for i in 0..<n {
-            (out + i * c).update(from: wte + Int(tokens[i]) * c, count: c)
+            let row = out + i * c
+            row.update(from: wte + Int(tokens[i]) * c, count: c)
+            if scale != 1 { for j in 0..<c { row[j] *= scale } }
         }
     }
 
-    /// `dwte[tokens[n]] += dout[n]` (the tied embedding is frozen in LoRA training; kept for completeness).
+    /// `dwte[tokens[n]] += dout[n] · scale` (the tied embedding is frozen in LoRA training; kept for completeness).
     /// - Parameters: dwte `(V, C)`; dout `(N, C)`; tokens `(N)`.
     public static func embeddingBackward(dwte: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                                         tokens: UnsafePointer<Int32>, n: Int, c: Int) {
+                                         tokens: UnsafePointer<Int32>, n: Int, c: Int, scale: Float = 1) {
         for i in 0..<n {
             let row = dwte + Int(tokens[i]) * c, d = dout + i * c
-            for j in 0..<c { row[j] += d[j] }
+            for j in 0..<c { row[j] += d[j] * scale }
         }
     }
 
@@ -84,14 +86,18 @@ public enum Ops {
 
     // MARK: RoPE
 
-    /// Rotates adjacent pairs `(x[2i], x[2i+1])` of every head by `pos · θ^(−2i/HS)`, in place
-    /// (GGUF's q/k row order; Hugging Face's rotate-half on its un-permuted rows is the same map).
+    /// Rotates the pairs of every head by `pos · θ^(−2i/HS)`, in place: adjacent pairs
+    /// `(x[2i], x[2i+1])` for Llama (GGUF's permuted q/k rows; Hugging Face's rotate-half on its
+    /// un-permuted rows is the same map), or halves `(x[i], x[i + HS/2])` (NeoX) for Gemma 3.
     /// The backward is the inverse rotation: call with `inverse: true` on the gradient.
     /// - Parameters: x `(B, T, H, HS)` with row stride `stride ≥ H·HS`; table from ``RoPETable``.
     public static func rope(_ x: UnsafeMutablePointer<Float>, table: RoPETable, b: Int, t: Int, h: Int,
-                            hs: Int, stride: Int, inverse: Bool = false) {
+                            hs: Int, stride: Int, style: TrainModelConfig.RoPEStyle = .adjacentPairs,
+                            inverse: Bool = false) {
         precondition(table.t >= t && table.hs == hs, "rope: table (\(table.t), \(table.hs)) too small for T=\(t) HS=\(hs)")
         let half = hs / 2, sign: Float = inverse ? -1 : 1
+        // Channel offsets of pair i's two members: (2i, 2i+1) or (i, i + HS/2).
+        let (step, second) = style == .adjacentPairs ? (2, 1) : (1, half)
         table.cos.withUnsafeBufferPointer { cosB in
             table.sin.withUnsafeBufferPointer { sinB in
                 for bt in 0..<(b * t) {
@@ -100,9 +106,9 @@ public enum Ops {
                     for head in 0..<h {
                         let v = x + bt * stride + head * hs
                         for i in 0..<half {
-                            let x0 = v[2 * i], x1 = v[2 * i + 1], c = cs[i], s = sign * sn[i]
-                            v[2 * i] = x0 * c - x1 * s
-                            v[2 * i + 1] = x0 * s + x1 * c
+                            let a = step * i, x0 = v[a], x1 = v[a + second], c = cs[i], s = sign * sn[i]
+                            v[a] = x0 * c - x1 * s
+                            v[a + second] = x0 * s + x1 * c
                         }
                     }
                 }

@@ -35,8 +35,8 @@ public enum TuneBenchmark {
     /// and the LoRA branches (3 forward-sized products each way, about).
     public static func flopsPerStep(config c: TrainModelConfig, lora: LoRAConfig, batch: Int, time: Int) -> Double {
         let n = Double(batch * time), C = Double(c.width), KV = Double(c.kvWidth), F = Double(c.ffn)
-        let r = Double(lora.rank)
-        let dense = 2 * n * (2 * C * C + 2 * C * KV + 3 * C * F) * Double(c.layers)
+        let r = Double(lora.rank), QW = Double(c.queryWidth)
+        let dense = 2 * n * (2 * C * QW + 2 * C * KV + 3 * C * F) * Double(c.layers)
         let head = 2 * n * C * Double(c.vocab)
         let attention = 2 * Double(batch * c.heads) * Double(time * time) * Double(c.headSize) * 2 * Double(c.layers)
         let loraOps = lora.targets.reduce(0.0) { sum, t in

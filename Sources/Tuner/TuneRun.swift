@@ -8,6 +8,8 @@ public enum TuneRun {
     public struct Info: Sendable {
         public var trainExamples: Int, validationExamples: Int, truncated: Int, skipped: Int
         public var trainableParameters: Int
+        /// How the data was rendered: ChatML, or plain completion for a model without a chat template.
+        public var format: PromptFormat
         public var resumedFromStep: Int?
         /// Bytes of float32 weights and of activations.
         public var weightBytes: Int, activationBytes: Int
@@ -44,9 +46,19 @@ public enum TuneRun {
         let file = try GGUFFile(path: options.modelPath)
         let model = try base ?? BaseModel(file: file, precision: options.basePrecision ?? .float32)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
-        let renderer = ChatMLRenderer(chatTemplate: file.metadata["tokenizer.chat_template"]?.stringValue)
-        let loader = DatasetLoader(tokenizer: tokenizer, renderer: renderer, maxLength: options.maxLength)
-        let loaded = try loader.load(path: options.dataPath)
+        let template = file.metadata["tokenizer.chat_template"]?.stringValue
+        let format = PromptFormat(chatTemplate: template)
+        let loaded: LoadedDataset
+        switch format {
+        case .chatML:
+            loaded = try DatasetLoader(tokenizer: tokenizer, renderer: ChatMLRenderer(chatTemplate: template),
+                                       maxLength: options.maxLength).load(path: options.dataPath)
+        case .plain:
+            guard let plain = PlainCompletionRenderer(tokenizer: tokenizer) else {
+                throw TunerError.invalidModel(path: file.path, detail: "no chat template and no end-of-sequence token (tokenizer.ggml.eos_token_id) for plain completion")
+            }
+            loaded = try ConversationLoader(tokenizer: tokenizer, renderer: plain, maxLength: options.maxLength).load(path: options.dataPath)
+        }
         let (train, validation) = splitHeldOut(loaded.examples, fraction: options.validationFraction, seed: options.seed)
         let lora = LoRAParameters(config: options.lora, model: model.config)
         if options.initialization == "closed-form" {
@@ -68,7 +80,7 @@ public enum TuneRun {
                               runDirectory: runDirectory, pad: pad)
         let resumed = resume ? try trainer.resume() : nil
         return (trainer, Info(trainExamples: train.count, validationExamples: validation.count, truncated: loaded.truncated,
-                              skipped: loaded.skipped, trainableParameters: lora.count, resumedFromStep: resumed,
+                              skipped: loaded.skipped, trainableParameters: lora.count, format: format, resumedFromStep: resumed,
                               weightBytes: model.byteCount, activationBytes: net.activationBytes))
     }
 }

@@ -18,12 +18,13 @@ struct TuneTrain: ParsableCommand {
         abstract: "Train a LoRA adapter (the default of `selfspec tune`).",
         discussion: """
         Data: JSONL, one example a line, {"instruction", "input"?, "output"} or {"messages": [{"role", "content"}…]}, \
-        rendered with the model's ChatML template; the loss is on assistant tokens only. The run folder gets \
+        rendered with the model's ChatML template, or for a model without one (Gemma 3 270M) as plain completion: \
+        <bos>prompt, a blank line, then the response and <eos>; the loss is on assistant tokens only. The run folder gets \
         config.json, log.jsonl, loss.svg, checkpoints/step-N/ and, at the end, peft/ (PEFT adapter) and adapter.gguf \
         (llama.cpp --lora). Ctrl-C saves a checkpoint; --resume continues exactly.
         """)
 
-    @Option(help: "The base model (GGUF, llama architecture).") var model: String = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: "The base model (GGUF, llama or gemma3 architecture).") var model: String = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
     @Option(help: "The training data (JSONL).") var data: String?
     @Option(help: "The run folder.") var out: String
     @Flag(help: "Continue the run in --out from its latest checkpoint (its saved settings are used).") var resume = false
@@ -74,7 +75,7 @@ struct TuneTrain: ParsableCommand {
         let runDir = URL(fileURLWithPath: out)
         let (trainer, info) = try TuneRun.prepare(options: options(), runDirectory: runDir, resume: resume)
         let o = trainer.options
-        Terminal.note("tune: \(info.trainExamples) training / \(info.validationExamples) held-out examples"
+        Terminal.note("tune: \(info.trainExamples) training / \(info.validationExamples) held-out examples (\(info.format == .plain ? "plain completion" : "ChatML"))"
             + (info.truncated > 0 ? ", \(info.truncated) truncated to \(o.maxLength) tokens" : "")
             + (info.skipped > 0 ? ", \(info.skipped) skipped (no response token left)" : "")
             + "; \(info.trainableParameters) LoRA parameters; weights \(info.weightBytes >> 20) MB, activations \(info.activationBytes >> 20) MB"

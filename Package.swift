@@ -19,6 +19,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // MARK: C system libraries (apt: libsqlite3-dev, libopenblas-dev, libxml2-dev, zlib1g-dev)
@@ -37,8 +40,13 @@ let package = Package(
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
         .target(name: "Evaluation", dependencies: ["LLM", "Tensor"], swiftSettings: optimize),
+        .target(name: "Server", dependencies: [
+            "LLM", "VectorIndex", .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: optimize),
         .executableTarget(name: "selfspec", dependencies: [
-            "Ingest", "VectorIndex", "Generator", "Tuner", "Evaluation",
+            "Ingest", "VectorIndex", "Generator", "Tuner", "Server", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
@@ -50,6 +58,7 @@ let package = Package(
         .testTarget(name: "GeneratorTests", dependencies: ["Generator"]),
         .testTarget(name: "TunerTests", dependencies: ["Tuner"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
+        .testTarget(name: "ServerTests", dependencies: ["Server", "Ingest"]),
         .testTarget(name: "selfspecTests", dependencies: ["selfspec", "Ingest"]),
     ]
 )

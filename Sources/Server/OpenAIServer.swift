@@ -1,0 +1,258 @@
+import Foundation
+import Hummingbird
+import LLM
+import Logging
+import ServiceLifecycle
+import VectorIndex
+
+/// An HTTP server speaking the OpenAI API over SelfSpec's engines (Hummingbird 2).
+///
+/// Routes: `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`,
+/// `POST /v1/completions` (server-sent events with `"stream": true`), `POST /v1/embeddings`,
+/// `POST /v1/search`, `GET /health`. Every route checks the Bearer key when one is set; every
+/// failure is an OpenAI-style error object with its status. Generation requests for one model
+/// share that model's `BatchScheduler` (continuous batching).
+///
+/// ```swift
+/// let server = OpenAIServer(models: [base], configuration: .init(port: 0))
+/// try await server.run { port in print("listening on \(port)") }   // until shutdown()
+/// ```
+public final class OpenAIServer: Sendable {
+    /// Limits and the listening address.
+    public struct Configuration: Sendable {
+        /// Address to bind (default loopback only).
+        public var host: String
+        /// Port; 0 picks a free one (reported to `run`'s `onListening`).
+        public var port: Int
+        /// When set, every request needs `Authorization: Bearer <apiKey>`.
+        public var apiKey: String?
+        /// Largest request body accepted (413 beyond).
+        public var maxBodyBytes: Int
+        /// Largest `max_tokens` accepted (400 beyond).
+        public var maxTokensLimit: Int
+        /// `max_tokens` when a request gives none.
+        public var defaultMaxTokens: Int
+        /// Most inputs in one embeddings request.
+        public var maxEmbeddingInputs: Int
+        /// Most results of one search.
+        public var maxSearchResults: Int
+        /// On shutdown, in-flight requests get this long to finish before they are cancelled.
+        public var drainSeconds: Double
+
+        public init(host: String = "127.0.0.1", port: Int = 8080, apiKey: String? = nil, maxBodyBytes: Int = 1 << 20,
+                    maxTokensLimit: Int = 2048, defaultMaxTokens: Int = 256, maxEmbeddingInputs: Int = 256,
+                    maxSearchResults: Int = 100, drainSeconds: Double = 10) {
+            self.host = host
+            self.port = port
+            self.apiKey = apiKey
+            self.maxBodyBytes = maxBodyBytes
+            self.maxTokensLimit = maxTokensLimit
+            self.defaultMaxTokens = defaultMaxTokens
+            self.maxEmbeddingInputs = maxEmbeddingInputs
+            self.maxSearchResults = maxSearchResults
+            self.drainSeconds = drainSeconds
+        }
+    }
+
+    public let configuration: Configuration
+    /// The served model ids; the first is the default when a request names none.
+    public let models: [ServedModel]
+    let embedder: (any Embedder)?
+    let retriever: Retriever?
+    /// Embedding and search run here, one at a time, off the event loops (SQLite handles and the
+    /// embedder's buffers are not shared between threads).
+    let workQueue = DispatchQueue(label: "selfspec.server.work")
+    private let group = Locked<ServiceGroup?>(nil)
+
+    /// - Parameters:
+    ///   - models: the models to serve (at least one); ids must be distinct.
+    ///   - embedder: answers `/v1/embeddings` (and dense search); nil: 404 there.
+    ///   - retriever: answers `/v1/search`; nil: 404 there.
+    public init(models: [ServedModel], embedder: (any Embedder)? = nil, retriever: Retriever? = nil,
+                configuration: Configuration = .init()) {
+        precondition(!models.isEmpty, "at least one model")
+        self.models = models
+        self.embedder = embedder
+        self.retriever = retriever
+        self.configuration = configuration
+    }
+
+    // MARK: Running
+
+    /// Listens until `shutdown()` (or the task is cancelled).
+    /// - Parameter onListening: called once with the bound port.
+    /// - Throws: `ServerError.portInUse` (naming host and port), other bind errors.
+    public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
+        let responder = CallbackResponder<BasicRequestContext> { [self] request, _ in await self.respond(to: request) }
+        var logger = Logger(label: "selfspec.serve", factory: { _ in SwiftLogNoOpLogHandler() })
+        logger.logLevel = .critical
+        let app = Application(
+            responder: responder,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "selfspec"),
+            onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        self.group.withLock { $0 = group }
+        do {
+            try await group.run()
+        } catch {
+            let text = "\(error)"
+            if text.contains("Address already in use") || text.contains("errno: 98") {
+                throw ServerError.portInUse(host: configuration.host, port: configuration.port)
+            }
+            throw error
+        }
+    }
+
+    /// Graceful shutdown: stop accepting connections and generation requests (503), let in-flight
+    /// requests finish for up to `drainSeconds`, cancel what is left (streams end with
+    /// `finish_reason: "cancelled"`), then `run` returns.
+    public func shutdown() async {
+        for m in models { m.scheduler.shutdown(cancelInFlight: false) }
+        let models = self.models, drain = configuration.drainSeconds
+        let canceller = Task {
+            try await Task.sleep(nanoseconds: UInt64(drain * 1e9))
+            for m in models { m.scheduler.shutdown(cancelInFlight: true) }
+        }
+        if let group = group.withLock({ $0 }) { await group.triggerGracefulShutdown() }
+        for m in models { await m.scheduler.waitUntilIdle() }
+        canceller.cancel()
+    }
+
+    // MARK: Routing
+
+    /// Answers one request; never throws (errors become OpenAI error objects).
+    func respond(to request: Request) async -> Response {
+        do {
+            try authorize(request)
+            let path = request.uri.path
+            let method = request.method
+            func require(_ m: HTTPRequest.Method) throws {
+                guard method == m else { throw ServerError.methodNotAllowed(method: method.rawValue, path: path) }
+            }
+            switch path {
+            case "/health":
+                try require(.get)
+                return json(["status": "ok"])
+            case "/v1/models":
+                try require(.get)
+                return json(["object": "list", "data": models.map(modelObject)])
+            case _ where path.hasPrefix("/v1/models/"):
+                try require(.get)
+                let id = String(path.dropFirst("/v1/models/".count)).removingPercentEncoding ?? ""
+                guard let m = models.first(where: { $0.id == id }) else { throw ServerError.modelNotFound(id) }
+                return json(modelObject(m))
+            case "/v1/chat/completions":
+                try require(.post)
+                return try await chatCompletions(try await body(of: request))
+            case "/v1/completions":
+                try require(.post)
+                return try await completions(try await body(of: request))
+            case "/v1/embeddings":
+                try require(.post)
+                return try await embeddings(try await body(of: request))
+            case "/v1/search":
+                try require(.post)
+                return try await search(try await body(of: request))
+            default:
+                throw ServerError.notFound(path: path)
+            }
+        } catch {
+            return errorResponse(Self.serverError(error))
+        }
+    }
+
+    private func modelObject(_ m: ServedModel) -> [String: Any] {
+        ["id": m.id, "object": "model", "created": m.created, "owned_by": "selfspec"]
+    }
+
+    /// The served model named by `id` (the first one when nil).
+    func model(_ id: String?) throws -> ServedModel {
+        guard let id else { return models[0] }
+        guard let m = models.first(where: { $0.id == id }) else { throw ServerError.modelNotFound(id) }
+        return m
+    }
+
+    private func authorize(_ request: Request) throws {
+        guard let key = configuration.apiKey else { return }
+        let header = request.headers[.authorization] ?? ""
+        // Compare without an early exit so the time taken does not tell how much matched.
+        let expected = Array("Bearer \(key)".utf8), given = Array(header.utf8)
+        var diff = expected.count ^ given.count
+        for i in 0..<expected.count { diff |= Int(expected[i] ^ (i < given.count ? given[i] : 0)) }
+        guard diff == 0 else { throw ServerError.unauthorized }
+    }
+
+    /// The body as JSON, refused beyond `maxBodyBytes`.
+    private func body(of request: Request) async throws -> JSONBody {
+        let limit = configuration.maxBodyBytes
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw ServerError.bodyTooLarge(limit: limit)
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw ServerError.bodyTooLarge(limit: limit)
+        } catch {
+            throw ServerError.invalidRequest(message: "could not read the request body: \(error)", param: nil)
+        }
+        return try JSONBody(Data(buffer.readableBytesView))
+    }
+
+    // MARK: Responses
+
+    func json(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func errorResponse(_ error: ServerError) -> Response {
+        var response = json(Self.errorObject(error), status: HTTPResponse.Status(code: error.status))
+        if case .unauthorized = error { response.headers[.wwwAuthenticate] = "Bearer" }
+        if case .queueFull = error { response.headers[.retryAfter] = "1" }
+        return response
+    }
+
+    /// `{"error": {"message", "type", "param", "code"}}`.
+    static func errorObject(_ error: ServerError) -> [String: Any] {
+        ["error": ["message": error.errorDescription ?? "\(error)", "type": error.type,
+                   "param": error.param ?? NSNull(), "code": error.code ?? NSNull()] as [String: Any]]
+    }
+
+    /// Maps library errors to the status a client should see.
+    static func serverError(_ error: Error) -> ServerError {
+        switch error {
+        case let e as ServerError: return e
+        case let e as SchedulerError:
+            switch e {
+            case let .queueFull(limit): return .queueFull(limit: limit)
+            case .shuttingDown: return .shuttingDown
+            }
+        case let e as ModelError:
+            return .unprocessable(message: e.localizedDescription, param: nil)
+        case let e as SamplingError:
+            return .invalidRequest(message: e.localizedDescription, param: nil)
+        case let e as ChatTemplateError:
+            return .unprocessable(message: e.localizedDescription, param: "messages")
+        case let e as RetrievalError:
+            return .unprocessable(message: e.localizedDescription, param: nil)
+        default:
+            return .internalError(error.localizedDescription)
+        }
+    }
+}
+
+/// A value behind a lock.
+final class Locked<Value>: @unchecked Sendable {
+    private var value: Value
+    private let lock = NSLock()
+    init(_ value: Value) { self.value = value }
+    func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import LLM
+import Server
+import VectorIndex
+
+/// `selfspec ask`: one question to the model (optionally with an adapter), optionally grounded
+/// in passages retrieved from the corpus, the answer streamed and followed by its sources.
+struct Ask: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the model a question; with --rag the answer is grounded in corpus passages and lists its sources.",
+        discussion: """
+        With --rag the k best passages (PMID, title, text; trimmed to --passage-budget tokens) go \
+        into the prompt, and the answer ends with a "Sources:" list of the PMIDs and titles shown. \
+        --json prints {question, answer, finish_reason, tokens, prompt_tokens, sources, mode, model, adapter}.
+        """)
+
+    @Argument(help: "The question.")
+    var question: String
+    @Option(name: .long, help: "The GGUF model file.")
+    var model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(name: .long, help: "A LoRA adapter (PEFT folder or GGUF file) trained on this model.")
+    var adapter: String?
+    @Flag(name: .long, help: "Retrieve passages from --db and ground the answer in them.")
+    var rag = false
+    @Option(name: .long, help: "The corpus SQLite file (with --rag).")
+    var db: String?
+    @Option(name: .long, help: "Passages retrieved (with --rag).")
+    var k = 3
+    @Option(name: .long, help: "dense, bm25 or hybrid (default: hybrid when the corpus is embedded, else bm25).")
+    var mode: String?
+    @Option(name: .long, help: "The most tokens the passages may take in the prompt.")
+    var passageBudget = 512
+    @Option(name: .customLong("embedder"), help: "The MiniLM folder (dense and hybrid search).")
+    var embedder = "models/all-MiniLM-L6-v2"
+    @OptionGroup var sampling: SamplingOptions
+    @Flag(name: .long, help: "Print one JSON object at the end instead of streaming text.")
+    var json = false
+
+    func validate() throws {
+        if question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("the question is empty") }
+        if rag && db == nil { throw ValidationError("--rag needs --db FILE (a corpus made with selfspec ingest)") }
+        if !rag && db != nil { throw ValidationError("--db is used with --rag only") }
+        if k < 1 || k > 50 { throw ValidationError("--k must be in 1...50") }
+        if let m = mode, SearchMode(rawValue: m) == nil { throw ValidationError("--mode must be dense, bm25 or hybrid") }
+        if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
+    }
+
+    struct Output: Encodable {
+        var question: String
+        var answer: String
+        var finish_reason: String
+        var tokens: Int
+        var prompt_tokens: Int
+        var sources: [GroundedQuestion.Source]
+        var mode: String?
+        var model: String
+        var adapter: String?
+    }
+
+    func run() throws {
+        Terminal.trapInterrupts()
+        guard FileManager.default.fileExists(atPath: model) else {
+            throw ValidationError("no model file at \(model); run scripts/setup or pass --model FILE.gguf")
+        }
+        let file = try GGUFFile(path: model)
+        let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
+        let template = try ChatTemplate(metadata: file.metadata)
+        let lm = try loadLanguageModel(file: file, adapter: try adapter.map { try LoRAAdapter(path: $0) })
+        var hits: [SearchHit] = []
+        var usedMode: SearchMode?
+        if rag, let db {
+            (hits, usedMode) = try retrieve(db: db)
+        }
+        let grounded = GroundedQuestion(question: question, hits: hits, passageBudget: passageBudget,
+                                        countTokens: { tokenizer.encode($0).count })
+        var request = sampling.request(try template.encode(grounded.messages, tokenizer: tokenizer))
+        if let end = template.endOfTurn { request.stopStrings.append(end) }
+        let result = try TextGenerator(model: lm, tokenizer: tokenizer).generate(request) { piece in
+            if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
+            return interruptRequested.load(ordering: .relaxed) ? .stop : .more
+        }
+        if json {
+            try Terminal.printJSON(Output(question: question, answer: result.text, finish_reason: result.finishReason.rawValue,
+                                          tokens: result.tokens.count, prompt_tokens: result.promptTokens,
+                                          sources: grounded.sources, mode: usedMode?.rawValue, model: model, adapter: adapter))
+        } else {
+            print("")
+            if rag { print("\n" + grounded.sourcesText) }
+        }
+        if result.finishReason == .cancelled { throw ExitCode(130) }
+    }
+
+    /// The k best passages for the question, and the mode used.
+    private func retrieve(db: String) throws -> ([SearchHit], SearchMode) {
+        let store = try VectorStore(corpus: openExisting(db))
+        let embedded = try store.count() > 0
+        let chosen = mode.flatMap(SearchMode.init(rawValue:)) ?? (embedded ? .hybrid : .bm25)
+        var embedderModel: MiniLMEmbedder?
+        var index: (any VectorSearchIndex)?
+        if chosen != .bm25 {
+            guard embedded else { throw RetrievalError.notEmbedded(db: db) }
+            guard FileManager.default.fileExists(atPath: embedder) else {
+                throw ValidationError("no embedding model at \(embedder); run scripts/setup, pass --embedder DIR or use --mode bm25")
+            }
+            let e = try MiniLMEmbedder(modelDirectory: embedder)
+            try store.checkCompatible(modelID: e.modelID, dimension: e.dimension)
+            embedderModel = e
+            index = try DenseIndex.load(store, kind: .hnsw)?.index
+        }
+        let retriever = Retriever(vectors: store, embedder: embedderModel, index: index)
+        return (try retriever.search(question, k: k, mode: chosen), chosen)
+    }
+}

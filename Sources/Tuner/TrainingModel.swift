@@ -52,7 +52,11 @@ public final class TrainingModel: @unchecked Sendable {
     private var residuals: [UnsafeMutablePointer<Float>] = []   // L+1 × (N, C)
     private var blocks: [BlockActivations] = []
     private let lnf: UnsafeMutablePointer<Float>, rstdf: UnsafeMutablePointer<Float>   // (N, C), (N)
-    private let logits: UnsafeMutablePointer<Float>             // (N, V): logits, then probs, then dlogits
+    // The head runs only on the M ≤ N rows that have a target (prompt rows are skipped: with
+    // Gemma's 262k vocabulary the head is most of a step). Its input and gradient when M < N:
+    private let headIn: UnsafeMutablePointer<Float>             // (M, C) gathered lnf rows, then their gradient
+    private var headRows: [Int] = []                            // (M) the rows of lnf they came from
+    private let logits: UnsafeMutablePointer<Float>             // (M, V): logits, then probs, then dlogits
     private let losses: UnsafeMutablePointer<Float>             // (N)
     // Gradient scratch, reused by every block.
     private let dresid: UnsafeMutablePointer<Float>, dln: UnsafeMutablePointer<Float>     // (N, C)
@@ -68,6 +72,7 @@ public final class TrainingModel: @unchecked Sendable {
     private let weightScratch: UnsafeMutablePointer<Float>
     // The current batch.
     private var tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>   // (N)
+    private var headTargets: UnsafeMutablePointer<Int32>        // (M) targets of the head rows
     private var b = 0, t = 0, counted = 0
     /// The dropout stream of the next forward (training); `nil` runs without dropout (validation,
     /// golden checks). The same key gives the same masks, so a resumed run repeats them exactly.
@@ -96,15 +101,16 @@ public final class TrainingModel: @unchecked Sendable {
         let post = c.postNorms ? n * c.width : 0, rstdPost = c.postNorms ? n : 0
         let perBlock = n * (3 * c.width + 2 * qw + 2 * c.kvWidth + 3 * c.ffn + 2 + 7 * r) + maxBatch * c.heads * maxTime * maxTime
             + qRaw + kRaw + rstdQ + rstdK + 2 * post + 2 * rstdPost
-        let total = (c.layers + 1) * n * c.width + c.layers * perBlock + n * (c.width + 1) + n * c.vocab + n
+        let total = (c.layers + 1) * n * c.width + c.layers * perBlock + n * (2 * c.width + 1) + n * c.vocab + n
             + n * (2 * c.width + 2 * qw + 2 * c.kvWidth + 3 * c.ffn + r) + 2 * dropWidth + base.scratchCount
             + (gemma ? post + qRaw + kRaw : 0)
         storage = .allocate(capacity: total)
         storage.initialize(repeating: 0)
-        tokenStorage = .allocate(capacity: 2 * n)
+        tokenStorage = .allocate(capacity: 3 * n)
         tokenStorage.initialize(repeating: 0)
         tokens = tokenStorage.baseAddress!
         targets = tokenStorage.baseAddress! + n
+        headTargets = tokenStorage.baseAddress! + 2 * n
         var cursor = storage.baseAddress!
         func take(_ count: Int) -> UnsafeMutablePointer<Float> { defer { cursor += count }; return cursor }
         for _ in 0...c.layers { residuals.append(take(n * c.width)) }
@@ -117,7 +123,7 @@ public final class TrainingModel: @unchecked Sendable {
                 qRaw: take(qRaw), kRaw: take(kRaw), rstdQ: take(rstdQ), rstdK: take(rstdK),
                 attnOut: take(post), rstdPA: take(rstdPost), ffnOut: take(post), rstdPF: take(rstdPost)))
         }
-        lnf = take(n * c.width); rstdf = take(n); logits = take(n * c.vocab); losses = take(n)
+        lnf = take(n * c.width); rstdf = take(n); headIn = take(n * c.width); logits = take(n * c.vocab); losses = take(n)
         dresid = take(n * c.width); dln = take(n * c.width); dq = take(n * qw); datty = take(n * qw)
         dk = take(n * c.kvWidth); dv = take(n * c.kvWidth)
         dpost = take(gemma ? post : 0); dqRaw = take(gemma ? qRaw : 0); dkRaw = take(gemma ? kRaw : 0)
@@ -156,8 +162,15 @@ public final class TrainingModel: @unchecked Sendable {
                          "target \(inTargets[i]) out of vocabulary")
             tokens[i] = inTokens[i]; targets[i] = inTargets[i]
         }
-        forwardLogits(n: n)
-        let result = Ops.crossEntropyForward(probs: logits, losses: losses, logits: logits, targets: targets, n: n, v: vocab)
+        forwardLogits(n: n, allRows: false)
+        let m = headRows.count
+        let result = Ops.crossEntropyForward(probs: logits, losses: losses, logits: logits, targets: headTargets, n: m, v: vocab)
+        if m < n {
+            // Per-position losses back in (B·T) order, 0 where ignored.
+            let compact = Array(UnsafeBufferPointer(start: losses, count: m))
+            losses.update(repeating: 0, count: n)
+            for (k, row) in headRows.enumerated() { losses[row] = compact[k] }
+        }
         counted = result.count
         return result
     }
@@ -171,18 +184,31 @@ public final class TrainingModel: @unchecked Sendable {
             precondition(inTokens[i] >= 0 && Int(inTokens[i]) < base.config.vocab, "token \(inTokens[i]) out of vocabulary")
             tokens[i] = inTokens[i]; targets[i] = Ops.ignoreIndex
         }
-        forwardLogits(n: batch * time)
+        forwardLogits(n: batch * time, allRows: true)
         return Array(UnsafeBufferPointer(start: logits, count: batch * time * base.config.vocab))
     }
 
-    /// Embedding, blocks, final norm and head: `logits` `(N, V)` from `tokens`.
-    private func forwardLogits(n: Int) {
+    /// Embedding, blocks, final norm and head: `logits` `(M, V)` for the M rows of `headRows` —
+    /// every row when `allRows`, else those with a target (their targets into `headTargets`).
+    private func forwardLogits(n: Int, allRows: Bool) {
         let c = base.config
         Ops.embeddingForward(out: residuals[0], tokens: tokens, wte: base.wte, n: n, c: c.width, scale: c.embeddingScale)
         for l in 0..<c.layers { blockForward(l, n: n) }
         Ops.rmsnormForward(out: lnf, rstd: rstdf, inp: residuals[c.layers], weight: base.outNorm,
                            n: n, c: c.width, eps: c.normEpsilon)
-        Ops.matmulForward(out: logits, inp: lnf, weight: base.head, n: n, inF: c.width, outF: c.vocab)
+        headRows = allRows ? Array(0..<n) : (0..<n).filter { targets[$0] != Ops.ignoreIndex }
+        let m = headRows.count
+        guard m > 0 else { return }
+        if m == n {
+            headTargets.update(from: targets, count: n)
+            Ops.matmulForward(out: logits, inp: lnf, weight: base.head, n: n, inF: c.width, outF: c.vocab)
+        } else {
+            for (k, row) in headRows.enumerated() {
+                (headIn + k * c.width).update(from: lnf + row * c.width, count: c.width)
+                headTargets[k] = targets[row]
+            }
+            Ops.matmulForward(out: logits, inp: headIn, weight: base.head, n: m, inF: c.width, outF: c.vocab)
+        }
     }
 
     /// The per-position losses of the last forward `(B·T)` (0 where ignored).
@@ -273,10 +299,18 @@ public final class TrainingModel: @unchecked Sendable {
     /// For the mean loss of one batch pass `1 / count`; with gradient accumulation, 1 / (counted
     /// positions of all micro-batches).
     public func backward(lossScale: Float) {
-        let c = base.config, n = b * t
-        Ops.crossEntropyBackward(dlogits: logits, probs: logits, targets: targets, scale: lossScale, n: n, v: c.vocab)
+        let c = base.config, n = b * t, m = headRows.count
         dln.update(repeating: 0, count: n * c.width)
-        Ops.matmulBackward(dinp: dln, dout: logits, weight: base.head, n: n, inF: c.width, outF: c.vocab)
+        if m > 0 {
+            Ops.crossEntropyBackward(dlogits: logits, probs: logits, targets: headTargets, scale: lossScale, n: m, v: c.vocab)
+            if m == n {
+                Ops.matmulBackward(dinp: dln, dout: logits, weight: base.head, n: n, inF: c.width, outF: c.vocab)
+            } else {
+                headIn.update(repeating: 0, count: m * c.width)
+                Ops.matmulBackward(dinp: headIn, dout: logits, weight: base.head, n: m, inF: c.width, outF: c.vocab)
+                for (k, row) in headRows.enumerated() { (dln + row * c.width).update(from: headIn + k * c.width, count: c.width) }
+            }
+        }
         dresid.update(repeating: 0, count: n * c.width)
         Ops.rmsnormBackward(dinp: dresid, dweight: nil, dout: dln, inp: residuals[c.layers], rstd: rstdf,
                             weight: base.outNorm, n: n, c: c.width)

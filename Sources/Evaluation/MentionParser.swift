@@ -19,7 +19,7 @@ public enum MentionParser {
     public struct Parsed: Sendable, Equatable {
         /// Predicted spans (sorted, distinct).
         public var spans: [EntitySpan]
-        /// Mentions found nowhere in the sentence (distinct, lowercased).
+        /// Mentions found nowhere in the sentence, as written (distinct up to case and spaces).
         public var unmatched: [String]
     }
 
@@ -34,7 +34,7 @@ public enum MentionParser {
         }
         func miss(_ mention: String) {
             let key = normalize(mention)
-            if !key.isEmpty, seenUnmatched.insert(key).inserted { unmatched.append(key) }
+            if !key.isEmpty, seenUnmatched.insert(key).inserted { unmatched.append(mention) }
         }
         for line in answer.split(whereSeparator: { $0 == "\n" || $0 == ";" }) {
             let piece = clean(String(line))

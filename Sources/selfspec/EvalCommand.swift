@@ -147,13 +147,23 @@ struct EvalCommand: ParsableCommand {
         let template = try ChatTemplate(metadata: baseFile.metadata)
         let adapters = try adapter.map { try LoRAAdapter(path: $0) }
         let names = ["base"] + adapterNames()
+        // An adapter of another base model is refused before anything runs (shapes are checked at load).
+        var baseModel: (any CausalLanguageModel)? = try loadLanguageModel(file: baseFile)
+        let identity = LoRAAdapter.BaseModel(file: baseFile, config: baseModel!.config)
+        for a in adapters {
+            if let trained = a.base, !trained.isCompatible(with: identity) {
+                throw AdapterError.wrongBaseModel(path: a.path, adapterBase: trained.description,
+                                                  model: "\(baseFile.path): \(identity.description)")
+            }
+        }
         let settings = EvalSettings(shots: shots, seed: seed, scoringBatch: batch, generationBatch: generationBatch,
                                     maxAnswerTokens: maxTokens)
 
         var runs: [[TaskRun]] = []
         for m in names.indices {
-            let lm = try loadLanguageModel(file: m == 0 ? baseFile : try GGUFFile(path: model),
-                                           adapter: m == 0 ? nil : adapters[m - 1])
+            // One model in memory at a time: the base is released once its tasks are done.
+            let lm = try m == 0 ? baseModel! : loadLanguageModel(file: try GGUFFile(path: model), adapter: adapters[m - 1])
+            baseModel = nil
             let evaluator = Evaluator(model: lm, tokenizer: tokenizer, template: template, settings: settings)
             var modelRuns: [TaskRun] = []
             for (t, dataset) in datasets.enumerated() {

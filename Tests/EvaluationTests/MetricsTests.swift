@@ -54,7 +54,7 @@ final class MetricsTests: XCTestCase {
         let p = MentionParser.parse("- 22-oxacalcitriol\n2. PTH\n\"Vitamin D\"\nnone\n", tokens: tokens, type: "Chemical")
         XCTAssertEqual(p.spans, [EntitySpan(start: 0, end: 3, type: "Chemical"), EntitySpan(start: 4, end: 5, type: "Chemical"),
                                  EntitySpan(start: 9, end: 10, type: "Chemical")])
-        XCTAssertEqual(p.unmatched, ["vitamind"])
+        XCTAssertEqual(p.unmatched, ["Vitamin D"])
     }
 
     func testMentionsCommaSemicolonColon() {

@@ -78,10 +78,10 @@ public enum AdapterFiles {
     // MARK: Base model identity
 
     /// What an exported adapter records about its base model, so the runtime refuses it on
-    /// another one (`LoRAAdapter.BaseModel`): architecture (the tuner trains `llama`), name and dims.
+    /// another one (`LoRAAdapter.BaseModel`): architecture (`llama` or `gemma3`), name and dims.
     static func baseFields(_ lora: LoRAParameters, baseName: String) -> [(key: String, value: String)] {
         let k = LoRAAdapter.baseKeys, m = lora.model
-        return [(k.architecture, "llama"), (k.name, baseName), (k.embeddingLength, "\(m.width)"),
+        return [(k.architecture, m.architecture), (k.name, baseName), (k.embeddingLength, "\(m.width)"),
                 (k.blockCount, "\(m.layers)"), (k.vocabularySize, "\(m.vocab)")]
     }
 
@@ -101,7 +101,8 @@ public enum AdapterFiles {
             tensors.append(NamedTensor(name: prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: false),
                                        shape: [r, s.inF], values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))))
             tensors.append(NamedTensor(name: prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: true),
-                                       shape: [s.outF, r], values: hfOrderB(b, slot: s, rank: r, headSize: hs)))
+                                       shape: [s.outF, r], values: lora.model.ropeStyle == .adjacentPairs ? hfOrderB(b, slot: s, rank: r, headSize: hs)
+                                           : Array(UnsafeBufferPointer(start: b, count: s.outF * r))))   // Gemma: rows not permuted
         }
         var metadata = ["format": "pt"]
         for (key, value) in baseFields(lora, baseName: URL(fileURLWithPath: baseModel).lastPathComponent) {
@@ -138,7 +139,7 @@ public enum AdapterFiles {
                                        values: Array(UnsafeBufferPointer(start: b, count: s.outF * r))))
         }
         var metadata: [(String, GGUFWriteValue)] = [
-            ("general.architecture", .string("llama")), ("general.type", .string("adapter")),
+            ("general.architecture", .string(lora.model.architecture)), ("general.type", .string("adapter")),
             ("general.name", .string(baseName + " LoRA")), ("adapter.type", .string("lora")),
             ("adapter.lora.alpha", .float32(lora.config.alpha)),
         ]

@@ -204,4 +204,45 @@ final class GemmaTrainingTests: XCTestCase {
         let adapter = try GGUFFile(path: run.appendingPathComponent("adapter.gguf").path)
         XCTAssertEqual(try adapter.tensor(named: "blk.0.attn_output.weight.lora_a").info.dims, [1024, 8])
     }
+
+    /// A seeded adapter on all seven targets, exported as PEFT and GGUF LoRA, loads in the runtime's
+    /// `Gemma3Model` and gives the tuner's per-position losses; PEFT's B rows are ours unpermuted.
+    func testExportedAdapterLoadsInGemma3ModelWithTheTrainingLosses() throws {
+        let base = try base(), tmp = try TemporaryDirectory()
+        let lora = LoRAParameters(config: LoRAConfig(rank: 8, alpha: 16), model: base.config)
+        var rng = SplitMix64(seed: 31)
+        for s in lora.slots {
+            let (a, b, _, _) = lora.views(s)
+            let bound = 1 / Float(s.inF).squareRoot()
+            for i in 0..<(8 * s.inF) { a[i] = (rng.nextUnitFloat() * 2 - 1) * bound }
+            for i in 0..<(s.outF * 8) { b[i] = (rng.nextUnitFloat() * 2 - 1) * 0.05 }
+        }
+        try AdapterFiles.exportPEFT(lora, to: tmp.file("peft"), baseModel: Self.gemma.path)
+        try AdapterFiles.exportGGUF(lora, to: tmp.file("adapter.gguf"), baseName: "gemma-3-270m-q4_k_m.gguf")
+        let peft = try SafetensorsFile(path: tmp.file("peft/adapter_model.safetensors").path)
+        let (_, qB, _, _) = lora.views(try XCTUnwrap(lora.slot(layer: 3, target: .q)))
+        XCTAssertTrue(try peft.floats("base_model.model.model.layers.3.self_attn.q_proj.lora_B.weight", shape: [1024, 8])
+            == Array(UnsafeBufferPointer(start: qB, count: 1024 * 8)), "Gemma's q rows are not permuted: PEFT B is ours")
+
+        let ids = try realIDs(24), inputs = Array(ids.dropLast()), targets = Array(ids.dropFirst())
+        let net = TrainingModel(base: base, lora: lora, maxBatch: 1, maxTime: inputs.count)
+        net.forward(tokens: inputs, targets: targets, batch: 1, time: inputs.count)
+        let training = net.lastLosses().map(Double.init)
+        let file = try GGUFFile(path: Self.gemma.path), v = base.config.vocab
+        var logitsByForm: [String: [Float]] = [:]
+        for (form, path) in [("gguf", tmp.file("adapter.gguf").path), ("peft", tmp.file("peft").path)] {
+            let adapter = try LoRAAdapter(path: path)
+            XCTAssertEqual(adapter.base?.architecture, "gemma3", form)
+            logitsByForm[form] = try Gemma3Model(file: file, adapter: adapter).forward(inputs.map(Int.init), allRows: true)
+        }
+        let runtime = nll(logitsByForm["gguf"]!, targets: targets, vocab: v)
+        let plain = nll(try Gemma3Model(file: file).forward(inputs.map(Int.init), allRows: true), targets: targets, vocab: v)
+        let diff = zip(runtime, training).map { abs($0 - $1) }.max()!
+        let effect = zip(plain, training).map { abs($0 - $1) }.max()!
+        let forms = zip(logitsByForm["peft"]!, logitsByForm["gguf"]!).map { abs($0 - $1) }.max()!
+        print("gemma runtime LoRA vs tuner training forward: per-position loss max |diff| \(diff) (the adapter moves it by up to \(effect)); PEFT vs GGUF logits \(forms)")
+        XCTAssertGreaterThan(effect, 0.05, "the adapter must change the loss")
+        XCTAssertLessThan(diff, 1e-3)
+        XCTAssertLessThanOrEqual(forms, 1e-5)
+    }
 }

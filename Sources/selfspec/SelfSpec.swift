@@ -9,7 +9,7 @@ struct SelfSpec: ParsableCommand {
         Pipeline: ingest PubMed/PMC/text into a SQLite corpus, index it, generate a grounded \
         instruction dataset with the base model, and tune a LoRA adapter on it.
         """,
-        subcommands: [Ingest.self, Stats.self, Show.self, Embed.self, Search.self, Generate.self, Chat.self, Merge.self, SeedsCommand.self, Specialize.self, Bench.self, Tune.self, EvalCommand.self, ReportCommand.self]
+        subcommands: [Ingest.self, Stats.self, Show.self, Embed.self, Search.self, Generate.self, Chat.self, Merge.self, SeedsCommand.self, Specialize.self, Bench.self, Tune.self, Serve.self, Ask.self, EvalCommand.self, ReportCommand.self]
     )
 }
 

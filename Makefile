@@ -8,12 +8,14 @@ setup:
 build: setup
 	swift build -c release
 
-## The main job on the embedded default (for now: ingest the real PubMed file, stats, a sample search).
+## The main job on the embedded default: ingest, embed, a grounded dataset, LoRA, eval, ask, report.
 demo: setup
 	@scripts/demo
 
-## All tests, in release (numeric code is 10-100x slower in debug).
+## All tests, in release (numeric code is 10-100x slower in debug); the server tests drive the
+## official openai Python client, installed into .venv-test by scripts/python-clients.
 test: setup
+	@scripts/python-clients
 	swift test -c release -Xswiftc -enable-testing
 
 ## Ingest benchmark against the lxml peer (see BENCHMARKS.md).

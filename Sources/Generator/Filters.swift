@@ -118,13 +118,16 @@ public struct ResponseFilter: Sendable {
 
     public init() {}
 
-    public func check(_ c: Completion, passages: [String]) -> FilterReason? {
+    /// - Parameters:
+    ///   - passages: the texts of the passages in the prompt (a response copying one is dropped);
+    ///   - task: the instruction and input asked for (a response that only restates them is an echo).
+    public func check(_ c: Completion, passages: [String], task: [String] = []) -> FilterReason? {
         if c.error != nil { return .backendError }
         let text = c.text.trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty || RougeVocabulary.words(text).isEmpty { return .emptyResponse }
         if c.finishReason == .length { return .truncated }
         if isRefusal(text) { return .refusal }
-        if isEcho(text) { return .echo }
+        if isEcho(text) || restates(text, task) { return .echo }
         if isRepetitive(text) { return .repetition }
         if copies(text, passages: passages) { return .copiesPassage }
         return nil
@@ -141,6 +144,16 @@ public struct ResponseFilter: Sendable {
     public func isEcho(_ text: String) -> Bool {
         let head = String(text.lowercased().prefix(200))
         return ResponseFilter.echoPhrases.contains { head.contains($0) }
+    }
+
+    /// Whether every word of `text` is, in order, the words of the instruction or of the
+    /// instruction and input (a model that answers by repeating the question).
+    public func restates(_ text: String, _ task: [String]) -> Bool {
+        let words = RougeVocabulary.words(text)
+        guard !words.isEmpty, !task.isEmpty else { return false }
+        let instruction = RougeVocabulary.words(task[0])
+        let whole = RougeVocabulary.words(task.joined(separator: " "))
+        return words == instruction || words == whole
     }
 
     public func isRepetitive(_ text: String) -> Bool {

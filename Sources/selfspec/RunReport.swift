@@ -95,6 +95,9 @@ struct RunReport {
         if let a = answer {
             out.append("ask: \(a.question)")
             out.append("  " + a.answer.replacingOccurrences(of: "\n", with: "\n  "))
+            if let sources = a.sources, !sources.isEmpty {
+                out.append("  sources: " + sources.map { "PMID \($0.pmid.map(String.init) ?? "?")" }.joined(separator: ", "))
+            }
         }
         return out
     }

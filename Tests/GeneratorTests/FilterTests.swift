@@ -83,6 +83,14 @@ final class FilterTests: XCTestCase {
         XCTAssertEqual(reason("As an AI language model I do not know."), .refusal)
         // A real SmolLM2-135M reply (llama.cpp server, chat template) that restates its system prompt.
         XCTAssertEqual(reason("You are a helpful AI assistant named SmolLM, trained to provide accurate and concise responses."), .echo)
+        // A real SmolLM2 response (the main job, 2026-11-26) that only restates its instruction.
+        let task = ["Task 4 is an example of how additional task details can be tailored to the task itself.", ""]
+        XCTAssertEqual(f.check(Completion(text: "Task 4 is an example of how additional task details can be tailored to the task itself.",
+                                          finishReason: .stop), passages: [passage], task: task), .echo)
+        XCTAssertEqual(f.check(Completion(text: "Which enzyme? Xanthine oxidase", finishReason: .stop), passages: [],
+                               task: ["Which enzyme?", "Xanthine oxidase"]), .echo)
+        XCTAssertNil(f.check(Completion(text: "Task 4 asks for details; xanthine oxidase is the enzyme.", finishReason: .stop),
+                             passages: [passage], task: task))
         XCTAssertEqual(reason(String(repeating: "the drug lowers urate and ", count: 8)), .repetition)
         XCTAssertEqual(reason("Answer: yes\nThe result is significant.\nThe result is significant.\nThe result is significant."), .repetition)
         XCTAssertEqual(reason("As the passage says, " + passage), .copiesPassage)

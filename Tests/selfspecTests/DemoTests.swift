@@ -2,8 +2,8 @@ import Foundation
 import XCTest
 
 /// The README's main job (`scripts/demo`), end to end on a small real PubMed file: ingest,
-/// stats, search, a grounded dataset from SmolLM2, a LoRA adapter; then a second run that reuses
-/// every stage.
+/// stats, embed, search, a grounded dataset from SmolLM2, a LoRA adapter, base vs specialized on
+/// PubMedQA, an answer with citations, the run report; then a second run that reuses every stage.
 final class DemoTests: XCTestCase {
     func runDemo(_ dir: String) throws -> (status: Int32, out: String) {
         let p = Process()
@@ -15,6 +15,8 @@ final class DemoTests: XCTestCase {
         env["SELFSPEC_INPUT"] = CLITests.shared + "/qi29_main_finding_pubmed_result.xml"
         env["SELFSPEC_COUNT"] = "2"
         env["SELFSPEC_STEPS"] = "1"
+        env["SELFSPEC_PUBMEDQA"] = CLITests.shared + "/../pubmedqa/pqal_dev.json"
+        env["SELFSPEC_EVAL_LIMIT"] = "6"
         p.environment = env
         let out = Pipe()
         p.standardOutput = out
@@ -40,11 +42,31 @@ final class DemoTests: XCTestCase {
         for f in ["tune/peft/adapter_model.safetensors", "tune/peft/adapter_config.json", "tune/adapter.gguf", "tune/log.jsonl"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/" + f), f)
         }
+        XCTAssertTrue(first.out.contains("150 vectors stored"), first.out)
+        // Base vs specialized on the same PubMedQA items, with intervals and a paired test.
+        let eval = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/eval/report.json"))) as! [String: Any]
+        let task = try XCTUnwrap((eval["tasks"] as? [[String: Any]])?.first)
+        XCTAssertEqual(task["task"] as? String, "pubmedqa")
+        XCTAssertEqual((task["results"] as? [[String: Any]])?.map { $0["model"] as? String }, ["base", "tune"])
+        XCTAssertFalse((task["comparisons"] as? [Any] ?? []).isEmpty)
+        // The specialist's answer cites retrieved articles.
+        let ask = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/ask.json"))) as! [String: Any]
+        XCTAssertFalse((ask["answer"] as? String ?? "").isEmpty)
+        XCTAssertFalse((ask["sources"] as? [Any] ?? []).isEmpty, "a RAG answer lists its sources")
+        // The run report covers every stage.
+        let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
+        for part in ["1. Corpus", "Examples by task family", "3. LoRA training", "<polyline", "pubmedqa (6 items", "5. The specialist answers", "PMID"] {
+            XCTAssertTrue(html.contains(part), part)
+        }
+        XCTAssertFalse(html.contains("Not run."), "every stage ran")
+        XCTAssertTrue(first.out.contains("report: \(dir)/report.html"), first.out)
         // Again: every stage is reused (nothing re-ingested, generated or trained).
         let again = try runDemo(dir)
         XCTAssertEqual(again.status, 0, again.out)
         XCTAssertTrue(again.out.contains("1 unchanged file(s) skipped"), again.out)
         XCTAssertTrue(again.out.contains("already trained"), again.out)
+        XCTAssertTrue(again.out.contains("already evaluated"), again.out)
+        XCTAssertTrue(again.out.contains("0 pending") || again.out.contains("nothing to embed"), again.out)
         let after = try String(contentsOfFile: dir + "/data/examples.jsonl", encoding: .utf8).split(separator: "\n").count
         XCTAssertEqual(after, examples.count)
     }

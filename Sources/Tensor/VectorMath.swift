@@ -118,6 +118,25 @@ public enum VectorMath {
         return s
     }
 
+    /// Largest of `count` floats (eight-lane; NaN is not propagated).
+    /// - Parameters:
+    ///   - x: `(count)` values, count at least 1.
+    ///   - count: number of values.
+    /// - Returns: the maximum.
+    public static func maximum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        precondition(count >= 1, "max of an empty row")
+        var m8 = SIMD8<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 8 <= count {
+            let v = load8(x + i)
+            m8.replace(with: v, where: v .> m8)
+            i += 8
+        }
+        var m = m8.max()
+        while i < count { m = Swift.max(m, x[i]); i += 1 }
+        return m
+    }
+
     /// Dot product of two `count`-float vectors (eight-lane accumulation).
     /// - Parameters:
     ///   - x: `(count)` values.

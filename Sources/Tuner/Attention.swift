@@ -22,6 +22,14 @@ public struct AttentionDims: Sendable {
     }
     /// The first key position query `i` sees.
     @inline(__always) public func first(_ i: Int) -> Int { window.map { max(0, i - $0 + 1) } ?? 0 }
+    /// Rows per block of the blocked causal products.
+    public static let blockRows = 64
+    /// The causal blocks `(r0, r1, c0)`: query rows `r0..<r1` see only keys `c0..<r1` (`c0` the
+    /// first key of row `r0`), so the products skip the masked upper triangle (and, with a window,
+    /// the keys left of it) block by block.
+    public func blocks() -> [(Int, Int, Int)] {
+        stride(from: 0, to: t, by: Self.blockRows).map { r0 in (r0, min(t, r0 + Self.blockRows), first(r0)) }
+    }
     /// Query heads per key/value head.
     public var group: Int { nh / nkv }
     /// Elements of the saved probabilities `(B, NH, T, T)`.
@@ -44,19 +52,19 @@ extension Ops {
             let b = task / d.nh, h = task % d.nh, g = h / d.group
             let p = att + (b * d.nh + h) * t * t                     // (T, T)
             let qh = q + b * t * qs + h * hs, kg = k + b * t * kvs + g * hs, vg = v + b * t * kvs + g * hs
-            BLAS.gemm(a: qh, lda: qs, b: kg, transB: true, ldb: kvs, c: p, m: t, n: t, k: hs, alpha: scale)
-            for i in 0..<t {
-                let row = p + i * t, first = d.first(i)
-                var m = -Float.infinity
-                for j in first...i { m = max(m, row[j]) }
-                var sum: Float = 0
-                for j in first...i { let e = Foundation.exp(row[j] - m); row[j] = e; sum += e }
-                let inv = 1 / sum
-                for j in 0..<first { row[j] = 0 }
-                for j in first...i { row[j] *= inv }
-                for j in (i + 1)..<t { row[j] = 0 }
+            for (r0, r1, c0) in d.blocks() {
+                // Scores of rows r0..<r1 against the keys they can see, c0..<r1.
+                BLAS.gemm(a: qh + r0 * qs, lda: qs, b: kg + c0 * kvs, transB: true, ldb: kvs, c: p + r0 * t + c0, ldc: t,
+                          m: r1 - r0, n: r1 - c0, k: hs, alpha: scale)
+                for i in r0..<r1 {
+                    let row = p + i * t, first = d.first(i)
+                    VectorMath.softmax(row + first, count: i - first + 1)
+                    if first > 0 { row.update(repeating: 0, count: first) }
+                    if i + 1 < t { (row + i + 1).update(repeating: 0, count: t - i - 1) }
+                }
+                BLAS.gemm(a: p + r0 * t + c0, lda: t, b: vg + c0 * kvs, ldb: kvs, c: out + b * t * qs + r0 * qs + h * hs,
+                          ldc: qs, m: r1 - r0, n: hs, k: r1 - c0)
             }
-            BLAS.gemm(a: p, b: vg, ldb: kvs, c: out + b * t * qs + h * hs, ldc: qs, m: t, n: hs, k: t)
         }
     }
 
@@ -80,18 +88,25 @@ extension Ops {
             for h in (g * d.group)..<((g + 1) * d.group) {
                 let p = att + (b * d.nh + h) * t * t
                 let qh = q + b * t * qs + h * hs, dqh = dq + b * t * qs + h * hs, doh = dout + b * t * qs + h * hs
-                BLAS.gemm(a: doh, lda: qs, b: vg, transB: true, ldb: kvs, c: ds, m: t, n: t, k: hs)
-                BLAS.gemm(a: p, transA: true, b: doh, ldb: qs, c: dvg, ldc: kvs, m: t, n: hs, k: t, beta: 1)
-                for i in 0..<t {
-                    let pr = p + i * t, dr = ds + i * t, first = d.first(i)
-                    var dot: Float = 0
-                    for j in first...i { dot += pr[j] * dr[j] }
-                    for j in 0..<first { dr[j] = 0 }
-                    for j in first...i { dr[j] = pr[j] * (dr[j] - dot) }
-                    for j in (i + 1)..<t { dr[j] = 0 }
+                for (r0, r1, c0) in d.blocks() {
+                    let rows = r1 - r0, cols = r1 - c0
+                    let pb = p + r0 * t + c0, db = ds + r0 * t + c0
+                    BLAS.gemm(a: doh + r0 * qs, lda: qs, b: vg + c0 * kvs, transB: true, ldb: kvs, c: db, ldc: t,
+                              m: rows, n: cols, k: hs)
+                    BLAS.gemm(a: pb, transA: true, lda: t, b: doh + r0 * qs, ldb: qs, c: dvg + c0 * kvs, ldc: kvs,
+                              m: cols, n: hs, k: rows, beta: 1)
+                    for i in r0..<r1 {
+                        let pr = p + i * t, dr = ds + i * t, first = d.first(i)
+                        let dot = VectorMath.dot(pr + first, dr + first, count: i - first + 1)
+                        for j in c0..<first { dr[j] = 0 }
+                        for j in first...i { dr[j] = pr[j] * (dr[j] - dot) }
+                        for j in (i + 1)..<r1 { dr[j] = 0 }
+                    }
+                    BLAS.gemm(a: db, lda: t, b: kg + c0 * kvs, ldb: kvs, c: dqh + r0 * qs, ldc: qs,
+                              m: rows, n: hs, k: cols, alpha: scale, beta: 1)
+                    BLAS.gemm(a: db, transA: true, lda: t, b: qh + r0 * qs, ldb: qs, c: dkg + c0 * kvs, ldc: kvs,
+                              m: cols, n: hs, k: rows, alpha: scale, beta: 1)
                 }
-                BLAS.gemm(a: ds, b: kg, ldb: kvs, c: dqh, ldc: qs, m: t, n: hs, k: t, alpha: scale, beta: 1)
-                BLAS.gemm(a: ds, transA: true, b: qh, ldb: qs, c: dkg, ldc: kvs, m: t, n: hs, k: t, alpha: scale, beta: 1)
             }
         }
     }

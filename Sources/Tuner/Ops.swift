@@ -50,11 +50,14 @@ public enum Ops {
         Parallel.forEach(0..<n, chunks: n >= 64 ? Parallel.coreCount : 1) { rows in
             for i in rows {
                 let x = inpS.value + i * c, y = outS.value + i * c
-                var ss: Float = 0
-                for j in 0..<c { ss += x[j] * x[j] }
-                let s = 1 / (ss / Float(c) + eps).squareRoot()
+                let s = 1 / (VectorMath.dot(x, x, count: c) / Float(c) + eps).squareRoot()
                 rstdS.value[i] = s
-                for j in 0..<c { y[j] = x[j] * s * weight[j] }
+                var j = 0
+                while j + 8 <= c {
+                    VectorMath.store8(VectorMath.load8(x + j) * s * VectorMath.load8(weight + j), y + j)
+                    j += 8
+                }
+                while j < c { y[j] = x[j] * s * weight[j]; j += 1 }
             }
         }
     }
@@ -70,10 +73,21 @@ public enum Ops {
             for i in rows {
                 let x = inpS.value + i * c, dy = doutS.value + i * c, dx = dinpS.value + i * c
                 let s = rstd[i]
-                var dot: Float = 0
-                for j in 0..<c { dot += dy[j] * weight[j] * x[j] }
+                var dot8 = SIMD8<Float>(), j = 0
+                while j + 8 <= c {
+                    dot8 += VectorMath.load8(dy + j) * VectorMath.load8(weight + j) * VectorMath.load8(x + j)
+                    j += 8
+                }
+                var dot = dot8.sum()
+                while j < c { dot += dy[j] * weight[j] * x[j]; j += 1 }
                 let k = s * s * dot / Float(c)
-                for j in 0..<c { dx[j] += s * (dy[j] * weight[j] - x[j] * k) }
+                j = 0
+                while j + 8 <= c {
+                    let g = VectorMath.load8(dy + j) * VectorMath.load8(weight + j) - VectorMath.load8(x + j) * k
+                    VectorMath.store8(VectorMath.load8(dx + j) + s * g, dx + j)
+                    j += 8
+                }
+                while j < c { dx[j] += s * (dy[j] * weight[j] - x[j] * k); j += 1 }
             }
         }
         if let dweight {
@@ -98,17 +112,21 @@ public enum Ops {
         let half = hs / 2, sign: Float = inverse ? -1 : 1
         // Channel offsets of pair i's two members: (2i, 2i+1) or (i, i + HS/2).
         let (step, second) = style == .adjacentPairs ? (2, 1) : (1, half)
+        let xs = UncheckedSendable(x)
         table.cos.withUnsafeBufferPointer { cosB in
             table.sin.withUnsafeBufferPointer { sinB in
-                for bt in 0..<(b * t) {
-                    let pos = bt % t
-                    let cs = cosB.baseAddress! + pos * half, sn = sinB.baseAddress! + pos * half
-                    for head in 0..<h {
-                        let v = x + bt * stride + head * hs
-                        for i in 0..<half {
-                            let a = step * i, x0 = v[a], x1 = v[a + second], c = cs[i], s = sign * sn[i]
-                            v[a] = x0 * c - x1 * s
-                            v[a + second] = x0 * s + x1 * c
+                let cosP = UncheckedSendable(cosB.baseAddress!), sinP = UncheckedSendable(sinB.baseAddress!)
+                Parallel.forEach(0..<(b * t), chunks: b * t >= 64 ? Parallel.coreCount : 1) { rows in
+                    for bt in rows {
+                        let pos = bt % t
+                        let cs = cosP.value + pos * half, sn = sinP.value + pos * half
+                        for head in 0..<h {
+                            let v = xs.value + bt * stride + head * hs
+                            for i in 0..<half {
+                                let a = step * i, x0 = v[a], x1 = v[a + second], c = cs[i], s = sign * sn[i]
+                                v[a] = x0 * c - x1 * s
+                                v[a + second] = x0 * s + x1 * c
+                            }
                         }
                     }
                 }
@@ -127,11 +145,11 @@ public enum Ops {
                   beta: accumulate ? 1 : 0, parallel: true)
     }
 
-    /// `dinp += dout · weight` (the weight is frozen: no weight gradient).
-    /// - Parameters: dinp `(N, IN)`; dout `(N, OUT)`; weight `(OUT, IN)`.
+    /// `dinp += alpha · dout · weight` (the weight is frozen: no weight gradient).
+    /// - Parameters: dinp `(N, IN)`; dout `(N, OUT)`; weight `(OUT, IN)`; alpha: a scale folded into the product.
     public static func matmulBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
-                                      weight: UnsafePointer<Float>, n: Int, inF: Int, outF: Int) {
-        BLAS.gemm(a: dout, b: weight, c: dinp, m: n, n: inF, k: outF, beta: 1, parallel: true)
+                                      weight: UnsafePointer<Float>, n: Int, inF: Int, outF: Int, alpha: Float = 1) {
+        BLAS.gemm(a: dout, b: weight, c: dinp, m: n, n: inF, k: outF, alpha: alpha, beta: 1, parallel: true)
     }
 
     /// The LoRA branch: `xa = inp · Aᵀ` (saved), `out += scale · xa · Bᵀ`.
@@ -187,9 +205,16 @@ public enum Ops {
                                      up: UnsafePointer<Float>, count: Int) {
         let o = UncheckedSendable(out), g = UncheckedSendable(gate), u = UncheckedSendable(up)
         Parallel.forEach(0..<count, chunks: count >= 1 << 14 ? Parallel.coreCount : 1) { range in
-            for i in range {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let x = VectorMath.load8(g.value + i)
+                VectorMath.store8(x / (1 + VectorMath.exp(-x)) * VectorMath.load8(u.value + i), o.value + i)
+                i += 8
+            }
+            while i < range.upperBound {
                 let x = g.value[i]
                 o.value[i] = x / (1 + Foundation.exp(-x)) * u.value[i]
+                i += 1
             }
         }
     }
@@ -202,10 +227,20 @@ public enum Ops {
         let dg = UncheckedSendable(dgate), du = UncheckedSendable(dup), d = UncheckedSendable(dout)
         let g = UncheckedSendable(gate), u = UncheckedSendable(up)
         Parallel.forEach(0..<count, chunks: count >= 1 << 14 ? Parallel.coreCount : 1) { range in
-            for i in range {
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let x = VectorMath.load8(g.value + i), dy = VectorMath.load8(d.value + i)
+                let s = 1 / (1 + VectorMath.exp(-x))
+                VectorMath.store8(VectorMath.load8(dg.value + i) + dy * VectorMath.load8(u.value + i) * s * (1 + x * (1 - s)),
+                                  dg.value + i)
+                VectorMath.store8(VectorMath.load8(du.value + i) + dy * x * s, du.value + i)
+                i += 8
+            }
+            while i < range.upperBound {
                 let x = g.value[i], s = 1 / (1 + Foundation.exp(-x)), dy = d.value[i]
                 dg.value[i] += dy * u.value[i] * s * (1 + x * (1 - s))
                 du.value[i] += dy * x * s
+                i += 1
             }
         }
     }
@@ -229,13 +264,10 @@ public enum Ops {
                 // Read before `probs` (which may alias `logits`) is written; log p[target] from the
                 // logit (not the rounded probability) keeps small losses exact.
                 let logit = target == Int(ignoreIndex) ? 0 : x[target]
-                var m = -Float.infinity
-                for j in 0..<v { m = max(m, x[j]) }
-                var sum: Double = 0
-                for j in 0..<v { let e = Foundation.exp(x[j] - m); y[j] = e; sum += Double(e) }
-                let inv = Float(1 / sum)
+                let m = VectorMath.maximum(x, count: v)
+                let sum = expSum(y, x, count: v, minus: m)
                 ls.value[i] = target == Int(ignoreIndex) ? 0 : Float(log(sum) + Double(m - logit))
-                for j in 0..<v { y[j] *= inv }
+                VectorMath.scale(y, count: v, by: Float(1 / sum))
             }
         }
         var total: Double = 0, count = 0
@@ -261,6 +293,38 @@ public enum Ops {
                 dy[Int(target)] -= scale
             }
         }
+    }
+
+    /// `probs −= onehot(target)` in place, for rows that all have a target: the gradient of the
+    /// summed loss, with the loss scale left to the next product's `alpha` (one pass fewer over
+    /// the `(N, V)` buffer than ``crossEntropyBackward(dlogits:probs:targets:scale:n:v:)``).
+    /// - Parameters: probs `(N, V)`; targets `(N)`, none equal to ``ignoreIndex``.
+    public static func crossEntropyBackwardUnscaled(probs: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>,
+                                                    n: Int, v: Int) {
+        for i in 0..<n {
+            precondition(targets[i] != ignoreIndex, "crossEntropyBackwardUnscaled: row \(i) has no target")
+            probs[i * v + Int(targets[i])] -= 1
+        }
+    }
+
+    /// Writes `e^(x − shift)` into `out` (may alias `x`) and returns the sum, accumulated in blocks
+    /// of 256 floats then in `Double`.
+    static func expSum(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, minus shift: Float) -> Double {
+        var total: Double = 0, i = 0
+        while i < count {
+            let end = min(count, i + 256)
+            var acc = SIMD8<Float>()
+            while i + 8 <= end {
+                let e = VectorMath.exp(VectorMath.load8(x + i) - shift)
+                VectorMath.store8(e, out + i)
+                acc += e
+                i += 8
+            }
+            var tail: Float = 0
+            while i < end { let e = Foundation.exp(x[i] - shift); out[i] = e; tail += e; i += 1 }
+            total += Double(acc.sum() + tail)
+        }
+        return total
     }
 }
 

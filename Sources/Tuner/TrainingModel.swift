@@ -302,12 +302,13 @@ public final class TrainingModel: @unchecked Sendable {
         let c = base.config, n = b * t, m = headRows.count
         dln.update(repeating: 0, count: n * c.width)
         if m > 0 {
-            Ops.crossEntropyBackward(dlogits: logits, probs: logits, targets: headTargets, scale: lossScale, n: m, v: c.vocab)
+            // Every head row has a target; the loss scale goes into the head product's alpha.
+            Ops.crossEntropyBackwardUnscaled(probs: logits, targets: headTargets, n: m, v: c.vocab)
             if m == n {
-                Ops.matmulBackward(dinp: dln, dout: logits, weight: base.head, n: n, inF: c.width, outF: c.vocab)
+                Ops.matmulBackward(dinp: dln, dout: logits, weight: base.head, n: n, inF: c.width, outF: c.vocab, alpha: lossScale)
             } else {
                 headIn.update(repeating: 0, count: m * c.width)
-                Ops.matmulBackward(dinp: headIn, dout: logits, weight: base.head, n: m, inF: c.width, outF: c.vocab)
+                Ops.matmulBackward(dinp: headIn, dout: logits, weight: base.head, n: m, inF: c.width, outF: c.vocab, alpha: lossScale)
                 for (k, row) in headRows.enumerated() { (dln + row * c.width).update(from: headIn + k * c.width, count: c.width) }
             }
         }

@@ -31,14 +31,20 @@ public enum TuneBenchmark {
     }
 
     /// Operations of one training step: forward matrix products, the backward's input gradients
-    /// (the same again, the base is frozen), attention's two products forward and four backward,
+    /// (the same again, the base is frozen), attention's two products forward and four backward
+    /// (over the causal blocks it computes),
     /// and the LoRA branches (3 forward-sized products each way, about).
     public static func flopsPerStep(config c: TrainModelConfig, lora: LoRAConfig, batch: Int, time: Int) -> Double {
         let n = Double(batch * time), C = Double(c.width), KV = Double(c.kvWidth), F = Double(c.ffn)
         let r = Double(lora.rank), QW = Double(c.queryWidth)
         let dense = 2 * n * (2 * C * QW + 2 * C * KV + 3 * C * F) * Double(c.layers)
         let head = 2 * n * C * Double(c.vocab)
-        let attention = 2 * Double(batch * c.heads) * Double(time * time) * Double(c.headSize) * 2 * Double(c.layers)
+        // Attention as computed: the query/key pairs of the causal blocks (`AttentionDims.blocks`).
+        let pairs = (0..<c.layers).reduce(0) { sum, l in
+            AttentionDims(b: 1, t: time, nh: 1, nkv: 1, hs: 1, window: c.slidingWindows[l]).blocks()
+                .reduce(sum) { $0 + ($1.1 - $1.0) * ($1.1 - $1.2) }
+        }
+        let attention = 2 * Double(batch * c.heads) * Double(pairs) * Double(c.headSize) * 2
         let loraOps = lora.targets.reduce(0.0) { sum, t in
             let (i, o) = t.features(c)
             return sum + 2 * n * r * Double(i + o)

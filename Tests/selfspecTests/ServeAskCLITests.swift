@@ -1,4 +1,6 @@
 import Foundation
+import LLM
+import Tensor
 import XCTest
 
 /// `selfspec serve` and `selfspec ask` as a user runs them: the real binary, SmolLM2, a corpus
@@ -102,5 +104,86 @@ final class ServeAskCLITests: XCTestCase {
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertEqual(p.terminationStatus, 0, stderr)
         XCTAssertTrue(stderr.contains("server stopped"), stderr)
+    }
+
+    /// Reads the first line `selfspec serve --json` prints (where it listens) as JSON.
+    func listeningLine(_ out: Pipe) throws -> [String: Any] {
+        var line = Data()
+        while true {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        return try JSONSerialization.jsonObject(with: line) as! [String: Any]
+    }
+
+    /// POSTs `body` to `url` with curl; the decoded JSON object.
+    func post(_ url: String, _ body: String) throws -> [String: Any] {
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-sS", url, "-H", "Content-Type: application/json", "-d", body]
+        let out = Pipe()
+        curl.standardOutput = out
+        try curl.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        guard let o = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CocoaError(.coderReadCorrupt, userInfo: [NSDebugDescriptionErrorKey: String(decoding: data, as: UTF8.self)])
+        }
+        return o
+    }
+
+    func testServeWithAdapterServesItAsItsOwnModelWithTheSameTextAsGenerate() throws {
+        // A real GGUF LoRA for SmolLM2 (random down-projection pairs), in a run folder.
+        let file = try GGUFFile(path: Self.model)
+        let config = try LlamaModel(file: file, options: .init(denseWeights: false))
+        var rng = SplitMix64(seed: 21)
+        var pairs: [String: LoRAAdapter.Pair] = [:]
+        for w in config.weights.blockLinears where w.name.hasSuffix("ffn_down.weight") {
+            let a = (0..<(8 * w.columns)).map { _ in (rng.nextUnitFloat() * 2 - 1) / Float(w.columns).squareRoot() }
+            let b = (0..<(w.rows * 8)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 0.5 }
+            pairs[w.name] = .init(a: a, b: b, rank: 8, inputs: w.columns, outputs: w.rows, scale: 2)
+        }
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("serve-adapter-\(getpid())-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: run) }
+        try LoRAAdapter(pairs: pairs, base: .init(file: file, config: config.config)).writeGGUF(to: run.appendingPathComponent("adapter.gguf").path)
+
+        // What `generate --adapter` gives, greedy.
+        let expected = try runCLI(["generate", "--model", Self.model, "--adapter", run.path, "--prompt", "Aspirin is used to treat",
+                                   "--max-tokens", "12", "--temperature", "0", "--json"])
+        XCTAssertEqual(expected.status, 0, expected.stderr)
+        let expectedText = (try JSONSerialization.jsonObject(with: Data(expected.stdout.utf8)) as! [String: Any])["text"] as! String
+
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.binary)
+        p.arguments = ["serve", "--model", Self.model, "--adapter", "med=\(run.path)", "--port", "0", "--no-embedder", "--json"]
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        let listening = try listeningLine(out)
+        XCTAssertEqual(listening["models"] as? [String], ["SmolLM2-135M-Instruct.Q4_1", "med"])
+        let url = "http://127.0.0.1:\(listening["port"] as! Int)/v1/completions"
+        func text(_ model: String) throws -> String {
+            let o = try post(url, #"{"model": "\#(model)", "prompt": "Aspirin is used to treat", "max_tokens": 12, "temperature": 0}"#)
+            XCTAssertEqual(o["model"] as? String, model)
+            return ((o["choices"] as? [[String: Any]])?.first?["text"] as? String) ?? "<no text: \(o)>"
+        }
+        let tuned = try text("med"), base = try text("SmolLM2-135M-Instruct.Q4_1")
+        print("base: \(base.debugDescription)\nmed:  \(tuned.debugDescription)")
+        XCTAssertEqual(tuned, expectedText, "the served adapter gives generate --adapter's greedy text")
+        XCTAssertNotEqual(tuned, base, "the adapter changes the text")
+        let unknown = try post(url, #"{"model": "nope", "prompt": "x", "max_tokens": 2}"#)
+        XCTAssertNotNil(unknown["error"], "an unknown model id is an error: \(unknown)")
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+
+        // A missing adapter is a clear error before the server starts.
+        let missing = try runCLI(["serve", "--model", Self.model, "--adapter", run.path + "/missing", "--port", "0", "--no-embedder"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains(run.path + "/missing"), missing.stderr)
     }
 }

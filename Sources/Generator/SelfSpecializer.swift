@@ -13,8 +13,9 @@ public final class SelfSpecializer {
         public var count = 200
         /// Makes the run reproducible (with a deterministic backend).
         public var seed: UInt64 = 0
-        /// Brainstorm prompts per round (sent as one batch).
-        public var promptsPerRound = 4
+        /// Brainstorm prompts per round (sent as one batch; fewer when the examples still needed
+        /// are fewer than `tasksPerPrompt` per prompt). Eight keep both cores busy with SmolLM2.
+        public var promptsPerRound = 8
         /// New tasks asked for in each brainstorm prompt.
         public var tasksPerPrompt = 4
         /// Passages retrieved per instruction.
@@ -32,6 +33,14 @@ public final class SelfSpecializer {
         public var responseFilter = ResponseFilter()
 
         public init() {}
+
+        /// Brainstorm prompts for a round when `needed` examples are still missing: `promptsPerRound`,
+        /// or fewer near the end — enough to ask for twice the missing tasks (about half of the
+        /// asked tasks become examples), so the last rounds do not generate much that is thrown away.
+        public func prompts(needed: Int) -> Int {
+            let enough = (2 * max(needed, 1) + tasksPerPrompt - 1) / max(tasksPerPrompt, 1)
+            return max(1, min(promptsPerRound, enough))
+        }
 
         /// The settings a resumed run must share, as one line.
         public func fingerprint(seedsFile: String, model: String, grounded: Bool) -> String {
@@ -88,7 +97,9 @@ public final class SelfSpecializer {
             let round = store.progress.nextRound
             var rng = SeededRandom.forItem(round, seed: c.seed)
             // Stage 1: brainstorm and filter.
-            let prompts = (0..<c.promptsPerRound).map { _ in BrainstormPrompt.make(pool: seeds, using: &rng, tasksToWrite: c.tasksPerPrompt) }
+            let prompts = (0..<c.prompts(needed: c.count - stats.examples)).map { _ in
+                BrainstormPrompt.make(pool: seeds, using: &rng, tasksToWrite: c.tasksPerPrompt)
+            }
             var bs = c.brainstormSampling
             bs.seed = rng.next() >> 1
             var clock = Date()

@@ -121,8 +121,8 @@ struct SpecializeGenerate: ParsableCommand {
     var k = 3
     @Option(help: "Token budget of the passages in a response prompt.")
     var passageBudget = 512
-    @Option(help: "Brainstorm prompts per round.")
-    var promptsPerRound = 4
+    @Option(help: "Brainstorm prompts per round, generated as one batch (fewer in the last rounds).")
+    var promptsPerRound = 8
     @Option(help: "An evaluation file whose 13-grams must not appear in the data (repeatable).")
     var eval: [String] = []
     @Option(name: .customLong("embedder"), help: "The sentence-embedding model folder (dense/hybrid retrieval).")

@@ -150,4 +150,13 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(progress.nextRound, 3)
         XCTAssertEqual(progress.stats.filtered["backend_error"], 3 * configuration(count: 5).promptsPerRound)
     }
+
+    func testBrainstormPromptsShrinkOnlyNearTheEnd() {
+        var c = SelfSpecializer.Configuration()
+        XCTAssertEqual(c.promptsPerRound, 8)
+        XCTAssertEqual(c.tasksPerPrompt, 4)
+        XCTAssertEqual([5000, 16, 12, 5, 2, 1, 0].map { c.prompts(needed: $0) }, [8, 8, 6, 3, 1, 1, 1])
+        c.promptsPerRound = 3
+        XCTAssertEqual(c.prompts(needed: 5000), 3)
+    }
 }

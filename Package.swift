@@ -32,10 +32,13 @@ let package = Package(
         .systemLibrary(name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
                        providers: [.apt(["libxml2-dev"])]),
 
+        // MARK: C kernels (compiled for baseline x86-64; AVX + FMA paths chosen at run time)
+        .target(name: "CKernels"),
+
         // MARK: Libraries
         .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimize),
         .target(name: "Ingest", dependencies: ["CSQLite", "CLibXML2", "CZlib"], swiftSettings: optimize),
-        .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "CSQLite"], swiftSettings: optimize),
+        .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "CSQLite", "CKernels"], swiftSettings: optimize),
         .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: llmKernels),
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),

@@ -41,7 +41,8 @@ extension Ops {
 
     /// `out_h = softmax(mask(q_h · k_gᵀ · scale)) · v_g` for every batch row and query head `h`, with
     /// `g = h / (NH/NKV)` its key/value head and the causal mask (position i sees j ≤ i), narrowed
-    /// to a sliding window when `dims.window` is set (i sees j when i − window < j ≤ i).
+    /// to a sliding window when `dims.window` is set (i sees j when i − window < j ≤ i). The products
+    /// run per block of ``AttentionDims/blockRows`` query rows against only the keys the block sees.
     /// - Parameters: out `(B, T, NH, HS)`; att `(B, NH, T, T)` saved probabilities (zero where
     ///   masked); q `(B, T, NH, HS)`; k, v `(B, T, NKV, HS)`.
     public static func attentionForward(out: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,

@@ -144,8 +144,15 @@ public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
 
     // MARK: Many queries
 
-    /// Queries per `sgemm` call: (64, D) · (D, R) keeps the (64, 1024) score tile at 256 KB.
-    public static let blockQueries = 64
+    /// Most queries per `sgemm` call: (256, D) · (D, R), a 1 MB score tile. Each call packs its
+    /// block of stored rows once, so larger query blocks mean fewer passes over the matrix.
+    public static let blockQueries = 256
+
+    /// Queries per block for a batch of `q`: at most ``blockQueries``, and small enough that every
+    /// core gets a block.
+    static func queriesPerBlock(_ q: Int) -> Int {
+        min(blockQueries, max(16, (q + Parallel.coreCount - 1) / Parallel.coreCount))
+    }
 
     /// Exact search for a batch: blocked `sgemm`, `scores (Qb, R) = queries (Qb, D) · block (R, D)ᵀ`.
     ///
@@ -162,13 +169,14 @@ public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
         guard k > 0, n > 0, q > 0 else { return [[ScoredID]](repeating: [], count: q) }
         let k = min(k, n)
         var results = [[ScoredID]](repeating: [], count: q)
-        let blocks = (q + Self.blockQueries - 1) / Self.blockQueries
+        let perBlock = Self.queriesPerBlock(q)
+        let blocks = (q + perBlock - 1) / perBlock
         results.withUnsafeMutableBufferPointer { out in
             let out = UncheckedSendable(out)
             Parallel.forEach(0..<blocks) { blockRange in
-                var tile = [Float](repeating: 0, count: Self.blockQueries * Self.blockRows)   // (Qb, R)
+                var tile = [Float](repeating: 0, count: perBlock * Self.blockRows)   // (Qb, R)
                 for b in blockRange {
-                    let q0 = b * Self.blockQueries, qb = min(Self.blockQueries, q - q0)
+                    let q0 = b * perBlock, qb = min(perBlock, q - q0)
                     var tops = [TopK](repeating: TopK(k: k), count: qb)
                     self.scanBatch(queries: queries.baseAddress! + q0 * d, count: qb, tile: &tile,
                                    filter: filter, into: &tops)

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Tensor
 
@@ -272,30 +273,12 @@ struct TopK {
     }
 }
 
-// MARK: - SIMD dot product
+// MARK: - Dot product
 
-/// `Σ a[i]·b[i]` with two sixteen-lane accumulators (independent chains hide the add latency).
-///
-/// The target is built without `-target-cpu`, so `SIMD16<Float>` lowers to four SSE registers
-/// per operand; that still keeps a 384-d product to ~50 vector multiply-adds.
+/// `Σ a[i]·b[i]`: ``ck_dot`` from the CKernels C target, which uses 256-bit AVX + FMA when the CPU
+/// has them (checked once at run time) and SSE otherwise; the Swift code is built for baseline
+/// x86-64, where `SIMD16<Float>` lowers to 128-bit SSE.
 @inline(__always)
 func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-    var i = 0
-    while i + 32 <= count {
-        acc0 += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        acc1 += ra.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self)
-            * rb.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self)
-        i += 32
-    }
-    if i + 16 <= count {
-        acc0 += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-            * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    var s = (acc0 + acc1).sum()
-    while i < count { s += a[i] * b[i]; i += 1 }
-    return s
+    ck_dot(a, b, count)
 }

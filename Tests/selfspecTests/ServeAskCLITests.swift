@@ -71,27 +71,12 @@ final class ServeAskCLITests: XCTestCase {
         try p.run()
         defer { if p.isRunning { p.terminate() } }
         // The first line says where it listens.
-        var line = Data()
-        while true {
-            let byte = out.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data("\n".utf8) { break }
-            line.append(byte)
-        }
-        let listening = try JSONSerialization.jsonObject(with: line) as! [String: Any]
+        let listening = try listeningLine(out)
         let port = listening["port"] as! Int
         XCTAssertEqual(listening["models"] as? [String], ["SmolLM2-135M-Instruct.Q4_1"])
         XCTAssertTrue((listening["url"] as! String).hasPrefix("http://127.0.0.1:"))
 
-        let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = ["-sS", "http://127.0.0.1:\(port)/v1/completions", "-H", "Content-Type: application/json",
-                          "-d", #"{"prompt": "The heart", "max_tokens": 8, "temperature": 0}"#]
-        let curlOut = Pipe()
-        curl.standardOutput = curlOut
-        try curl.run()
-        let answer = curlOut.fileHandleForReading.readDataToEndOfFile()
-        curl.waitUntilExit()
-        let o = try JSONSerialization.jsonObject(with: answer) as! [String: Any]
+        let o = try post("http://127.0.0.1:\(port)/v1/completions", #"{"prompt": "The heart", "max_tokens": 8, "temperature": 0}"#)
         XCTAssertEqual((o["usage"] as? [String: Int])?["completion_tokens"], 8)
 
         // A second server on the same port: a clear error, exit 1.

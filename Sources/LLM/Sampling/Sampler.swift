@@ -109,17 +109,27 @@ public struct Sampler: TokenSampler, Sendable {
             for i in logits.indices where logits[i] > logits[best] { best = i }
             return [(best, 1)]
         }
-        // Sorted candidates (partial sort when top-k is set).
-        var order = Array(logits.indices)
-        if p.topK > 0 && p.topK < order.count {
-            order = Array(order.sorted { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }.prefix(p.topK))
+        // The candidates, most likely first (ties by id): only the head of the vocabulary that
+        // top-k, top-p or min-p can keep is sorted (see `head`), not all V tokens per step.
+        let maxLogit = logits.max()!
+        let weights = logits.map { Double(exp(($0 - maxLogit) / p.temperature)) }
+        let order: [Int]
+        var probs: [Double]
+        if p.topK > 0 && p.topK < logits.count {
+            order = Array(Self.head(logits, maxLogit: maxLogit, temperature: p.temperature) { $0.count >= p.topK }.prefix(p.topK))
+            probs = order.map { weights[$0] }
+            let total = probs.reduce(0, +)
+            probs = probs.map { $0 / total }
         } else {
-            order.sort { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+            let total = weights.reduce(0, +)
+            // Margins keep the choice of the head safe from the order of float summation.
+            let topP = Double(p.topP), minP = Double(p.minP)
+            order = Self.head(logits, maxLogit: maxLogit, temperature: p.temperature) { head, cutWeight in
+                if topP < 1 { return head.reduce(0.0) { $0 + weights[$1] } / total >= topP + 1e-9 }
+                return minP > 0 && cutWeight < minP / 2
+            }
+            probs = order.map { weights[$0] / total }
         }
-        let maxLogit = logits[order[0]]
-        var probs = order.map { Double(exp((logits[$0] - maxLogit) / p.temperature)) }
-        let total = probs.reduce(0, +)
-        probs = probs.map { $0 / total }
         var keep = probs.count
         if p.topP < 1 {
             var mass = 0.0
@@ -134,6 +144,27 @@ public struct Sampler: TokenSampler, Sendable {
         }
         let kept = probs.prefix(keep).reduce(0, +)
         return (0..<keep).map { (order[$0], Float(probs[$0] / kept)) }
+    }
+
+    /// The tokens whose logit is within `δ·temperature` of the largest, sorted by logit (ties by
+    /// id), for the first `δ` of 8, 16, 32 at which `enough(head, e^-δ)` holds (`e^-δ` bounds the
+    /// relative weight of every token left out); all tokens, sorted, when none does. Because the
+    /// head is a prefix of the full sorted order, the result equals the full sort's prefix.
+    static func head(_ logits: [Float], maxLogit: Float, temperature: Float,
+                     enough: ([Int], Double) -> Bool) -> [Int] {
+        let before: (Int, Int) -> Bool = { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
+        for delta: Float in [8, 16, 32] {
+            let cut = maxLogit - delta * temperature
+            let head = logits.indices.filter { logits[$0] >= cut }
+            if head.count == logits.count { break }
+            if enough(head, Double(exp(-delta))) { return head.sorted(by: before) }
+        }
+        return logits.indices.sorted(by: before)
+    }
+
+    /// ``head(_:maxLogit:temperature:enough:)`` with a condition on the head only.
+    static func head(_ logits: [Float], maxLogit: Float, temperature: Float, enough: ([Int]) -> Bool) -> [Int] {
+        head(logits, maxLogit: maxLogit, temperature: temperature) { h, _ in enough(h) }
     }
 
     private func applyPenalties(_ logits: inout [Float], history: [Int]) {

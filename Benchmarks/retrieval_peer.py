@@ -69,9 +69,11 @@ def cmd_exact(a):
     index.add(base)
     build = time.perf_counter() - t
     index.search(q[:8], a.k)  # warm up
-    t = time.perf_counter()
-    _, ids = index.search(q, a.k)
-    tb = time.perf_counter() - t
+    tb = float("inf")
+    for _ in range(3):  # best of three batched passes (as selfspec's side does)
+        t = time.perf_counter()
+        _, ids = index.search(q, a.k)
+        tb = min(tb, time.perf_counter() - t)
     ns = min(a.single, len(q))
     t = time.perf_counter()
     for i in range(ns):

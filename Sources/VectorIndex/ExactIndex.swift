@@ -136,9 +136,19 @@ public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
     @inline(__always)
     private static func collect(scores: UnsafePointer<Float>, ids: UnsafePointer<Int64>, count: Int,
                                 filter: IDFilter?, into top: inout TopK) {
-        for j in 0..<count where top.admits(scores[j]) {
-            if let filter, !filter(ids[j]) { continue }
-            top.insert(ScoredID(id: ids[j], score: scores[j]))
+        // Once the heap is full almost no score enters: test the largest of eight first.
+        var j = 0
+        while j < count {
+            let end = min(j + 8, count)
+            var largest = scores[j]
+            for i in (j + 1)..<end { largest = max(largest, scores[i]) }
+            if largest >= top.threshold {
+                for i in j..<end where top.admits(scores[i]) {
+                    if let filter, !filter(ids[i]) { continue }
+                    top.insert(ScoredID(id: ids[i], score: scores[i]))
+                }
+            }
+            j = end
         }
     }
 

@@ -118,7 +118,10 @@ struct BenchExact: ParsableCommand {
         let build = try BenchIO.seconds { try index.add(ids: (0..<n).map(Int64.init), vectors: b) }
         _ = try index.search(queries: Array(q.prefix(8 * d)), k: k)   // warm up
         var batched: [[ScoredID]] = []
-        let tb = try BenchIO.seconds { batched = try index.search(queries: q, k: k) }
+        var tb = Double.infinity
+        for _ in 0..<3 {   // best of three batched passes (as the peer's side does)
+            tb = min(tb, try BenchIO.seconds { batched = try index.search(queries: q, k: k) })
+        }
         let ns = min(single, nq)
         let ts = try BenchIO.seconds {
             for i in 0..<ns { _ = try index.search(query: Array(q[(i * d)..<((i + 1) * d)]), k: k) }

@@ -14,7 +14,7 @@ public final class SelfSpecializer {
         /// Makes the run reproducible (with a deterministic backend).
         public var seed: UInt64 = 0
         /// Brainstorm prompts per round (sent as one batch; fewer when the examples still needed
-        /// are fewer than `tasksPerPrompt` per prompt). Eight keep both cores busy with SmolLM2.
+        /// are fewer than `tasksPerPrompt` per prompt; see ``prompts(needed:)``).
         public var promptsPerRound = 8
         /// New tasks asked for in each brainstorm prompt.
         public var tasksPerPrompt = 4

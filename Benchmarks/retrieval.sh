@@ -90,12 +90,15 @@ PY
     ;;
 scale)
     echo; echo "### Scaling (random unit vectors, seed 42, 384-d, HNSW M=16 efC=200 efSearch=64, 200 single queries)"
-    $bin bench scale --sizes "${SCALE_SIZES:-10000,100000}" --json | $py -c '
+    $bin bench scale --sizes "${SCALE_SIZES:-10000,100000}" --json > "$dir/scale.json"
+    $py - "$dir/scale.json" <<'PYEOF'
 import json, sys
 print("| N | HNSW build s | HNSW MB | bytes/vector | peak RSS MB | HNSW q/s | HNSW recall@10 | exact q/s |")
 print("|---|---|---|---|---|---|---|---|")
-for r in json.load(sys.stdin):
-    print(f"| {r[\"n\"]:,} | {r[\"buildSeconds\"]} | {r[\"hnswMB\"]} | {r[\"bytesPerVector\"]:.0f} | {r[\"peakRSSMB\"]:.0f} | {r[\"hnswQPS\"]} | {r[\"hnswRecall\"]} | {r[\"exactQPS\"]} |")'
+for r in json.load(open(sys.argv[1])):
+    n, b, mb, bpv, rss = r["n"], r["buildSeconds"], r["hnswMB"], r["bytesPerVector"], r["peakRSSMB"]
+    print(f"| {n:,} | {b} | {mb} | {bpv:.0f} | {rss:.0f} | {r['hnswQPS']} | {r['hnswRecall']} | {r['exactQPS']} |")
+PYEOF
     ;;
 pubmedqa)
     corpus

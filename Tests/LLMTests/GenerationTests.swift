@@ -80,6 +80,20 @@ final class GenerationTests: XCTestCase {
         other.seed = 8
         let c = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: 20, sampling: other))
         XCTAssertNotEqual(a.tokens, c.tokens)
+
+        // Batched, the sequences sample concurrently (each with its own seeded sampler): the same
+        // tokens as one at a time. Four rows keep the float kernels of a single stream (more rows
+        // switch to the integer kernels, whose ~1e-5 logit differences can flip a sampled draw).
+        let requests = (0..<6).map { i -> GenerationRequest in
+            var s = p
+            s.seed = UInt64(10 + i)
+            return GenerationRequest(prompt: prompt, maxTokens: 16, sampling: s)
+        }
+        let single = try requests.map { try gen.generate($0).tokens }
+        var batched = [Int: [Int]]()
+        try gen.generateBatch(requests, maxBatch: 4) { i, r in batched[i] = try? r.get().tokens }
+        XCTAssertEqual(requests.indices.map { batched[$0] ?? [] }, single)
+        XCTAssertGreaterThan(Set(single).count, 3, "different seeds, different samples")
     }
 
     func testBadRequestsGiveTypedErrors() throws {

@@ -106,7 +106,15 @@ struct SequenceState {
     /// - Returns: the new text that can be shown (held-back bytes of a possible stop string or an
     ///   incomplete character are not shown yet).
     mutating func accept(logits: [Float]) -> (token: Int, text: String) {
-        let token = sampler.next(logits: logits, history: history)
+        accept(token: sample(logits: logits))
+    }
+
+    /// The next token from `logits`. Touches only this sequence's sampler, so different
+    /// sequences can sample concurrently; ``accept(token:)`` then appends it.
+    mutating func sample(logits: [Float]) -> Int { sampler.next(logits: logits, history: history) }
+
+    /// Appends a sampled `token` and updates the text (as ``accept(logits:)``).
+    mutating func accept(token: Int) -> (token: Int, text: String) {
         generated.append(token)
         var piece = ""
         if endTokens.contains(token) {

@@ -1,3 +1,5 @@
+import Tensor
+
 /// Generates text with any `CausalLanguageModel`: one stream at a time with tokens as they come
 /// (`generate`), or many requests with continuous batching (`generateBatch`).
 ///
@@ -111,9 +113,21 @@ public final class TextGenerator: @unchecked Sendable {
             // One decode step for every active sequence.
             let logits = try model.forward(active.map { .init(cache: $0.state.cache, tokens: [$0.last]) })
             let v = model.config.vocabularySize
+            // Each sequence samples with its own sampler and random state: on all cores.
+            var states = active.map(\.state), tokens = [Int](repeating: 0, count: active.count)
+            states.withUnsafeMutableBufferPointer { states in
+                tokens.withUnsafeMutableBufferPointer { tokens in
+                    let box = UncheckedSendable((states, tokens))
+                    Parallel.forEach(0..<box.value.0.count, chunks: box.value.0.count >= 4 ? Parallel.coreCount : 1) { range in
+                        let (states, tokens) = box.value
+                        for n in range { tokens[n] = states[n].sample(logits: Array(logits[(n * v)..<((n + 1) * v)])) }
+                    }
+                }
+            }
             var still = [(index: Int, state: SequenceState, last: Int)]()
             for (n, var a) in active.enumerated() {
-                let (token, _) = a.state.accept(logits: Array(logits[(n * v)..<((n + 1) * v)]))
+                a.state = states[n]
+                let (token, _) = a.state.accept(token: tokens[n])
                 if a.state.finish != nil {
                     onFinish(a.index, .success(a.state.result))
                 } else {

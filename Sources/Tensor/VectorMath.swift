@@ -63,17 +63,9 @@ public enum VectorMath {
     ///   - count: the row length (at least 1).
     public static func softmax(_ row: UnsafeMutablePointer<Float>, count: Int) {
         precondition(count >= 1, "softmax of an empty row")
-        var max8 = SIMD8<Float>(repeating: -.infinity)
-        var i = 0
-        while i + 8 <= count {
-            let v = load8(row + i)
-            max8.replace(with: v, where: v .> max8)
-            i += 8
-        }
-        var maxValue = max8.max()
-        while i < count { maxValue = max(maxValue, row[i]); i += 1 }
+        let maxValue = maximum(row, count: count)
         var sum8 = SIMD8<Float>()
-        i = 0
+        var i = 0
         while i + 8 <= count {
             let e = exp(load8(row + i) - maxValue)
             store8(e, row + i)

@@ -62,13 +62,7 @@ final class ServeAskCLITests: XCTestCase {
     }
 
     func testServeAnswersThenStopsCleanlyOnSIGTERMAndReportsAPortInUse() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLITests.binary)
-        p.arguments = ["serve", "--model", Self.model, "--port", "0", "--no-embedder", "--json"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
+        let (p, out, err) = try startServe(["--port", "0", "--no-embedder", "--json"])
         defer { if p.isRunning { p.terminate() } }
         // The first line says where it listens.
         let listening = try listeningLine(out)
@@ -89,6 +83,18 @@ final class ServeAskCLITests: XCTestCase {
         let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertEqual(p.terminationStatus, 0, stderr)
         XCTAssertTrue(stderr.contains("server stopped"), stderr)
+    }
+
+    /// Starts `selfspec serve --model SmolLM2 <args>` in the background; its process and pipes.
+    func startServe(_ args: [String]) throws -> (Process, stdout: Pipe, stderr: Pipe) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.binary)
+        p.arguments = ["serve", "--model", Self.model] + args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        return (p, out, err)
     }
 
     /// Reads the first line `selfspec serve --json` prints (where it listens) as JSON.
@@ -140,13 +146,7 @@ final class ServeAskCLITests: XCTestCase {
         XCTAssertEqual(expected.status, 0, expected.stderr)
         let expectedText = (try JSONSerialization.jsonObject(with: Data(expected.stdout.utf8)) as! [String: Any])["text"] as! String
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLITests.binary)
-        p.arguments = ["serve", "--model", Self.model, "--adapter", "med=\(run.path)", "--port", "0", "--no-embedder", "--json"]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
+        let (p, out, _) = try startServe(["--adapter", "med=\(run.path)", "--port", "0", "--no-embedder", "--json"])
         defer { if p.isRunning { p.terminate() } }
         let listening = try listeningLine(out)
         XCTAssertEqual(listening["models"] as? [String], ["SmolLM2-135M-Instruct.Q4_1", "med"])

@@ -32,14 +32,14 @@ let package = Package(
         .systemLibrary(name: "CLibXML2", path: "Sources/CLibXML2", pkgConfig: "libxml-2.0",
                        providers: [.apt(["libxml2-dev"])]),
 
-        // MARK: C kernels (compiled for baseline x86-64; AVX + FMA paths chosen at run time)
+        // MARK: C kernels (compiled for baseline x86-64; AVX/AVX2 + FMA paths chosen at run time)
         .target(name: "CKernels"),
 
         // MARK: Libraries
-        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimize),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: optimize),
         .target(name: "Ingest", dependencies: ["CSQLite", "CLibXML2", "CZlib"], swiftSettings: optimize),
         .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "CSQLite", "CKernels"], swiftSettings: optimize),
-        .target(name: "LLM", dependencies: ["Tensor"], swiftSettings: llmKernels),
+        .target(name: "LLM", dependencies: ["Tensor", "CKernels"], swiftSettings: llmKernels),
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
         .target(name: "Evaluation", dependencies: ["LLM", "Tensor"], swiftSettings: optimize),
@@ -54,10 +54,10 @@ let package = Package(
         ], swiftSettings: optimize),
 
         // MARK: Tests (one target per module)
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
-        .testTarget(name: "LLMTests", dependencies: ["LLM"]),
+        .testTarget(name: "LLMTests", dependencies: ["LLM", "CKernels"]),
         .testTarget(name: "GeneratorTests", dependencies: ["Generator"]),
         .testTarget(name: "TunerTests", dependencies: ["Tuner"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),

@@ -1,7 +1,13 @@
+import CKernels
 import Dispatch
 import Foundation
 
-/// Runs independent pieces of work on all cores with `DispatchQueue.concurrentPerform`.
+/// Runs independent pieces of work on all cores.
+///
+/// Work goes to a persistent pool of spinning worker threads (`ck_pool_run` in `CKernels`): a
+/// decode step has about a hundred short parallel regions, and waking GCD threads through the
+/// kernel for each cost more than the work saved. When the pool is busy (a call from inside a
+/// task, or another thread's job) the work runs on `DispatchQueue.concurrentPerform` instead.
 ///
 /// The body receives a contiguous sub-range, so per-chunk setup (scratch buffers, pointers) is
 /// paid once per chunk rather than once per index. Chunks must write disjoint memory.
@@ -26,14 +32,10 @@ public enum Parallel {
             return
         }
         let base = range.count / pieces, extra = range.count % pieces
-        withoutActuallyEscaping(body) { body in
-            let box = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: pieces) { piece in
-                // The first `extra` pieces get one more index.
-                let start = range.lowerBound + piece * base + min(piece, extra)
-                let end = start + base + (piece < extra ? 1 : 0)
-                box.value(start..<end)
-            }
+        run(tasks: pieces) { piece in
+            // The first `extra` pieces get one more index.
+            let start = range.lowerBound + piece * base + min(piece, extra)
+            body(start..<(start + base + (piece < extra ? 1 : 0)))
         }
     }
 
@@ -48,9 +50,22 @@ public enum Parallel {
             if let i = range.first { body(i) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            let box = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: range.count) { box.value(range.lowerBound + $0) }
+        run(tasks: range.count) { body(range.lowerBound + $0) }
+    }
+
+    /// `task(0)` ... `task(tasks - 1)` concurrently: on the worker pool, or GCD when it is busy.
+    private static func run(tasks: Int, _ task: (Int) -> Void) {
+        withoutActuallyEscaping(task) { task in
+            var job = task
+            let ran = withUnsafeMutablePointer(to: &job) { job in
+                ck_pool_run(tasks, { context, index in
+                    context!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(index)
+                }, job)
+            }
+            if ran == 0 {
+                let box = UncheckedSendable(task)
+                DispatchQueue.concurrentPerform(iterations: tasks) { box.value($0) }
+            }
         }
     }
 }

@@ -24,26 +24,8 @@ final class KernelTests: XCTestCase {
         return ids.flatMap { e[($0 * c)..<(($0 + 1) * c)] }
     }
 
-    /// `QuantMatVec.multiply` of `weight` with `x (T, K)` against float64 on `reference (R, K)`.
-    /// - Returns: max |diff| and max |reference output|.
     private func compare(_ weight: LinearWeight, reference: [Float], x: [Float], t: Int) -> (Float, Float) {
-        let k = weight.columns, r = weight.rows
-        var out = [Float](repeating: .nan, count: t * r)
-        x.withUnsafeBufferPointer { xp in
-            out.withUnsafeMutableBufferPointer { op in
-                QuantMatVec.multiply([weight], x: xp.baseAddress!, t: t, outputs: [op.baseAddress!], integer: true)
-            }
-        }
-        var maxDiff: Float = 0, maxRef: Float = 0
-        for v in 0..<t {
-            for row in 0..<r {
-                var s = 0.0
-                for i in 0..<k { s += Double(reference[row * k + i]) * Double(x[v * k + i]) }
-                maxDiff = max(maxDiff, abs(Float(s) - out[v * r + row]))
-                maxRef = max(maxRef, abs(Float(s)))
-            }
-        }
-        return (maxDiff, maxRef)
+        multiplyAgainstFloat64(weight, reference: reference, x: x, t: t, integer: true)
     }
 
     func testIntegerKernelsMatchFloat64() throws {
@@ -114,6 +96,29 @@ final class KernelTests: XCTestCase {
             XCTAssertLessThan(d, 5e-5 * max(1, ref))
         }
     }
+}
+
+/// `QuantMatVec.multiply` of `weight` with `x (T, K)` (integer or float kernels) against a float64
+/// product with `reference (R, K)`, the same weights dequantized.
+/// - Returns: max |diff| and max |reference output|.
+func multiplyAgainstFloat64(_ weight: LinearWeight, reference: [Float], x: [Float], t: Int, integer: Bool) -> (Float, Float) {
+    let k = weight.columns, r = weight.rows
+    var out = [Float](repeating: .nan, count: t * r)
+    x.withUnsafeBufferPointer { xp in
+        out.withUnsafeMutableBufferPointer { op in
+            QuantMatVec.multiply([weight], x: xp.baseAddress!, t: t, outputs: [op.baseAddress!], integer: integer)
+        }
+    }
+    var maxDiff: Float = 0, maxRef: Float = 0
+    for v in 0..<t {
+        for row in 0..<r {
+            var s = 0.0
+            for i in 0..<k { s += Double(reference[row * k + i]) * Double(x[v * k + i]) }
+            maxDiff = max(maxDiff, abs(Float(s) - out[v * r + row]))
+            maxRef = max(maxRef, abs(Float(s)))
+        }
+    }
+    return (maxDiff, maxRef)
 }
 
 /// The first `rows` rows of a weight (its raw bytes stay in the mapped file).

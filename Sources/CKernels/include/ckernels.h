@@ -9,4 +9,33 @@ float ck_dot(const float *a, const float *b, long n);
 /// 1 when `ck_dot` runs the AVX + FMA path on this CPU, else 0.
 int ck_dot_uses_avx_fma(void);
 
+/// GGML tensor type ids of the quantized types `ck_qdot_rows` knows.
+enum { CK_Q4_0 = 2, CK_Q4_1 = 3, CK_Q5_0 = 6, CK_Q5_1 = 7, CK_Q8_0 = 8, CK_Q4_K = 12, CK_Q5_K = 13, CK_Q6_K = 14 };
+
+/// 1 when `ck_qdot_rows` has a kernel for GGML type `type` on this CPU (AVX2 + FMA + F16C, checked
+/// once with cpuid and xgetbv), else 0.
+int ck_qdot_supports(int type);
+
+/// `out[i] = row_i · x` for `count` consecutive quantized rows of `columns` weights each, `row_bytes`
+/// apart, starting at `rows`. `xsums[b]` is the sum of `x[32b ..< 32b+32]`. The activations stay
+/// float32: results equal dequantize-then-dot up to float rounding order. `columns` must be a
+/// multiple of the type's block size and every row readable (the caller checks both).
+/// Returns 1 when it ran, 0 when `ck_qdot_supports(type)` is 0 (nothing written).
+int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const float *x, const float *xsums,
+                 long columns, float *out);
+
+/// A task of `ck_pool_run`: `task` is 0 ..< tasks.
+typedef void (*ck_task_fn)(void *ctx, long task);
+
+/// Runs `fn(ctx, 0)` ... `fn(ctx, tasks - 1)` on the calling thread and the pool's persistent
+/// workers (one fewer than the online CPUs, started on first use; idle workers spin for 0.2 ms
+/// before they sleep). Tasks are claimed dynamically and may run in any order, concurrently.
+/// Returns 1 once every task has finished, or 0 without running anything when the pool is
+/// busy (another thread's job, or a call from inside a task) or has no workers: the caller then
+/// runs the work another way.
+int ck_pool_run(long tasks, ck_task_fn fn, void *ctx);
+
+/// The number of pool worker threads (starting them if needed).
+int ck_pool_workers(void);
+
 #endif

@@ -10,6 +10,8 @@
 // Types without a fused kernel dequantize the row into scratch and use a float dot product
 // (correct, slower). Results differ from dequantize-then-dot only by float rounding order.
 
+import CKernels
+
 // MARK: - SIMD helpers
 
 @inline(__always)
@@ -46,13 +48,19 @@ func dot32(_ w: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>), _ x: U
 // MARK: - Kernels
 
 enum QuantDot {
-    /// Whether `type` has a fused kernel (others go through dequantize + dot).
+    /// Whether `type` has a fused kernel here or in C (others go through dequantize + dot).
     static func isFused(_ type: GGMLType) -> Bool {
         switch type {
         case .f32, .q4_0, .q4_1, .q8_0, .q4_K: return true
-        default: return false
+        default: return usesC(type)
         }
     }
+
+    /// Whether the AVX2 kernels of `CKernels` (`ck_qdot_rows`) handle `type` on this CPU; they
+    /// replace the Swift kernels below, which stay as the baseline x86-64 path.
+    static func usesC(_ type: GGMLType) -> Bool { cSupported[Int(type.rawValue)] }
+
+    private static let cSupported: [Bool] = (0..<64).map { ck_qdot_supports(Int32($0)) != 0 }
 
     /// `row · x` for a fused type.
     /// - Parameters:

@@ -1,3 +1,4 @@
+import CKernels
 import Tensor
 
 /// Products of quantized weights with a few activation vectors, on all cores: the decode path.
@@ -53,22 +54,29 @@ public enum QuantMatVec {
                 while starts[w + 1] <= r { w += 1 }
                 let weight = weights[w], out = outputs[w]
                 let end = min(range.upperBound, starts[w + 1])
-                let fused = QuantDot.isFused(weight.type)
-                if !fused && scratch == nil { scratch = .allocate(capacity: k) }
-                for row in (r - starts[w])..<(end - starts[w]) {
-                    let p = weight.raw + row * weight.rowBytes
-                    if fused {
+                let rows = (r - starts[w])..<(end - starts[w])
+                if QuantDot.usesC(weight.type) {
+                    for v in 0..<t {
+                        ck_qdot_rows(Int32(weight.type.rawValue), weight.raw + rows.lowerBound * weight.rowBytes, weight.rowBytes,
+                                     rows.count, x + v * k, sums + v * (k / 32), k, out + v * weight.rows + rows.lowerBound)
+                    }
+                } else if QuantDot.isFused(weight.type) {
+                    for row in rows {
+                        let p = weight.raw + row * weight.rowBytes
                         for v in 0..<t {
                             out[v * weight.rows + row] = QuantDot.dot(weight.type, p, x + v * k, sums + v * (k / 32), columns: k)
                         }
-                    } else {
-                        Dequantize.dequantizeUnchecked(weight.type, from: p, count: k, into: scratch!)
+                    }
+                } else {
+                    if scratch == nil { scratch = .allocate(capacity: k) }
+                    for row in rows {
+                        Dequantize.dequantizeUnchecked(weight.type, from: weight.raw + row * weight.rowBytes, count: k, into: scratch!)
                         for v in 0..<t { out[v * weight.rows + row] = QuantDot.f32(scratch!, x + v * k, k) }
                     }
                 }
                 if let bias = weight.bias {
                     for v in 0..<t {
-                        for row in (r - starts[w])..<(end - starts[w]) { out[v * weight.rows + row] += bias[row] }
+                        for row in rows { out[v * weight.rows + row] += bias[row] }
                     }
                 }
                 r = end

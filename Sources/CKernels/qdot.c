@@ -1,0 +1,320 @@
+// Fused "quantized weight row x float32 activations" dot products for decode, AVX2 + FMA +
+// F16C, chosen at run time (the package itself is built for baseline x86-64).
+//
+// The activations stay float32, so results equal dequantize-then-dot up to float rounding
+// order (no activation quantization error). Block layouts are ggml's, as documented in
+// Sources/LLM/Quant/QuantBlocks.swift. Offsets that are the same for a whole 32-weight group
+// (Q4_1's m, Q4_0's -8, the k-quants' mins) factor out of the group's dot product:
+//   sum_i (d*q_i + m) x_i = d * sum_i q_i x_i + m * sum_i x_i
+// so `xsums` (one sum per 32 consecutive activations) covers them.
+#include "ckernels.h"
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+
+TGT static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+TGT static inline float half_at(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+TGT static inline __m256 ld(const float *p) { return _mm256_loadu_ps(p); }
+/// The low 8 bytes of `v` as 8 floats (unsigned / signed).
+TGT static inline __m256 u8f(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
+TGT static inline __m256 i8f(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
+TGT static inline __m128i ld8(const uint8_t *p) { return _mm_loadl_epi64((const __m128i *)p); }
+
+/// Sum over 32 elements of w * x, as 8 partial sums.
+TGT static inline __m256 dot32(__m256 w0, __m256 w1, __m256 w2, __m256 w3, const float *x) {
+    __m256 s = _mm256_mul_ps(w0, ld(x));
+    s = _mm256_fmadd_ps(w1, ld(x + 8), s);
+    s = _mm256_fmadd_ps(w2, ld(x + 16), s);
+    return _mm256_fmadd_ps(w3, ld(x + 24), s);
+}
+
+/// 16 bytes of nibbles (low nibbles are elements 0-15, high nibbles 16-31) dotted with x[0..<32].
+TGT static inline __m256 nibble_dot(const uint8_t *q, const float *x) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)q), m = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+    return dot32(u8f(lo), u8f(_mm_srli_si128(lo, 8)), u8f(hi), u8f(_mm_srli_si128(hi, 8)), x);
+}
+
+/// 16 where bit `8i + lane` of `bits` is set, else 0 (the fifth bit of Q5_0/Q5_1 elements).
+TGT static inline __m256i fifth_bits(uint32_t bits, int i) {
+    const __m256i v = _mm256_set1_epi32((int)(bits >> (8 * i)));
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_and_si256(_mm256_cmpeq_epi32(_mm256_and_si256(v, sel), sel), _mm256_set1_epi32(16));
+}
+
+/// 16 bytes of nibbles plus 32 fifth bits, dotted with x[0..<32] (values 0..31).
+TGT static inline __m256 nibble5_dot(const uint8_t *q, uint32_t qh, const float *x) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)q), m = _mm_set1_epi8(0x0F);
+    const __m128i lo = _mm_and_si128(b, m), hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+#define Q5(part, i) _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_cvtepu8_epi32(part), fifth_bits(qh, i)))
+    return dot32(Q5(lo, 0), Q5(_mm_srli_si128(lo, 8), 1), Q5(hi, 2), Q5(_mm_srli_si128(hi, 8), 3), x);
+#undef Q5
+}
+
+// MARK: 32-weight blocks
+
+TGT static float row_q4_0(const uint8_t *r, const float *x, const float *xs, long nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    float off = 0;
+    long b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *p0 = r + 18 * b, *p1 = p0 + 18;
+        const float d0 = half_at(p0), d1 = half_at(p1);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(d0), nibble_dot(p0 + 2, x + 32 * b), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(d1), nibble_dot(p1 + 2, x + 32 * b + 32), a1);
+        off += d0 * xs[b] + d1 * xs[b + 1];
+    }
+    for (; b < nb; b++) {
+        const uint8_t *p = r + 18 * b;
+        const float d = half_at(p);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble_dot(p + 2, x + 32 * b), a0);
+        off += d * xs[b];
+    }
+    return hsum(_mm256_add_ps(a0, a1)) - 8 * off;
+}
+
+TGT static float row_q4_1(const uint8_t *r, const float *x, const float *xs, long nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    float off = 0;
+    long b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *p0 = r + 20 * b, *p1 = p0 + 20;
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p0)), nibble_dot(p0 + 4, x + 32 * b), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p1)), nibble_dot(p1 + 4, x + 32 * b + 32), a1);
+        off += half_at(p0 + 2) * xs[b] + half_at(p1 + 2) * xs[b + 1];
+    }
+    for (; b < nb; b++) {
+        const uint8_t *p = r + 20 * b;
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), nibble_dot(p + 4, x + 32 * b), a0);
+        off += half_at(p + 2) * xs[b];
+    }
+    return hsum(_mm256_add_ps(a0, a1)) + off;
+}
+
+TGT static float row_q5_0(const uint8_t *r, const float *x, const float *xs, long nb) {
+    __m256 a = _mm256_setzero_ps();
+    float off = 0;
+    for (long b = 0; b < nb; b++) {
+        const uint8_t *p = r + 22 * b;
+        const float d = half_at(p);
+        uint32_t qh;
+        memcpy(&qh, p + 2, 4);
+        a = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble5_dot(p + 6, qh, x + 32 * b), a);
+        off += d * xs[b];
+    }
+    return hsum(a) - 16 * off;
+}
+
+TGT static float row_q5_1(const uint8_t *r, const float *x, const float *xs, long nb) {
+    __m256 a = _mm256_setzero_ps();
+    float off = 0;
+    for (long b = 0; b < nb; b++) {
+        const uint8_t *p = r + 24 * b;
+        uint32_t qh;
+        memcpy(&qh, p + 4, 4);
+        a = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), nibble5_dot(p + 8, qh, x + 32 * b), a);
+        off += half_at(p + 2) * xs[b];
+    }
+    return hsum(a) + off;
+}
+
+TGT static float row_q8_0(const uint8_t *r, const float *x, long nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    long b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *p0 = r + 34 * b + 2, *p1 = p0 + 34;
+        const float *x0 = x + 32 * b, *x1 = x0 + 32;
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p0 - 2)),
+                             dot32(i8f(ld8(p0)), i8f(ld8(p0 + 8)), i8f(ld8(p0 + 16)), i8f(ld8(p0 + 24)), x0), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p1 - 2)),
+                             dot32(i8f(ld8(p1)), i8f(ld8(p1 + 8)), i8f(ld8(p1 + 16)), i8f(ld8(p1 + 24)), x1), a1);
+    }
+    for (; b < nb; b++) {
+        const uint8_t *p = r + 34 * b + 2;
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p - 2)),
+                             dot32(i8f(ld8(p)), i8f(ld8(p + 8)), i8f(ld8(p + 16)), i8f(ld8(p + 24)), x + 32 * b), a0);
+    }
+    return hsum(_mm256_add_ps(a0, a1));
+}
+
+// MARK: k-quants (256-weight super-blocks)
+
+/// The 6-bit scale and min of sub-block j (0..<8) of a Q4_K / Q5_K block (ggml's get_scale_min_k4).
+static inline void scale_min_k4(const uint8_t *q, int j, float *sc, float *mn) {
+    if (j < 4) {
+        *sc = (float)(q[j] & 63);
+        *mn = (float)(q[j + 4] & 63);
+    } else {
+        *sc = (float)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *mn = (float)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/// Q4_K (144 bytes) and Q5_K (176 bytes; `five` set): weight = d*sc_j*q - dmin*m_j in sub-block j.
+TGT static inline float row_qk(const uint8_t *r, const float *x, const float *xs, long nb, int five) {
+    __m256 a = _mm256_setzero_ps();
+    float off = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const long size = five ? 176 : 144, qsOffset = five ? 48 : 16;
+    for (long b = 0; b < nb; b++) {
+        const uint8_t *p = r + size * b;
+        const float d = half_at(p), dmin = half_at(p + 2);
+        const uint8_t *scales = p + 4, *qh = p + 16;
+        for (int g = 0; g < 4; g++) {
+            float s1, m1, s2, m2;
+            scale_min_k4(scales, 2 * g, &s1, &m1);
+            scale_min_k4(scales, 2 * g + 1, &s2, &m2);
+            // 32 bytes: low nibbles are sub-block 2g (32 weights), high nibbles 2g+1.
+            const __m256i bytes = _mm256_loadu_si256((const __m256i *)(p + qsOffset + 32 * g));
+            const __m256i lo = _mm256_and_si256(bytes, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4);
+            const __m128i l0 = _mm256_castsi256_si128(lo), l1 = _mm256_extracti128_si256(lo, 1);
+            const __m128i h0 = _mm256_castsi256_si128(hi), h1 = _mm256_extracti128_si256(hi, 1);
+            const float *xg = x + 256 * b + 64 * g;
+            __m256 slo, shi;
+            if (five) {
+                // Bit 2g of qh[l] is the fifth bit of weight l of sub-block 2g; bit 2g+1 of 2g+1.
+                const __m128i c1 = _mm_cvtsi32_si128(2 * g), c2 = _mm_cvtsi32_si128(2 * g + 1);
+                const __m256i one = _mm256_set1_epi32(1);
+#define HB(i, c) _mm256_slli_epi32(_mm256_and_si256(_mm256_srl_epi32(_mm256_cvtepu8_epi32(ld8(qh + 8 * (i))), c), one), 4)
+#define W(part, i, c) _mm256_cvtepi32_ps(_mm256_or_si256(_mm256_cvtepu8_epi32(part), HB(i, c)))
+                slo = dot32(W(l0, 0, c1), W(_mm_srli_si128(l0, 8), 1, c1), W(l1, 2, c1), W(_mm_srli_si128(l1, 8), 3, c1), xg);
+                shi = dot32(W(h0, 0, c2), W(_mm_srli_si128(h0, 8), 1, c2), W(h1, 2, c2), W(_mm_srli_si128(h1, 8), 3, c2), xg + 32);
+#undef W
+#undef HB
+            } else {
+                slo = dot32(u8f(l0), u8f(_mm_srli_si128(l0, 8)), u8f(l1), u8f(_mm_srli_si128(l1, 8)), xg);
+                shi = dot32(u8f(h0), u8f(_mm_srli_si128(h0, 8)), u8f(h1), u8f(_mm_srli_si128(h1, 8)), xg + 32);
+            }
+            a = _mm256_fmadd_ps(_mm256_set1_ps(d * s1), slo, a);
+            a = _mm256_fmadd_ps(_mm256_set1_ps(d * s2), shi, a);
+            const long sub = 8 * b + 2 * g;
+            off += dmin * (m1 * xs[sub] + m2 * xs[sub + 1]);
+        }
+    }
+    return hsum(a) - off;
+}
+
+TGT static float row_q4_K(const uint8_t *r, const float *x, const float *xs, long nb) { return row_qk(r, x, xs, nb, 0); }
+TGT static float row_q5_K(const uint8_t *r, const float *x, const float *xs, long nb) { return row_qk(r, x, xs, nb, 1); }
+
+/// Q6_K (210 bytes: ql[128], qh[64], 16 int8 scales, d f16): weight = d*sc*(q - 32), 16 per scale.
+TGT static float row_q6_K(const uint8_t *r, const float *x, long nb) {
+    __m256 a = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi32(0xF), m2 = _mm256_set1_epi32(3), c32 = _mm256_set1_epi32(32);
+    for (long b = 0; b < nb; b++) {
+        const uint8_t *p = r + 210 * b;
+        const float d = half_at(p + 208);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = p + 64 * h, *qh = p + 128 + 32 * h;
+            const int8_t *sc = (const int8_t *)(p + 192 + 8 * h);
+            const float *xh = x + 256 * b + 128 * h;
+            // Weights l = 16c ..< 16c+16 of each quarter share scale c (+2, +4, +6).
+            for (int c = 0; c < 2; c++) {
+                __m256 s1 = _mm256_setzero_ps(), s2 = s1, s3 = s1, s4 = s1;
+                for (int l = 16 * c; l < 16 * c + 16; l += 8) {
+                    const __m256i lo = _mm256_cvtepu8_epi32(ld8(ql + l)), hi = _mm256_cvtepu8_epi32(ld8(ql + l + 32));
+                    const __m256i hb = _mm256_cvtepu8_epi32(ld8(qh + l));
+#define Q6(v, shiftLow, shiftHigh) _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_or_si256(                     \
+        _mm256_and_si256(_mm256_srli_epi32(v, shiftLow), m4),                                          \
+        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hb, shiftHigh), m2), 4)), c32))
+                    s1 = _mm256_fmadd_ps(Q6(lo, 0, 0), ld(xh + l), s1);
+                    s2 = _mm256_fmadd_ps(Q6(hi, 0, 2), ld(xh + l + 32), s2);
+                    s3 = _mm256_fmadd_ps(Q6(lo, 4, 4), ld(xh + l + 64), s3);
+                    s4 = _mm256_fmadd_ps(Q6(hi, 4, 6), ld(xh + l + 96), s4);
+#undef Q6
+                }
+                a = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[c]), s1, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[c + 2]), s2, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[c + 4]), s3, a);
+                a = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[c + 6]), s4, a);
+            }
+        }
+    }
+    return hsum(a);
+}
+
+// MARK: Dispatch
+
+/// AVX2, FMA and F16C reported by cpuid, and the OS saving the YMM registers.
+static int has_avx2_fma_f16c(void) {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+    const unsigned need1 = (1u << 27) | (1u << 28) | (1u << 12) | (1u << 29);  // osxsave, avx, fma, f16c
+    if ((ecx & need1) != need1) return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    (void)hi;
+    if ((lo & 6u) != 6u) return 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
+    return (ebx & (1u << 5)) != 0;  // avx2
+}
+
+static int avx2_state = -1;  // -1 unknown; racing threads store the same value
+
+static int avx2(void) {
+    int s = avx2_state;
+    if (s < 0) {
+        s = has_avx2_fma_f16c();
+        avx2_state = s;
+    }
+    return s;
+}
+
+int ck_qdot_supports(int type) {
+    if (!avx2()) return 0;
+    switch (type) {
+    case CK_Q4_0: case CK_Q4_1: case CK_Q5_0: case CK_Q5_1: case CK_Q8_0: case CK_Q4_K: case CK_Q5_K: case CK_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const float *x, const float *xsums,
+                 long columns, float *out) {
+    if (!ck_qdot_supports(type)) return 0;
+    const uint8_t *w = (const uint8_t *)rows;
+    const long nb32 = columns / 32, nb256 = columns / 256;
+    switch (type) {
+#define LOOP(expr) for (long i = 0; i < count; i++, w += row_bytes) out[i] = (expr); break;
+    case CK_Q4_0: LOOP(row_q4_0(w, x, xsums, nb32))
+    case CK_Q4_1: LOOP(row_q4_1(w, x, xsums, nb32))
+    case CK_Q5_0: LOOP(row_q5_0(w, x, xsums, nb32))
+    case CK_Q5_1: LOOP(row_q5_1(w, x, xsums, nb32))
+    case CK_Q8_0: LOOP(row_q8_0(w, x, nb32))
+    case CK_Q4_K: LOOP(row_q4_K(w, x, xsums, nb256))
+    case CK_Q5_K: LOOP(row_q5_K(w, x, xsums, nb256))
+    case CK_Q6_K: LOOP(row_q6_K(w, x, nb256))
+#undef LOOP
+    default: return 0;
+    }
+    return 1;
+}
+
+#else
+
+int ck_qdot_supports(int type) { (void)type; return 0; }
+
+int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const float *x, const float *xsums,
+                 long columns, float *out) {
+    (void)type; (void)rows; (void)row_bytes; (void)count; (void)x; (void)xsums; (void)columns; (void)out;
+    return 0;
+}
+
+#endif

@@ -3,6 +3,7 @@
 # 2 threads) in one run: 512-token prompt processing, single-stream decode, and our batched
 # generation (32 x 128) against llama.cpp's single-stream decode.
 # usage: Benchmarks/llm.sh [MODEL.gguf] [selfspec bench llm options, e.g. --compact-weights]
+# env: SELFSPEC_BIN: an already built binary (skips the build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
@@ -10,8 +11,8 @@ shift || true
 if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
 py=.venv-bench/bin/python
 $py -c 'import llama_cpp' 2>/dev/null || .venv-bench/bin/pip install --quiet llama-cpp-python  # compiles llama.cpp
-swift build -c release --product selfspec >&2
-bin=.build/release/selfspec
+if [ -z "${SELFSPEC_BIN:-}" ]; then swift build -c release --product selfspec >&2; fi
+bin=${SELFSPEC_BIN:-.build/release/selfspec}
 peer=$($py Benchmarks/llamacpp_peer.py "$model" --json)
 ours=$($bin bench llm --model "$model" --json "$@")
 $py - "$model" "$peer" "$ours" <<'PY'

@@ -17,6 +17,8 @@
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 
+static int avx2(void);
+
 TGT static inline float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -249,6 +251,122 @@ TGT static float row_q6_K(const uint8_t *r, const float *x, long nb) {
     return hsum(a);
 }
 
+// MARK: int16 activations
+
+/// Unpacks one 32-weight block to two vectors of 16 int16 (elements 0-15, 16-31) and gives the
+/// block's scale d and the offset added to every weight: weight_i = d * w_i + offset. Nibble
+/// types are centered (q - 8, q5 - 16): smaller integers carry less activation-rounding error.
+TGT __attribute__((always_inline)) static inline void unpack32(int type, const uint8_t *p, __m256i *w0, __m256i *w1, float *d, float *offset) {
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    switch (type) {
+    case CK_Q8_0:
+        *d = half_at(p);
+        *offset = 0;
+        *w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 2)));
+        *w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(p + 18)));
+        return;
+    case CK_Q4_0:
+    case CK_Q4_1: {
+        const __m128i b = _mm_loadu_si128((const __m128i *)(p + (type == CK_Q4_0 ? 2 : 4))), eight = _mm_set1_epi8(8);
+        *w0 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_and_si128(b, m4), eight));
+        *w1 = _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(b, 4), m4), eight));
+        *d = half_at(p);
+        *offset = type == CK_Q4_0 ? 0 : half_at(p + 2) + 8 * *d;
+        return;
+    }
+    default: {  // CK_Q5_0, CK_Q5_1
+        const int one = type == CK_Q5_1;
+        uint32_t qh;
+        memcpy(&qh, p + 2 + 2 * one, 4);
+        const __m128i b = _mm_loadu_si128((const __m128i *)(p + 6 + 2 * one));
+        const __m256i sel = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384,
+                                              (short)32768);
+        const __m256i sixteen = _mm256_set1_epi16(16);
+#define FIFTH(bits) _mm256_and_si256(_mm256_cmpeq_epi16(_mm256_and_si256(_mm256_set1_epi16((short)(bits)), sel), sel), sixteen)
+        *w0 = _mm256_sub_epi16(_mm256_or_si256(_mm256_cvtepu8_epi16(_mm_and_si128(b, m4)), FIFTH(qh & 0xFFFF)), sixteen);
+        *w1 = _mm256_sub_epi16(_mm256_or_si256(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), m4)),
+                                               FIFTH(qh >> 16)), sixteen);
+#undef FIFTH
+        *d = half_at(p);
+        *offset = one ? half_at(p + 2) + 16 * *d : 0;
+        return;
+    }
+    }
+}
+
+/// Rows x up to 4 int16 activation vectors, each block unpacked once for all vectors.
+TGT __attribute__((always_inline)) static inline void rows_i16(
+    int type, long block_bytes, const uint8_t *w, long row_bytes, long count, const int16_t *xq, const float *xscale,
+    const float *xsums, long vectors, long columns, float *out, long out_stride) {
+    const long nb = columns / 32;
+    if (vectors == 1) {  // decode: the same arithmetic as below (so batched = single stream), no vector loop
+        for (long i = 0; i < count; i++, w += row_bytes) {
+            __m256 acc = _mm256_setzero_ps();
+            float off = 0;
+            for (long b = 0; b < nb; b++) {
+                __m256i w0, w1;
+                float d, offset;
+                unpack32(type, w + block_bytes * b, &w0, &w1, &d, &offset);
+                const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)(xq + 32 * b))),
+                                                   _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(xq + 32 * b + 16))));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xscale[b]), _mm256_cvtepi32_ps(p), acc);
+                off += offset * xsums[b];
+            }
+            out[i] = hsum(acc) + off;
+        }
+        return;
+    }
+    for (long i = 0; i < count; i++, w += row_bytes) {
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        float off[4] = {0, 0, 0, 0};
+        for (long b = 0; b < nb; b++) {
+            __m256i w0, w1;
+            float d, offset;
+            unpack32(type, w + block_bytes * b, &w0, &w1, &d, &offset);
+            for (long v = 0; v < vectors; v++) {
+                const int16_t *x = xq + v * columns + 32 * b;
+                const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)x)),
+                                                   _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(x + 16))));
+                acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * xscale[v * nb + b]), _mm256_cvtepi32_ps(p), acc[v]);
+                off[v] += offset * xsums[v * nb + b];
+            }
+        }
+        for (long v = 0; v < vectors; v++) out[v * out_stride + i] = hsum(acc[v]) + off[v];
+    }
+}
+
+// One copy per type, with a constant `type`, so unpack32's switch folds away.
+#define ROWS_I16(name, t, size)                                                                                      \
+    TGT static void name(const uint8_t *w, long row_bytes, long count, const int16_t *xq, const float *xscale,       \
+                         const float *xsums, long vectors, long columns, float *out, long out_stride) {              \
+        rows_i16(t, size, w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride);                \
+    }
+ROWS_I16(rows_i16_q4_0, CK_Q4_0, 18)
+ROWS_I16(rows_i16_q4_1, CK_Q4_1, 20)
+ROWS_I16(rows_i16_q5_0, CK_Q5_0, 22)
+ROWS_I16(rows_i16_q5_1, CK_Q5_1, 24)
+ROWS_I16(rows_i16_q8_0, CK_Q8_0, 34)
+#undef ROWS_I16
+
+int ck_qdot_i16_supports(int type) {
+    if (!avx2()) return 0;
+    return type == CK_Q4_0 || type == CK_Q4_1 || type == CK_Q5_0 || type == CK_Q5_1 || type == CK_Q8_0;
+}
+
+int ck_qdot_i16_rows(int type, const void *rows, long row_bytes, long count, const int16_t *xq, const float *xscale,
+                     const float *xsums, long vectors, long columns, float *out, long out_stride) {
+    if (!ck_qdot_i16_supports(type) || vectors < 1 || vectors > 4) return 0;
+    const uint8_t *w = (const uint8_t *)rows;
+    switch (type) {
+    case CK_Q4_0: rows_i16_q4_0(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
+    case CK_Q4_1: rows_i16_q4_1(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
+    case CK_Q5_0: rows_i16_q5_0(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
+    case CK_Q5_1: rows_i16_q5_1(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
+    case CK_Q8_0: rows_i16_q8_0(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
+    }
+    return 1;
+}
+
 // MARK: Dispatch
 
 /// AVX2, FMA and F16C reported by cpuid, and the OS saving the YMM registers.
@@ -310,6 +428,15 @@ int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const f
 #else
 
 int ck_qdot_supports(int type) { (void)type; return 0; }
+
+int ck_qdot_i16_supports(int type) { (void)type; return 0; }
+
+int ck_qdot_i16_rows(int type, const void *rows, long row_bytes, long count, const int16_t *xq, const float *xscale,
+                     const float *xsums, long vectors, long columns, float *out, long out_stride) {
+    (void)type; (void)rows; (void)row_bytes; (void)count; (void)xq; (void)xscale; (void)xsums; (void)vectors;
+    (void)columns; (void)out; (void)out_stride;
+    return 0;
+}
 
 int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const float *x, const float *xsums,
                  long columns, float *out) {

@@ -281,8 +281,8 @@ struct BenchLLM: ParsableCommand {
     var memoryTokens = 1024
     @Flag(name: .long, help: "No float32 weight copies (540 MB less for SmolLM2): batched steps through the integer kernels.")
     var compactWeights = false
-    @Flag(name: .long, help: "Decode through the integer kernels too (faster, ~1e-2 logit error vs the reference).")
-    var integerDecode = false
+    @Flag(name: .long, help: "Decode through the float quantized kernels (float32 rounding only; slower) instead of the int16-activation ones.")
+    var floatDecode = false
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -325,7 +325,7 @@ struct BenchLLM: ParsableCommand {
 
     func run() throws {
         let (_, tokenizer, file) = try modelOptions.load()
-        let model = try loadLanguageModel(file: file, options: .init(denseWeights: !compactWeights, integerKernelMinRows: integerDecode ? 1 : 5))
+        let model = try loadLanguageModel(file: file, options: .init(denseWeights: !compactWeights, integerKernelMinRows: floatDecode ? 5 : LlamaModel.Options.defaultIntegerKernelMinRows))
         // A real sentence repeated until it gives enough tokens (the peer script uses the same text).
         let text = String(repeating: "Aspirin irreversibly inhibits cyclooxygenase-1 and cyclooxygenase-2, reducing the "
             + "synthesis of prostaglandins and thromboxanes; low doses prevent platelet aggregation for the life of the "

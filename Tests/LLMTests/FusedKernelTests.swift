@@ -16,9 +16,20 @@ final class FusedKernelTests: XCTestCase {
 
     func testEveryQuantizedTypeMatchesFloat64() throws {
         print("AVX2 C kernels on this CPU: \(QuantDot.usesC(.q4_1))")
+        try check(Self.scaleFields.keys, integer: false, tolerance: 2e-5)
+    }
+
+    /// The int16-activation kernels (`integer: true`; AVX2 `ck_qdot_i16_rows` or the 128-bit Swift
+    /// ones): activations rounded to 1/32767 of their block's largest value, so 5e-5 of the output.
+    func testIntegerKernelsMatchFloat64() throws {
+        try check(Self.scaleFields.keys.filter { QuantIntDot.supports($0) }, integer: true, tolerance: 5e-5)
+    }
+
+    private func check(_ types: some Collection<GGMLType>, integer: Bool, tolerance: Float) throws {
         var rng = SystemRandomNumberGenerator()
         let rows = 37, k = 768
-        for (type, fields) in Self.scaleFields.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+        for type in types.sorted(by: { $0.rawValue < $1.rawValue }) {
+            let fields = Self.scaleFields[type]!
             let blockBytes = type.blockBytes, blocks = k / type.blockElements
             var bytes = (0..<(rows * blocks * blockBytes)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             for b in 0..<(rows * blocks) {
@@ -28,15 +39,15 @@ final class FusedKernelTests: XCTestCase {
                     bytes[b * blockBytes + offset + 1] = UInt8(h >> 8)
                 }
             }
-            let t = 3
+            let t = integer ? 6 : 3  // 6: a tile of 4 vectors and one of 2
             let x = (0..<(t * k)).map { _ in Float.random(in: -2...2, using: &rng) }
             try bytes.withUnsafeBytes { raw in
                 var reference = [Float](repeating: 0, count: rows * k)
                 try reference.withUnsafeMutableBufferPointer { try Dequantize.dequantize(type, from: raw, into: $0) }
                 let weight = LinearWeight(name: "\(type) test", type: type, rows: rows, columns: k, raw: raw.baseAddress!)
-                let (maxDiff, maxRef) = multiplyAgainstFloat64(weight, reference: reference, x: x, t: t, integer: false)
-                print("\(type) fused kernel, \(rows) x \(k), T=\(t): max |diff| \(maxDiff) (max |out| \(maxRef))")
-                XCTAssertLessThan(maxDiff, 2e-5 * max(1, maxRef), "\(type)")
+                let (maxDiff, maxRef) = multiplyAgainstFloat64(weight, reference: reference, x: x, t: t, integer: integer)
+                print("\(type) \(integer ? "int16" : "float") kernel, \(rows) x \(k), T=\(t): max |diff| \(maxDiff) (max |out| \(maxRef))")
+                XCTAssertLessThan(maxDiff, tolerance * max(1, maxRef), "\(type)")
             }
         }
     }

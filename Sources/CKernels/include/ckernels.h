@@ -1,6 +1,8 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 
+#include <stdint.h>
+
 /// Σ a[i]·b[i] over `n` floats: 256-bit AVX with FMA when the CPU has them (checked once, with
 /// cpuid and xgetbv), else 128-bit SSE. Four independent accumulators; the sum order differs
 /// from a sequential loop, so results agree to float rounding, not bit for bit.
@@ -23,6 +25,18 @@ int ck_qdot_supports(int type);
 /// Returns 1 when it ran, 0 when `ck_qdot_supports(type)` is 0 (nothing written).
 int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const float *x, const float *xsums,
                  long columns, float *out);
+
+/// 1 when `ck_qdot_i16_rows` has a kernel for `type` on this CPU (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 with
+/// AVX2), else 0.
+int ck_qdot_i16_supports(int type);
+
+/// Quantized rows times `vectors` (1 to 4) activation vectors quantized per 32 to int16:
+/// `out[v * out_stride + i] = row_i · x_v`, where `x_v[j] ~= xscale[v][j/32] * xq[v * columns + j]`
+/// and `xsums[v][b]` is the exact float sum of block b of x_v (it carries the weights' constant
+/// offsets). `pmaddwd` multiplies the int16 pairs; one int32 -> float conversion per block and
+/// vector. Returns 1 when it ran, 0 when unsupported (nothing written).
+int ck_qdot_i16_rows(int type, const void *rows, long row_bytes, long count, const int16_t *xq, const float *xscale,
+                     const float *xsums, long vectors, long columns, float *out, long out_stride);
 
 /// A task of `ck_pool_run`: `task` is 0 ..< tasks.
 typedef void (*ck_task_fn)(void *ctx, long task);

@@ -1,3 +1,4 @@
+import CKernels
 import _Builtin_intrinsics.intel
 
 // Integer dot products of quantized weight rows with int16-quantized activations.
@@ -154,9 +155,15 @@ enum QuantIntDot {
     static func supports(_ type: GGMLType) -> Bool {
         switch type {
         case .q4_0, .q4_1, .q8_0: return true
-        default: return false
+        default: return usesC(type)
         }
     }
+
+    /// Whether the AVX2 kernels of `CKernels` (`ck_qdot_i16_rows`: 256-bit `pmaddwd`, also Q5_0 and
+    /// Q5_1) handle `type` on this CPU; they replace the 128-bit Swift kernels below.
+    static func usesC(_ type: GGMLType) -> Bool { cSupported[Int(type.rawValue)] }
+
+    private static let cSupported: [Bool] = (0..<64).map { ck_qdot_i16_supports(Int32($0)) != 0 }
 
     /// `out[v * outStride] = row · x_v` for the vectors `first..<first+count` (count <= 4) of `x`.
     /// - Parameters:

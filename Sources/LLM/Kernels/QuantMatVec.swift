@@ -25,15 +25,20 @@ public enum QuantMatVec {
     ///   - x: `(T, K)` activations.
     ///   - t: number of vectors T (small: each weight row is reused from L1 for all of them).
     ///   - outputs: one `(T, R_i)` buffer per weight.
-    ///   - integer: use the integer kernels (`QuantIntDot`, when every weight type has one);
+    ///   - integer: use the integer kernels (`QuantIntDot`) for the weights whose type has one;
     ///     default: when `t > 4`.
     public static func multiply(_ weights: [LinearWeight], x: UnsafePointer<Float>, t: Int,
                                 outputs: [UnsafeMutablePointer<Float>], integer: Bool? = nil) {
         precondition(weights.count == outputs.count && !weights.isEmpty)
         let k = weights[0].columns
         precondition(weights.allSatisfy { $0.columns == k } && k % 32 == 0)
-        if integer ?? (t > 4), weights.allSatisfy({ QuantIntDot.supports($0.type) }) {
-            return multiplyInteger(weights, x: x, t: t, outputs: outputs)
+        if integer ?? (t > 4), weights.contains(where: { QuantIntDot.supports($0.type) }) {
+            // Weights with an integer kernel go through it, the others (Gemma's Q4_K/Q6_K) stay float.
+            let pairs = Array(zip(weights, outputs))
+            let ints = pairs.filter { QuantIntDot.supports($0.0.type) }, floats = pairs.filter { !QuantIntDot.supports($0.0.type) }
+            multiplyInteger(ints.map(\.0), x: x, t: t, outputs: ints.map(\.1))
+            if !floats.isEmpty { multiply(floats.map(\.0), x: x, t: t, outputs: floats.map(\.1), integer: false) }
+            return
         }
         let sums = UnsafeMutablePointer<Float>.allocate(capacity: t * k / 32)
         defer { sums.deallocate() }
@@ -110,9 +115,16 @@ public enum QuantMatVec {
                     var v = 0
                     while v < t {
                         let n = min(4, t - v)
-                        for row in blockRows {
-                            QuantIntDot.dot(weight.type, weight.raw + row * weight.rowBytes, xq, first: v, count: n,
-                                            out: out + v * weight.rows + row, outStride: weight.rows)
+                        if QuantIntDot.usesC(weight.type) {
+                            let nb = k / 32
+                            ck_qdot_i16_rows(Int32(weight.type.rawValue), weight.raw + block * weight.rowBytes, weight.rowBytes,
+                                             blockRows.count, xq.values + v * k, xq.scales + v * nb, xq.sums + v * nb,
+                                             n, k, out + v * weight.rows + block, weight.rows)
+                        } else {
+                            for row in blockRows {
+                                QuantIntDot.dot(weight.type, weight.raw + row * weight.rowBytes, xq, first: v, count: n,
+                                                out: out + v * weight.rows + row, outStride: weight.rows)
+                            }
                         }
                         v += n
                     }

@@ -57,7 +57,8 @@ extension Gemma3Model {
         var logits = [Float](repeating: 0, count: picked.count * c.vocabularySize)
         logits.withUnsafeMutableBufferPointer { out in
             if useQuantized([embedding], rows: picked.count, kernels: kernels) {
-                QuantMatVec.multiply([embedding], x: b.h, t: picked.count, outputs: [out.baseAddress!])
+                QuantMatVec.multiply([embedding], x: b.h, t: picked.count, outputs: [out.baseAddress!],
+                                     integer: picked.count >= options.integerKernelMinRows)
             } else {
                 head(b.h, rows: picked.count, into: out.baseAddress!)
             }
@@ -163,7 +164,7 @@ extension Gemma3Model {
     }
 
     /// Weight types with integer kernels (`QuantIntDot`), which stay fast for many rows.
-    private static let integerKernelTypes: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]
+    private static let integerKernelTypes: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]  // with the 128-bit Swift kernels too
 
     /// `outputs[i] (R, rows_i) = x (R, K) · ws[i]ᵀ`.
     private func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int,
@@ -171,7 +172,7 @@ extension Gemma3Model {
         // Types without a fused kernel (Q5_0, Q6_K) would be dequantized row by row at every
         // step: the float32 copy through sgemm reads 4 bytes per weight but is faster here.
         if useQuantized(ws, rows: r, kernels: kernels) && ws.allSatisfy({ QuantDot.isFused($0.type) }) {
-            QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs)
+            QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs, integer: r >= options.integerKernelMinRows)
             return lora.apply(ws, x, rows: r, outputs: outputs)
         }
         for (w, out) in zip(ws, outputs) { linear(w, x, rows: r, into: out) }

@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,6 +101,8 @@ static void *worker_main(void *arg) {
 static void start_workers(void) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int n = (int)(cores > 1 ? cores - 1 : 0);
+    const char *off = getenv("SELFSPEC_NO_POOL");  // troubleshooting: 1 = no pool, GCD only
+    if (off && off[0] == '1') n = 0;
     if (n > MAX_WORKERS) n = MAX_WORKERS;
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -26,7 +26,7 @@ public final class LlamaModel: @unchecked Sendable {
         /// Keep a float32 copy of every weight (4 bytes per weight: 540 MB for SmolLM2) so steps
         /// of more than 4 rows (batched decode, prompts) are plain `sgemm`, the fastest path.
         /// Without it, steps of up to `quantizedRowLimit` rows use the integer kernels (about
-        /// 1.45x the CPU time of `sgemm` for 32 rows) and longer ones dequantize each weight
+        /// 1.1x the CPU time of `sgemm` for 32 rows with AVX2) and longer ones dequantize each weight
         /// into scratch first (a few percent of a 512-token prefill).
         public var denseWeights: Bool
         /// Without `denseWeights`: steps with at most this many rows use the quantized kernels

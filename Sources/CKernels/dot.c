@@ -1,6 +1,7 @@
 // Dot products with a run-time choice of instruction set: the package is built for baseline
 // x86-64 (SSE2), and only this function is compiled for AVX + FMA as well.
 #include "ckernels.h"
+#include <stdatomic.h>
 
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -58,13 +59,13 @@ static int has_avx_fma(void) {
 
 typedef float (*dot_fn)(const float *, const float *, long);
 // Chosen on first use; racing threads store the same value.
-static dot_fn chosen = 0;
+static _Atomic(dot_fn) chosen = 0;
 
 static dot_fn choose(void) {
-    dot_fn f = chosen;
+    dot_fn f = atomic_load_explicit(&chosen, memory_order_relaxed);
     if (!f) {
         f = has_avx_fma() ? dot_avx_fma : dot_sse;
-        chosen = f;
+        atomic_store_explicit(&chosen, f, memory_order_relaxed);
     }
     return f;
 }

@@ -126,6 +126,7 @@ int ck_pool_run(long tasks, ck_task_fn fn, void *ctx) {
 
     // Publish the job under the sequence lock.
     atomic_fetch_add(&pool.generation, 1);  // odd: fields changing
+    atomic_thread_fence(memory_order_release);  // the seqlock writer: the odd value before the fields
     long base = atomic_load(&pool.next);
     atomic_store_explicit(&pool.base, base, memory_order_relaxed);
     atomic_store_explicit(&pool.end, base + tasks, memory_order_relaxed);
@@ -143,7 +144,7 @@ int ck_pool_run(long tasks, ck_task_fn fn, void *ctx) {
 
     // Wait for the tasks other threads claimed.
     long start = 0;
-    for (int i = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < tasks; i++) {
+    for (unsigned i = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < tasks; i++) {
         PAUSE();
         if ((i & 255) == 0) {
             if (start == 0) start = now_ns();

@@ -8,6 +8,7 @@
 //   sum_i (d*q_i + m) x_i = d * sum_i q_i x_i + m * sum_i x_i
 // so `xsums` (one sum per 32 consecutive activations) covers them.
 #include "ckernels.h"
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -383,16 +384,18 @@ static int has_avx2_fma_f16c(void) {
     return (ebx & (1u << 5)) != 0;  // avx2
 }
 
-static int avx2_state = -1;  // -1 unknown; racing threads store the same value
+static atomic_int avx2_state = -1;  // -1 unknown; racing threads store the same value
 
 static int avx2(void) {
-    int s = avx2_state;
+    int s = atomic_load_explicit(&avx2_state, memory_order_relaxed);
     if (s < 0) {
         s = has_avx2_fma_f16c();
-        avx2_state = s;
+        atomic_store_explicit(&avx2_state, s, memory_order_relaxed);
     }
     return s;
 }
+
+int ck_has_avx2_fma(void) { return avx2(); }
 
 int ck_qdot_supports(int type) {
     if (!avx2()) return 0;
@@ -426,6 +429,8 @@ int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const f
 }
 
 #else
+
+int ck_has_avx2_fma(void) { return 0; }
 
 int ck_qdot_supports(int type) { (void)type; return 0; }
 

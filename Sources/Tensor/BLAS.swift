@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 
 /// A thin, labelled wrapper over OpenBLAS's single-precision `sgemm` and `sgemv`.
@@ -98,6 +99,28 @@ public enum BLAS {
             }
         }
     }
+
+    /// `C (M, N) = X (M, K) · Wᵀ` for weights `W (N, K)`, all row-major and packed, on all cores.
+    ///
+    /// For steps of at most ``fewRowsLimit`` rows (batched decode) on CPUs with AVX2 + FMA this
+    /// runs `ck_gemm_nt`, which reads W in place: OpenBLAS copies (packs) the whole of W on every
+    /// call, as long as the multiply itself when M is a few dozen. Otherwise `gemm(transB: true)`.
+    /// Results agree with `gemm` to float rounding (another summation order).
+    public static func gemmFewRows(x: UnsafePointer<Float>, w: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+                                   m: Int, n: Int, k: Int) {
+        guard m <= fewRowsLimit, ck_has_avx2_fma() != 0 else {
+            return gemm(a: x, b: w, transB: true, c: c, m: m, n: n, k: k, parallel: true)
+        }
+        guard m > 0, n > 0 else { return }
+        // Pieces of 64 weight rows: whole L2-sized blocks, several per core for balance.
+        let pieces = m * n * k >= parallelThreshold ? min((n + 63) / 64, 4 * Parallel.coreCount) : 1
+        Parallel.forEach(0..<n, chunks: pieces) { rows in
+            ck_gemm_nt(x, m, w + rows.lowerBound * k, rows.count, k, c + rows.lowerBound, n)
+        }
+    }
+
+    /// The most rows ``gemmFewRows(x:w:c:m:n:k:)`` multiplies itself.
+    public static let fewRowsLimit = 64
 
     /// `C = alpha · op(A) · op(B) + beta · C` on arrays with packed layouts.
     ///

@@ -93,6 +93,30 @@ final class BLASTests: XCTestCase {
         }
     }
 
+    /// `gemmFewRows` (the unpacked AVX2 kernel up to 64 rows, `sgemm` above) against a float64
+    /// product, over every tile remainder (rows mod 3, weight rows mod 4, K mod 8) and above the limit.
+    func testGemmFewRowsMatchesFloat64() {
+        for (m, n, k) in [(1, 5, 8), (2, 7, 13), (3, 4, 576), (5, 130, 64), (32, 1536, 576), (64, 67, 100), (65, 40, 24)] {
+            let x = Self.values(m * k, seed: 11), w = Self.values(n * k, seed: 12)
+            var c = [Float](repeating: .nan, count: m * n)
+            x.withUnsafeBufferPointer { xp in
+                w.withUnsafeBufferPointer { wp in
+                    c.withUnsafeMutableBufferPointer { BLAS.gemmFewRows(x: xp.baseAddress!, w: wp.baseAddress!, c: $0.baseAddress!, m: m, n: n, k: k) }
+                }
+            }
+            var worst: Double = 0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var s = 0.0, scale = 0.0
+                    for t in 0..<k { s += Double(x[i * k + t]) * Double(w[j * k + t]); scale += abs(Double(x[i * k + t]) * Double(w[j * k + t])) }
+                    worst = max(worst, abs(Double(c[i * n + j]) - s) / max(scale, 1e-30))
+                }
+            }
+            print("gemmFewRows m=\(m) n=\(n) k=\(k): worst error relative to sum |x·w| \(worst)")
+            XCTAssertLessThan(worst, 1e-6, "m=\(m) n=\(n) k=\(k)")
+        }
+    }
+
     func testParallelGemvMatchesSerial() {
         let m = 700, n = 1500
         let a = Self.values(m * n, seed: 11), x = Self.values(n, seed: 12), xt = Self.values(m, seed: 13)

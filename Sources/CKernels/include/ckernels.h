@@ -27,7 +27,7 @@ int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const f
                  long columns, float *out);
 
 /// 1 when `ck_qdot_i16_rows` has a kernel for `type` on this CPU (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 with
-/// AVX2), else 0.
+/// AVX2 + FMA + F16C), else 0.
 int ck_qdot_i16_supports(int type);
 
 /// Quantized rows times `vectors` (1 to 4) activation vectors quantized per 32 to int16:
@@ -37,6 +37,15 @@ int ck_qdot_i16_supports(int type);
 /// vector. Returns 1 when it ran, 0 when unsupported (nothing written).
 int ck_qdot_i16_rows(int type, const void *rows, long row_bytes, long count, const int16_t *xq, const float *xscale,
                      const float *xsums, long vectors, long columns, float *out, long out_stride);
+
+/// 1 when this CPU runs the AVX2 + FMA + F16C kernels (cpuid and xgetbv, checked once), else 0.
+int ck_has_avx2_fma(void);
+
+/// `c[i * ldc + j] = x_i · w_j` for the `m` rows of `x (m, k)` and the `n` rows of `w (n, k)`, both
+/// row-major float32: `C = X · Wᵀ` without packing W, for small `m` (batched decode steps of a few
+/// dozen rows), where OpenBLAS spends as long copying W as multiplying. Returns 1 when it ran,
+/// 0 without AVX2 + FMA (nothing written).
+int ck_gemm_nt(const float *x, long m, const float *w, long n, long k, float *c, long ldc);
 
 /// A task of `ck_pool_run`: `task` is 0 ..< tasks.
 typedef void (*ck_task_fn)(void *ctx, long task);

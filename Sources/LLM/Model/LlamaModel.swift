@@ -166,7 +166,8 @@ public final class LlamaModel: @unchecked Sendable {
                     epsilon: c.normEpsilon, style: c.normStyle)
         var logits = [Float](repeating: 0, count: picked.count * c.vocabularySize)
         logits.withUnsafeMutableBufferPointer { out in
-            linear([weights.outputHead], h, rows: picked.count, outputs: [out.baseAddress!], kernels: kernels)
+            linear([weights.outputHead], h, rows: picked.count, outputs: [out.baseAddress!], kernels: kernels,
+                   decodeStep: r == segments.count)
         }
         return logits
     }
@@ -187,10 +188,11 @@ public final class LlamaModel: @unchecked Sendable {
                        rope: (cos: [Float], sin: [Float]), kernels: Options.Kernels) {
         let c = config, w = weights.layers[l], r = offsets.last!
         let C = c.embeddingLength, QW = c.queryWidth, KW = c.kvWidth
+        let decodeStep = r == segments.count  // one new token per sequence
 
         // Attention: x += Wo · attention(rope(Wq h), rope(Wk h), Wv h), h = norm(x).
         Ops.rmsNorm(b.h, b.x, weight: w.attentionNorm, rows: r, channels: C, epsilon: c.normEpsilon, style: c.normStyle)
-        linear([w.query, w.key, w.value], b.h, rows: r, outputs: [b.q, b.k, b.v], kernels: kernels)
+        linear([w.query, w.key, w.value], b.h, rows: r, outputs: [b.q, b.k, b.v], kernels: kernels, decodeStep: decodeStep)
         rope.cos.withUnsafeBufferPointer { cos in
             rope.sin.withUnsafeBufferPointer { sin in
                 Ops.rope(b.q, rows: r, stride: QW, heads: c.headCount, headSize: c.headSize,
@@ -205,14 +207,14 @@ public final class LlamaModel: @unchecked Sendable {
                           values: b.v + o * KW, valueStride: KW)
         }
         attention(l, segments: segments, offsets: offsets, buffers: b)
-        linear([w.output], b.attention, rows: r, outputs: [b.h], kernels: kernels)
+        linear([w.output], b.attention, rows: r, outputs: [b.h], kernels: kernels, decodeStep: decodeStep)
         Ops.add(b.x, b.h, count: r * C)
 
         // Feed-forward: x += Wdown · (act(Wgate h) * Wup h), h = norm(x).
         Ops.rmsNorm(b.h, b.x, weight: w.ffnNorm, rows: r, channels: C, epsilon: c.normEpsilon, style: c.normStyle)
-        linear([w.gate, w.up], b.h, rows: r, outputs: [b.gate, b.up], kernels: kernels)
+        linear([w.gate, w.up], b.h, rows: r, outputs: [b.gate, b.up], kernels: kernels, decodeStep: decodeStep)
         Ops.gatedActivation(b.gate, b.up, count: r * c.feedForwardLength, activation: c.activation)
-        linear([w.down], b.gate, rows: r, outputs: [b.h], kernels: kernels)
+        linear([w.down], b.gate, rows: r, outputs: [b.h], kernels: kernels, decodeStep: decodeStep)
         Ops.add(b.x, b.h, count: r * C)
     }
 
@@ -265,27 +267,36 @@ public final class LlamaModel: @unchecked Sendable {
     }
 
     /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias) (+ scale · (x Aᵀ) Bᵀ with an adapter)`.
+    /// `decodeStep`: every row is its own sequence's one new token (batched decode), where
+    /// ``BLAS/gemmFewRows(x:w:c:m:n:k:)`` replaces `sgemm`. Prompt steps keep `sgemm`.
     func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int, outputs: [UnsafeMutablePointer<Float>],
-                kernels: Options.Kernels) {
-        baseLinear(ws, x, rows: r, outputs: outputs, kernels: kernels)
+                kernels: Options.Kernels, decodeStep: Bool = false) {
+        baseLinear(ws, x, rows: r, outputs: outputs, kernels: kernels, decodeStep: decodeStep)
         lora.apply(ws, x, rows: r, outputs: outputs)
     }
 
     /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias)`.
     private func baseLinear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int, outputs: [UnsafeMutablePointer<Float>],
-                            kernels: Options.Kernels) {
+                            kernels: Options.Kernels, decodeStep: Bool) {
+        func gemm(_ w: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ k: Int) {
+            if decodeStep {
+                BLAS.gemmFewRows(x: x, w: w, c: out, m: r, n: n, k: k)
+            } else {
+                BLAS.gemm(a: x, b: w, transB: true, c: out, m: r, n: n, k: k, parallel: true)
+            }
+        }
         if kernels == .fast
             && (r <= 4 || (r <= options.quantizedRowLimit && ws.allSatisfy { $0.dense == nil && QuantIntDot.supports($0.type) })) {
             return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs, integer: r >= options.integerKernelMinRows)
         }
         for (w, out) in zip(ws, outputs) {
             if let dense = w.dense {
-                BLAS.gemm(a: x, b: dense, transB: true, c: out, m: r, n: w.rows, k: w.columns, parallel: true)
+                gemm(dense, out, w.rows, w.columns)
             } else {
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: w.rows * w.columns)
                 defer { scratch.deallocate() }
                 w.dequantizeRows(0..<w.rows, into: scratch)
-                BLAS.gemm(a: x, b: scratch, transB: true, c: out, m: r, n: w.rows, k: w.columns, parallel: true)
+                gemm(scratch, out, w.rows, w.columns)
             }
             if let bias = w.bias {
                 for i in 0..<r { for j in 0..<w.rows { out[i * w.rows + j] += bias[j] } }

@@ -1,0 +1,81 @@
+// C = X · Wᵀ for a few rows of X (batched decode steps), AVX2 + FMA, chosen at run time.
+//
+// With few rows, OpenBLAS spends as long packing W (it copies the whole weight for every call)
+// as multiplying. Here W is read in place: a tile of 3 rows of X by 4 rows of W accumulates 12
+// vectors of 8 partial dot products over K (7 loads per 12 FMAs), reduced at the end of the
+// tile. W is walked in blocks of 64 rows that stay in L2 while every group of X rows passes.
+#include "ckernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma")))
+
+TGT static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+/// An MR x NR tile (MR <= 3, NR <= 4; constants after inlining): c[i][j] = x_i · w_j over k.
+TGT __attribute__((always_inline)) static inline void tile(int MR, int NR, const float *x, const float *w, long k,
+                                                           float *c, long ldc) {
+    __m256 acc[3][4];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) acc[i][j] = _mm256_setzero_ps();
+    long kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+        __m256 xv[3];
+        for (int i = 0; i < MR; i++) xv[i] = _mm256_loadu_ps(x + i * k + kk);
+        for (int j = 0; j < NR; j++) {
+            const __m256 wv = _mm256_loadu_ps(w + j * k + kk);
+            for (int i = 0; i < MR; i++) acc[i][j] = _mm256_fmadd_ps(xv[i], wv, acc[i][j]);
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        for (int j = 0; j < NR; j++) {
+            float s = hsum8(acc[i][j]);
+            for (long t = kk; t < k; t++) s += x[i * k + t] * w[j * k + t];
+            c[i * ldc + j] = s;
+        }
+    }
+}
+
+/// Rows [0, m) of X against rows [0, n) of W, n <= block size.
+TGT static void block(const float *x, long m, const float *w, long n, long k, float *c, long ldc) {
+    long i = 0;
+    for (; i + 3 <= m; i += 3) {
+        long j = 0;
+        for (; j + 4 <= n; j += 4) tile(3, 4, x + i * k, w + j * k, k, c + i * ldc + j, ldc);
+        for (; j < n; j++) tile(3, 1, x + i * k, w + j * k, k, c + i * ldc + j, ldc);
+    }
+    for (; i < m; i++) {
+        long j = 0;
+        for (; j + 4 <= n; j += 4) tile(1, 4, x + i * k, w + j * k, k, c + i * ldc + j, ldc);
+        for (; j < n; j++) tile(1, 1, x + i * k, w + j * k, k, c + i * ldc + j, ldc);
+    }
+}
+
+TGT static void gemm_nt(const float *x, long m, const float *w, long n, long k, float *c, long ldc) {
+    const long rows_per_block = 64;
+    for (long j = 0; j < n; j += rows_per_block) {
+        const long nb = n - j < rows_per_block ? n - j : rows_per_block;
+        block(x, m, w + j * k, nb, k, c + j, ldc);
+    }
+}
+
+int ck_gemm_nt(const float *x, long m, const float *w, long n, long k, float *c, long ldc) {
+    if (!ck_has_avx2_fma()) return 0;
+    gemm_nt(x, m, w, n, k, c, ldc);
+    return 1;
+}
+
+#else
+
+int ck_gemm_nt(const float *x, long m, const float *w, long n, long k, float *c, long ldc) {
+    (void)x; (void)m; (void)w; (void)n; (void)k; (void)c; (void)ldc;
+    return 0;
+}
+
+#endif

@@ -7,16 +7,10 @@
 #include "ckernels.h"
 
 #if defined(__x86_64__)
+#include "hsum.h"
 #include <immintrin.h>
 
 #define TGT __attribute__((target("avx2,fma")))
-
-TGT static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
 
 /// An MR x NR tile (MR <= 3, NR <= 4; constants after inlining): c[i][j] = x_i · w_j over k.
 TGT __attribute__((always_inline)) static inline void tile(int MR, int NR, const float *x, const float *w, long k,
@@ -35,7 +29,7 @@ TGT __attribute__((always_inline)) static inline void tile(int MR, int NR, const
     }
     for (int i = 0; i < MR; i++) {
         for (int j = 0; j < NR; j++) {
-            float s = hsum8(acc[i][j]);
+            float s = ck_hsum8(acc[i][j]);
             for (long t = kk; t < k; t++) s += x[i * k + t] * w[j * k + t];
             c[i * ldc + j] = s;
         }

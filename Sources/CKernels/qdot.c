@@ -13,19 +13,13 @@
 #include <string.h>
 
 #if defined(__x86_64__)
+#include "hsum.h"
 #include <cpuid.h>
 #include <immintrin.h>
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 
 static int avx2(void);
-
-TGT static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    return _mm_cvtss_f32(s);
-}
 
 TGT static inline float half_at(const uint8_t *p) {
     uint16_t h;
@@ -89,7 +83,7 @@ TGT static float row_q4_0(const uint8_t *r, const float *x, const float *xs, lon
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble_dot(p + 2, x + 32 * b), a0);
         off += d * xs[b];
     }
-    return hsum(_mm256_add_ps(a0, a1)) - 8 * off;
+    return ck_hsum8(_mm256_add_ps(a0, a1)) - 8 * off;
 }
 
 TGT static float row_q4_1(const uint8_t *r, const float *x, const float *xs, long nb) {
@@ -107,7 +101,7 @@ TGT static float row_q4_1(const uint8_t *r, const float *x, const float *xs, lon
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), nibble_dot(p + 4, x + 32 * b), a0);
         off += half_at(p + 2) * xs[b];
     }
-    return hsum(_mm256_add_ps(a0, a1)) + off;
+    return ck_hsum8(_mm256_add_ps(a0, a1)) + off;
 }
 
 TGT static float row_q5_0(const uint8_t *r, const float *x, const float *xs, long nb) {
@@ -121,7 +115,7 @@ TGT static float row_q5_0(const uint8_t *r, const float *x, const float *xs, lon
         a = _mm256_fmadd_ps(_mm256_set1_ps(d), nibble5_dot(p + 6, qh, x + 32 * b), a);
         off += d * xs[b];
     }
-    return hsum(a) - 16 * off;
+    return ck_hsum8(a) - 16 * off;
 }
 
 TGT static float row_q5_1(const uint8_t *r, const float *x, const float *xs, long nb) {
@@ -134,7 +128,7 @@ TGT static float row_q5_1(const uint8_t *r, const float *x, const float *xs, lon
         a = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p)), nibble5_dot(p + 8, qh, x + 32 * b), a);
         off += half_at(p + 2) * xs[b];
     }
-    return hsum(a) + off;
+    return ck_hsum8(a) + off;
 }
 
 TGT static float row_q8_0(const uint8_t *r, const float *x, long nb) {
@@ -153,7 +147,7 @@ TGT static float row_q8_0(const uint8_t *r, const float *x, long nb) {
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(half_at(p - 2)),
                              dot32(i8f(ld8(p)), i8f(ld8(p + 8)), i8f(ld8(p + 16)), i8f(ld8(p + 24)), x + 32 * b), a0);
     }
-    return hsum(_mm256_add_ps(a0, a1));
+    return ck_hsum8(_mm256_add_ps(a0, a1));
 }
 
 // MARK: k-quants (256-weight super-blocks)
@@ -210,7 +204,7 @@ TGT static inline float row_qk(const uint8_t *r, const float *x, const float *xs
             off += dmin * (m1 * xs[sub] + m2 * xs[sub + 1]);
         }
     }
-    return hsum(a) - off;
+    return ck_hsum8(a) - off;
 }
 
 TGT static float row_q4_K(const uint8_t *r, const float *x, const float *xs, long nb) { return row_qk(r, x, xs, nb, 0); }
@@ -249,7 +243,7 @@ TGT static float row_q6_K(const uint8_t *r, const float *x, long nb) {
             }
         }
     }
-    return hsum(a);
+    return ck_hsum8(a);
 }
 
 // MARK: int16 activations
@@ -313,7 +307,7 @@ TGT __attribute__((always_inline)) static inline void rows_i16(
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xscale[b]), _mm256_cvtepi32_ps(p), acc);
                 off += offset * xsums[b];
             }
-            out[i] = hsum(acc) + off;
+            out[i] = ck_hsum8(acc) + off;
         }
         return;
     }
@@ -332,7 +326,7 @@ TGT __attribute__((always_inline)) static inline void rows_i16(
                 off[v] += offset * xsums[v * nb + b];
             }
         }
-        for (long v = 0; v < vectors; v++) out[v * out_stride + i] = hsum(acc[v]) + off[v];
+        for (long v = 0; v < vectors; v++) out[v * out_stride + i] = ck_hsum8(acc[v]) + off[v];
     }
 }
 

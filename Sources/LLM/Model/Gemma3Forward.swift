@@ -163,14 +163,16 @@ extension Gemma3Model {
         kernels == .fast && (r <= 4 || (r <= options.quantizedRowLimit && ws.allSatisfy { Self.integerKernelTypes.contains($0.type) }))
     }
 
-    /// Weight types with integer kernels (`QuantIntDot`), which stay fast for many rows.
-    private static let integerKernelTypes: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]  // with the 128-bit Swift kernels too
+    /// Weight types whose integer kernels (`QuantIntDot`) exist on every CPU (the 128-bit Swift
+    /// ones), which stay fast for many rows. The AVX2-only Q5_0/Q5_1 kernels are not counted, so
+    /// Gemma's batched steps (mostly Q5_0) stay on `sgemm` over the float32 copies.
+    private static let integerKernelTypes: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]
 
     /// `outputs[i] (R, rows_i) = x (R, K) · ws[i]ᵀ`.
     private func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int,
                         outputs: [UnsafeMutablePointer<Float>], kernels: LlamaModel.Options.Kernels) {
-        // Types without a fused kernel (Q5_0, Q6_K) would be dequantized row by row at every
-        // step: the float32 copy through sgemm reads 4 bytes per weight but is faster here.
+        // Types without a fused kernel (Q5_0, Q6_K on CPUs without AVX2) would be dequantized row
+        // by row at every step: the float32 copy through sgemm reads 4 bytes per weight but is faster.
         if useQuantized(ws, rows: r, kernels: kernels) && ws.allSatisfy({ QuantDot.isFused($0.type) }) {
             QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs, integer: r >= options.integerKernelMinRows)
             return lora.apply(ws, x, rows: r, outputs: outputs)

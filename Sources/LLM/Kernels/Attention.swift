@@ -46,28 +46,43 @@ enum Attention {
     }
 
     /// Many query rows of one head (prefill) through `sgemm`.
+    ///
+    /// Rows go in chunks of ``causalChunk``: a chunk multiplies only the keys its rows can see
+    /// (causal mask and sliding window), which skips nearly half the work of a long prompt.
     /// - Parameters:
     ///   - q: `(T, HS)` rows with stride `qStride`, positions P..<P+T.
     ///   - keys, values: `(N, W)` float32 copies of the cache; this head's slice starts at `group * HS`.
-    ///   - scores: scratch `(T, N)`.
+    ///   - scores: scratch of at least `T * N` floats.
     ///   - out: `(T, HS)` rows with stride `outStride`.
     static func attendMany(q: UnsafePointer<Float>, qStride: Int, t: Int, past p: Int,
                            keys: UnsafePointer<Float>, values: UnsafePointer<Float>, width w: Int, group: Int,
                            headSize hs: Int, scale: Float, window: Int?,
                            scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
-        let n = p + t
-        BLAS.gemm(a: q, lda: qStride, b: keys + group * hs, transB: true, ldb: w, c: scores, m: t, n: n, k: hs,
-                  alpha: scale)
-        for i in 0..<t {
-            let row = scores + i * n
-            let last = p + i + 1  // row i sees positions 0..<last
-            let first = window.map { max(0, last - $0) } ?? 0
-            for j in 0..<first { row[j] = 0 }
-            VectorMath.softmax(row + first, count: last - first)
-            for j in last..<n { row[j] = 0 }
+        var i0 = 0
+        while i0 < t {
+            let i1 = min(t, i0 + causalChunk)
+            // Row i sees positions first(i)..<p+i+1; the chunk spans lo..<hi.
+            let hi = p + i1
+            let lo = window.map { max(0, p + i0 + 1 - $0) } ?? 0
+            let m = i1 - i0, n = hi - lo
+            BLAS.gemm(a: q + i0 * qStride, lda: qStride, b: keys + lo * w + group * hs, transB: true, ldb: w,
+                      c: scores, m: m, n: n, k: hs, alpha: scale)
+            for i in i0..<i1 {
+                let row = scores + (i - i0) * n
+                let last = p + i + 1 - lo  // row i sees chunk columns first..<last
+                let first = window.map { max(0, p + i + 1 - $0 - lo) } ?? 0
+                for j in 0..<first { row[j] = 0 }
+                VectorMath.softmax(row + first, count: last - first)
+                for j in last..<n { row[j] = 0 }
+            }
+            BLAS.gemm(a: scores, b: values + lo * w + group * hs, ldb: w, c: out + i0 * outStride, ldc: outStride,
+                      m: m, n: hs, k: n)
+            i0 = i1
         }
-        BLAS.gemm(a: scores, b: values + group * hs, ldb: w, c: out, ldc: outStride, m: t, n: hs, k: n)
     }
+
+    /// Query rows per `attendMany` chunk.
+    static let causalChunk = 64
 }
 
 /// A key/value cache element type: loads 8 consecutive elements as float32.

@@ -1,0 +1,41 @@
+import XCTest
+@testable import LLM
+
+/// `Attention.attendMany` (chunked causal `sgemm`) against a float64 masked softmax, with past
+/// positions, grouped heads, several chunks and a sliding window.
+final class AttentionTests: XCTestCase {
+    func testAttendManyMatchesFloat64() {
+        var rng = SystemRandomNumberGenerator()
+        let hs = 16, groups = 2, w = groups * hs
+        for (p, t, window) in [(0, 150, nil), (20, 150, 50), (7, Attention.causalChunk, 1), (0, 3, nil), (100, 1, 30)] as [(Int, Int, Int?)] {
+            let n = p + t, qStride = 3 * hs
+            let q = (0..<(t * qStride)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let keys = (0..<(n * w)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let values = (0..<(n * w)).map { _ in Float.random(in: -1...1, using: &rng) }
+            var out = [Float](repeating: .nan, count: t * qStride)
+            var scores = [Float](repeating: 0, count: t * n)
+            let scale: Float = 0.7, group = 1
+            scores.withUnsafeMutableBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { o in
+                    Attention.attendMany(q: q, qStride: qStride, t: t, past: p, keys: keys, values: values, width: w,
+                                         group: group, headSize: hs, scale: scale, window: window,
+                                         scores: s.baseAddress!, out: o.baseAddress!, outStride: qStride)
+                }
+            }
+            var worst = 0.0
+            for i in 0..<t {
+                let last = p + i + 1, first = window.map { max(0, last - $0) } ?? 0
+                let logits = (first..<last).map { j in
+                    (0..<hs).reduce(0.0) { $0 + Double(q[i * qStride + $1]) * Double(keys[j * w + group * hs + $1]) } * Double(scale)
+                }
+                let m = logits.max()!, e = logits.map { exp($0 - m) }, z = e.reduce(0, +)
+                for c in 0..<hs {
+                    let ref = zip(first..<last, e).reduce(0.0) { $0 + $1.1 / z * Double(values[$1.0 * w + group * hs + c]) }
+                    worst = max(worst, abs(ref - Double(out[i * qStride + c])))
+                }
+            }
+            print("attendMany p \(p) t \(t) window \(window.map(String.init) ?? "none"): max |diff| vs float64 \(worst)")
+            XCTAssertLessThan(worst, 1e-5)
+        }
+    }
+}

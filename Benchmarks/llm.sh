@@ -13,7 +13,7 @@ py=.venv-bench/bin/python
 $py -c 'import llama_cpp' 2>/dev/null || .venv-bench/bin/pip install --quiet llama-cpp-python  # compiles llama.cpp
 if [ -z "${SELFSPEC_BIN:-}" ]; then swift build -c release --product selfspec >&2; fi
 bin=${SELFSPEC_BIN:-.build/release/selfspec}
-peer=$($py Benchmarks/llamacpp_peer.py "$model" --json)
+peer=$($py Benchmarks/llamacpp_peer.py "$model" --json)  # prefill and decode: fastest of 3 runs on both sides
 ours=$($bin bench llm --model "$model" --json "$@")
 $py - "$model" "$peer" "$ours" <<'PY'
 import json, sys, os

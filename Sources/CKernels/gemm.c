@@ -3,7 +3,8 @@
 // With few rows, OpenBLAS spends as long packing W (it copies the whole weight for every call)
 // as multiplying. Here W is read in place: a tile of 3 rows of X by 4 rows of W accumulates 12
 // vectors of 8 partial dot products over K (7 loads per 12 FMAs), reduced at the end of the
-// tile. W is walked in blocks of 64 rows that stay in L2 while every group of X rows passes.
+// tile. W is walked in blocks of about 160 KB that stay in L2 while every group of X rows passes,
+// and the next block is prefetched meanwhile.
 #include "ckernels.h"
 
 #if defined(__x86_64__)
@@ -36,26 +37,39 @@ TGT __attribute__((always_inline)) static inline void tile(int MR, int NR, const
     }
 }
 
-/// Rows [0, m) of X against rows [0, n) of W, n <= block size.
-TGT static void block(const float *x, long m, const float *w, long n, long k, float *c, long ldc) {
+/// Rows [0, m) of X against rows [0, n) of W, n <= block size. While it runs, the `next_bytes`
+/// bytes at `next` (the following block of W) are prefetched into L2, a few lines per tile, so the
+/// next block does not wait for memory.
+TGT static void block(const float *x, long m, const float *w, long n, long k, float *c, long ldc,
+                      const char *next, long next_bytes) {
+    const long lines = next_bytes / 64, tiles = ((m + 2) / 3) * ((n + 3) / 4);
+    const long per_tile = (lines + tiles - 1) / tiles;
+    long fetched = 0;
+#define PREFETCH_SOME()                                                                          \
+    for (long p = 0; p < per_tile && fetched < lines; p++, fetched++) _mm_prefetch(next + fetched * 64, _MM_HINT_T1)
     long i = 0;
     for (; i + 3 <= m; i += 3) {
         long j = 0;
-        for (; j + 4 <= n; j += 4) tile(3, 4, x + i * k, w + j * k, k, c + i * ldc + j, ldc);
+        for (; j + 4 <= n; j += 4) { PREFETCH_SOME(); tile(3, 4, x + i * k, w + j * k, k, c + i * ldc + j, ldc); }
         for (; j < n; j++) tile(3, 1, x + i * k, w + j * k, k, c + i * ldc + j, ldc);
     }
     for (; i < m; i++) {
         long j = 0;
-        for (; j + 4 <= n; j += 4) tile(1, 4, x + i * k, w + j * k, k, c + i * ldc + j, ldc);
+        for (; j + 4 <= n; j += 4) { PREFETCH_SOME(); tile(1, 4, x + i * k, w + j * k, k, c + i * ldc + j, ldc); }
         for (; j < n; j++) tile(1, 1, x + i * k, w + j * k, k, c + i * ldc + j, ldc);
     }
+#undef PREFETCH_SOME
 }
 
 TGT static void gemm_nt(const float *x, long m, const float *w, long n, long k, float *c, long ldc) {
-    const long rows_per_block = 64;
+    // Blocks of about 160 KB of W: one in use and the next arriving fit in L2 (512 KB and up).
+    long rows_per_block = (160 * 1024 / (4 * k)) & ~3L;
+    if (rows_per_block < 4) rows_per_block = 4;
+    if (rows_per_block > 64) rows_per_block = 64;
     for (long j = 0; j < n; j += rows_per_block) {
         const long nb = n - j < rows_per_block ? n - j : rows_per_block;
-        block(x, m, w + j * k, nb, k, c + j, ldc);
+        const long after = n - j - nb, next_rows = after < rows_per_block ? after : rows_per_block;
+        block(x, m, w + j * k, nb, k, c + j, ldc, (const char *)(w + (j + nb) * k), next_rows * k * 4);
     }
 }
 

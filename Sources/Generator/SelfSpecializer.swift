@@ -35,10 +35,13 @@ public final class SelfSpecializer {
         public init() {}
 
         /// Brainstorm prompts for a round when `needed` examples are still missing: `promptsPerRound`,
-        /// or fewer near the end — enough to ask for twice the missing tasks (about half of the
-        /// asked tasks become examples), so the last rounds do not generate much that is thrown away.
-        public func prompts(needed: Int) -> Int {
-            let enough = (2 * max(needed, 1) + tasksPerPrompt - 1) / max(tasksPerPrompt, 1)
+        /// or fewer near the end: enough for the missing examples, plus a quarter, at the examples
+        /// per prompt this run has had so far (`examples` from `promptsSoFar` prompts; before a
+        /// full round, `tasksPerPrompt / 8`), so the last rounds neither starve nor overshoot much.
+        public func prompts(needed: Int, examples: Int = 0, promptsSoFar: Int = 0) -> Int {
+            let prior = Double(max(tasksPerPrompt, 1)) / 8
+            let yield = promptsSoFar >= promptsPerRound ? max(Double(examples) / Double(promptsSoFar), 0.05) : prior
+            let enough = Int((1.25 * Double(max(needed, 1)) / yield).rounded(.up))
             return max(1, min(promptsPerRound, enough))
         }
 
@@ -97,7 +100,8 @@ public final class SelfSpecializer {
             let round = store.progress.nextRound
             var rng = SeededRandom.forItem(round, seed: c.seed)
             // Stage 1: brainstorm and filter.
-            let prompts = (0..<c.prompts(needed: c.count - stats.examples)).map { _ in
+            let prompts = (0..<c.prompts(needed: c.count - stats.examples, examples: stats.examples,
+                                           promptsSoFar: stats.brainstormPrompts)).map { _ in
                 BrainstormPrompt.make(pool: seeds, using: &rng, tasksToWrite: c.tasksPerPrompt)
             }
             var bs = c.brainstormSampling

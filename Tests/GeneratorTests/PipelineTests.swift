@@ -155,7 +155,13 @@ final class PipelineTests: XCTestCase {
         var c = SelfSpecializer.Configuration()
         XCTAssertEqual(c.promptsPerRound, 8)
         XCTAssertEqual(c.tasksPerPrompt, 4)
-        XCTAssertEqual([5000, 16, 12, 5, 2, 1, 0].map { c.prompts(needed: $0) }, [8, 8, 6, 3, 1, 1, 1])
+        // Before a full round: 4 tasks per prompt give about half an example (1.25 x needed / 0.5).
+        XCTAssertEqual([5000, 16, 3, 2, 1, 0].map { c.prompts(needed: $0) }, [8, 8, 8, 5, 3, 3])
+        // Then the run's own yield: 10 examples from 40 prompts is 0.25 per prompt.
+        XCTAssertEqual([16, 2, 1].map { c.prompts(needed: $0, examples: 10, promptsSoFar: 40) }, [8, 8, 5])
+        // 30 from 40 is 0.75 per prompt; a run that kept nothing counts as 0.05 per prompt.
+        XCTAssertEqual([4, 1].map { c.prompts(needed: $0, examples: 30, promptsSoFar: 40) }, [7, 2])
+        XCTAssertEqual(c.prompts(needed: 1, examples: 0, promptsSoFar: 40), 8)
         c.promptsPerRound = 3
         XCTAssertEqual(c.prompts(needed: 5000), 3)
     }

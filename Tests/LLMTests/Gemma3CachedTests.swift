@@ -103,7 +103,9 @@ final class Gemma3CachedTests: XCTestCase {
     /// caches a last-bit difference can round a cached value the other way, ~4e-3 in logits).
     func testBatchedEqualsSingleStream() throws {
         let model = try SharedGemma.model()
-        let prompts = try cases().map(\.ids)
+        // Six prompts (each golden prompt and two shorter prefixes of it): decode steps of more than
+        // four rows multiply the float32 weight copies (`gemmFewRows`), single streams the quantized kernels.
+        let prompts = try cases().map(\.ids).flatMap { ids in [ids, Array(ids.dropLast()), Array(ids.dropLast(2))] }
         let steps = 12, V = model.config.vocabularySize
 
         func run(_ group: [[Int]]) throws -> (tokens: [[Int]], logits: [[Float]]) {
@@ -131,7 +133,9 @@ final class Gemma3CachedTests: XCTestCase {
         }
         print(String(format: "gemma3 batched (%d prompts) vs single-stream: max |dlogit| %.2e over %d steps",
                      prompts.count, maxDiff, steps))
-        XCTAssertLessThan(maxDiff, 2e-3)
+        // The two paths round differently: single streams use int16 activations (within 8.8e-3 of
+        // float32 logits, `LlamaGoldenTests`), the batched body float32 activations.
+        XCTAssertLessThan(maxDiff, 1.2e-2)
     }
 
     /// Past the 512-position sliding window: a prompt prefilled in two chunks and then decoded

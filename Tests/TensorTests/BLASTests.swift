@@ -94,9 +94,10 @@ final class BLASTests: XCTestCase {
     }
 
     /// `gemmFewRows` (the unpacked AVX2 kernel up to 64 rows, `sgemm` above) against a float64
-    /// product, over every tile remainder (rows mod 3, weight rows mod 4, K mod 8) and above the limit.
+    /// product, over every tile remainder (rows mod 3, weight rows mod 4, K mod 8), W in several
+    /// blocks with a partial last one (K = 1536: 24-row blocks), and above the limit.
     func testGemmFewRowsMatchesFloat64() {
-        for (m, n, k) in [(1, 5, 8), (2, 7, 13), (3, 4, 576), (5, 130, 64), (32, 1536, 576), (64, 67, 100), (65, 40, 24)] {
+        for (m, n, k) in [(1, 5, 8), (2, 7, 13), (3, 4, 576), (5, 130, 64), (32, 1536, 576), (64, 67, 100), (65, 40, 24), (7, 102, 1536)] {
             let x = Self.values(m * k, seed: 11), w = Self.values(n * k, seed: 12)
             var c = [Float](repeating: .nan, count: m * n)
             x.withUnsafeBufferPointer { xp in

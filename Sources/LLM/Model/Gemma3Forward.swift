@@ -73,10 +73,11 @@ extension Gemma3Model {
                        rope: (cos: [Float], sin: [Float]), kernels: LlamaModel.Options.Kernels) {
         let c = config, w = layers[l], r = offsets.last!, C = c.embeddingLength, hs = c.headSize
         let QW = c.queryWidth, KW = c.kvWidth, eps = c.normEpsilon
+        let decodeStep = r == segments.count  // one new token per sequence
 
         // Attention: x += postNorm(Wo · attention(rope(qNorm(Wq h)), rope(kNorm(Wk h)), Wv h)), h = norm(x).
         Ops.rmsNorm(b.h, b.x, weight: w.attentionNorm, rows: r, channels: C, epsilon: eps)
-        linear([w.query, w.key, w.value], b.h, rows: r, outputs: [b.q, b.k, b.v], kernels: kernels)
+        linear([w.query, w.key, w.value], b.h, rows: r, outputs: [b.q, b.k, b.v], kernels: kernels, decodeStep: decodeStep)
         Ops.rmsNorm(b.q, b.q, weight: w.queryNorm, rows: r * c.headCount, channels: hs, epsilon: eps)
         Ops.rmsNorm(b.k, b.k, weight: w.keyNorm, rows: r * c.kvHeadCount, channels: hs, epsilon: eps)
         rope.cos.withUnsafeBufferPointer { cos in
@@ -93,15 +94,15 @@ extension Gemma3Model {
                           values: b.v + o * KW, valueStride: KW)
         }
         attention(l, segments: segments, offsets: offsets, buffers: b)
-        linear([w.output], b.attention, rows: r, outputs: [b.h], kernels: kernels)
+        linear([w.output], b.attention, rows: r, outputs: [b.h], kernels: kernels, decodeStep: decodeStep)
         Ops.rmsNorm(b.h, b.h, weight: w.postAttentionNorm, rows: r, channels: C, epsilon: eps)
         Ops.add(b.x, b.h, count: r * C)
 
         // Feed-forward: x += postNorm(Wdown · (gelu(Wgate h) * Wup h)), h = norm(x).
         Ops.rmsNorm(b.h, b.x, weight: w.ffnNorm, rows: r, channels: C, epsilon: eps)
-        linear([w.gate, w.up], b.h, rows: r, outputs: [b.gate, b.up], kernels: kernels)
+        linear([w.gate, w.up], b.h, rows: r, outputs: [b.gate, b.up], kernels: kernels, decodeStep: decodeStep)
         Ops.gatedActivation(b.gate, b.up, count: r * c.feedForwardLength, activation: .geluTanh)
-        linear([w.down], b.gate, rows: r, outputs: [b.h], kernels: kernels)
+        linear([w.down], b.gate, rows: r, outputs: [b.h], kernels: kernels, decodeStep: decodeStep)
         Ops.rmsNorm(b.h, b.h, weight: w.postFFNNorm, rows: r, channels: C, epsilon: eps)
         Ops.add(b.x, b.h, count: r * C)
     }
@@ -165,19 +166,19 @@ extension Gemma3Model {
 
     /// Weight types whose integer kernels (`QuantIntDot`) exist on every CPU (the 128-bit Swift
     /// ones), which stay fast for many rows. The AVX2-only Q5_0/Q5_1 kernels are not counted, so
-    /// Gemma's batched steps (mostly Q5_0) stay on `sgemm` over the float32 copies.
+    /// Gemma's batched steps (mostly Q5_0) multiply the float32 copies (`gemmFewRows` for decode steps).
     private static let integerKernelTypes: Set<GGMLType> = [.q4_0, .q4_1, .q8_0]
 
     /// `outputs[i] (R, rows_i) = x (R, K) · ws[i]ᵀ`.
     private func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int,
-                        outputs: [UnsafeMutablePointer<Float>], kernels: LlamaModel.Options.Kernels) {
+                        outputs: [UnsafeMutablePointer<Float>], kernels: LlamaModel.Options.Kernels, decodeStep: Bool) {
         // Types without a fused kernel (Q5_0, Q6_K on CPUs without AVX2) would be dequantized row
         // by row at every step: the float32 copy through sgemm reads 4 bytes per weight but is faster.
         if useQuantized(ws, rows: r, kernels: kernels) && ws.allSatisfy({ QuantDot.isFused($0.type) }) {
             QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs, integer: r >= options.integerKernelMinRows)
             return lora.apply(ws, x, rows: r, outputs: outputs)
         }
-        for (w, out) in zip(ws, outputs) { linear(w, x, rows: r, into: out) }
+        for (w, out) in zip(ws, outputs) { linear(w, x, rows: r, into: out, decodeStep: decodeStep) }
     }
 }
 

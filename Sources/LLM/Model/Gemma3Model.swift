@@ -248,8 +248,15 @@ public final class Gemma3Model: @unchecked Sendable {
     }
 
     /// `out (T, rows) = x (T, columns) · Wᵀ` on the dense weight (+ the adapter's branch).
-    func linear(_ w: LinearWeight, _ x: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
-        BLAS.gemm(a: x, b: w.dense!, transB: true, c: out, m: t, n: w.rows, k: w.columns, parallel: true)
+    /// `decodeStep`: every row is its own sequence's one new token (batched decode), where
+    /// ``BLAS/gemmFewRows(x:w:c:m:n:k:)`` replaces `sgemm`, as in ``LlamaModel``.
+    func linear(_ w: LinearWeight, _ x: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>,
+                decodeStep: Bool = false) {
+        if decodeStep {
+            BLAS.gemmFewRows(x: x, w: w.dense!, c: out, m: t, n: w.rows, k: w.columns)
+        } else {
+            BLAS.gemm(a: x, b: w.dense!, transB: true, c: out, m: t, n: w.rows, k: w.columns, parallel: true)
+        }
         lora[w.name]?.apply(x, rows: t, into: out)
     }
 

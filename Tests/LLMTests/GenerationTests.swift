@@ -40,6 +40,37 @@ final class GenerationTests: XCTestCase {
         }
     }
 
+    /// Prompts sharing a long prefix (a system turn and the same instructions): the prefix is
+    /// prefilled once and copied into every cache; the greedy tokens equal single-stream ones, and
+    /// a prompt that is all prefix, one that shares little, and a lone request still work.
+    func testSharedPromptPrefixGivesSingleStreamTokens() throws {
+        let gen = try generator()
+        let tok = try SharedModel.bpe()
+        let head = "<|im_start|>system\nYou are a biomedical expert. Answer in one short sentence, citing the mechanism.<|im_end|>\n<|im_start|>user\n"
+        let questions = ["What does metformin inhibit?", "Which enzyme does aspirin block?", "What causes scurvy?",
+                         "Where is insulin made?", "What does warfarin antagonise?"]
+        var prompts = questions.map { tok.encode(head + $0 + "<|im_end|>\n<|im_start|>assistant\n", addBOS: false, parseSpecial: true) }
+        let shared = TextGenerator.commonPrefix(prompts)
+        XCTAssertGreaterThanOrEqual(shared.count, TextGenerator.minSharedPrefix)
+        prompts.append(shared)  // all prefix: prefilled in full, not from the shared cache
+        let requests = prompts.map { GenerationRequest(prompt: $0, maxTokens: 16, stopAtEndOfSequence: false) }
+        let single = try requests.map { try gen.generate($0) }
+        for maxBatch in [2, 6] {
+            var batched = [Int: GenerationResult]()
+            try gen.generateBatch(requests, maxBatch: maxBatch) { i, result in batched[i] = try? result.get() }
+            for i in requests.indices {
+                XCTAssertEqual(batched[i]?.tokens, single[i].tokens, "request \(i), maxBatch \(maxBatch)")
+            }
+        }
+        // Sharing too little to bother, and one request alone.
+        let other = GenerationRequest(prompt: tok.encode("Vitamin C deficiency causes"), maxTokens: 8)
+        var results = [Int: GenerationResult]()
+        try gen.generateBatch([requests[0], other], maxBatch: 2) { i, r in results[i] = try? r.get() }
+        XCTAssertEqual(results[0]?.tokens, single[0].tokens)
+        XCTAssertEqual(results[1]?.tokens, try gen.generate(other).tokens)
+        print("shared prefix \(shared.count) of \(prompts.map(\.count)) prompt tokens: batched = single stream")
+    }
+
     func testStreamingTextAndStops() throws {
         let gen = try generator()
         let tok = try SharedModel.bpe()

@@ -6,7 +6,8 @@ import Tensor
 /// Continuous batching: up to `maxBatch` sequences are in flight, each with its own `KVCache`.
 /// A decode step stacks one token of every active sequence into a `(B, C)` matrix, so each
 /// weight is read once per step for all of them; a sequence that finishes frees its slot for
-/// the next waiting requests (prefilled together on admission) before the next step.
+/// the next waiting requests (prefilled together on admission) before the next step. A prompt
+/// prefix that all requests share is prefilled once and copied into each sequence's cache.
 public final class TextGenerator: @unchecked Sendable {
     // @unchecked: immutable; the model and tokenizer are shareable.
 
@@ -66,6 +67,21 @@ public final class TextGenerator: @unchecked Sendable {
         var waiting = requests.indices.makeIterator()
         var active = [(index: Int, state: SequenceState, last: Int)]()
         var cancelled = false
+        // The tokens every prompt starts with (instructions, a template's system turn): prefilled
+        // once, on first use, and copied into each new sequence's cache.
+        var shared = requests.count > 1 ? Self.commonPrefix(requests.map(\.prompt)) : []
+        if shared.count < Self.minSharedPrefix { shared = [] }
+        var sharedCache: KVCache?
+        func suffix(_ state: SequenceState) -> [Int] {
+            guard !shared.isEmpty, state.prompt.count > shared.count, state.prompt.starts(with: shared) else { return state.prompt }
+            if sharedCache == nil {
+                let c = model.makeCache(capacity: shared.count, precision: cachePrecision)
+                guard (try? model.forward([.init(cache: c, tokens: shared)])) != nil else { shared = []; return state.prompt }
+                sharedCache = c
+            }
+            state.cache.copy(from: sharedCache!)
+            return Array(state.prompt[shared.count...])
+        }
         while true {
             // Admit waiting requests into free slots: their prompts prefilled together in one
             // step (one pass over the weights), then their first tokens.
@@ -83,12 +99,13 @@ public final class TextGenerator: @unchecked Sendable {
             if !admitted.isEmpty {
                 let v = model.config.vocabularySize
                 var logits: [[Float]?]
-                if let all = try? model.forward(admitted.map { .init(cache: $0.state.cache, tokens: $0.state.prompt) }) {
+                let tokens = admitted.map { suffix($0.state) }
+                if let all = try? model.forward(zip(admitted, tokens).map { .init(cache: $0.state.cache, tokens: $1) }) {
                     logits = admitted.indices.map { Array(all[($0 * v)..<(($0 + 1) * v)]) }
                 } else {
                     // Some prompt is invalid (nothing was cached): one at a time, so only it fails.
-                    logits = admitted.map { a in
-                        do { return try model.forward([.init(cache: a.state.cache, tokens: a.state.prompt)]) } catch {
+                    logits = zip(admitted, tokens).map { a, tokens in
+                        do { return try model.forward([.init(cache: a.state.cache, tokens: tokens)]) } catch {
                             onFinish(a.index, .failure(error))
                             return nil
                         }
@@ -137,5 +154,18 @@ public final class TextGenerator: @unchecked Sendable {
             }
             active = still
         }
+    }
+
+    /// Shortest shared prompt prefix worth prefilling once (shorter ones save little).
+    static let minSharedPrefix = 16
+
+    /// The longest prefix all `prompts` share.
+    static func commonPrefix(_ prompts: [[Int]]) -> [Int] {
+        guard var prefix = prompts.first else { return [] }
+        for p in prompts.dropFirst() {
+            let n = zip(prefix, p).prefix { $0 == $1 }.count
+            prefix.removeLast(prefix.count - n)
+        }
+        return prefix
     }
 }

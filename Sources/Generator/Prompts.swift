@@ -57,8 +57,8 @@ public struct PassageRef: Codable, Sendable, Equatable {
     public init(pmid: Int?, passageID: Int64, score: Double) { self.pmid = pmid; self.passageID = passageID; self.score = score }
 }
 
-/// The response prompt: a few seed demonstrations, retrieved passages with their PMIDs (trimmed to
-/// a token budget), then the instruction. Without passages it is the ungrounded variant.
+/// The response prompt: retrieved passages with their PMIDs (trimmed to a token budget), a few
+/// seed demonstrations, then the instruction. Without passages it is the ungrounded variant.
 public struct ResponsePrompt: Sendable, Equatable {
     public var text: String
     /// The passages that made it into the prompt (the last one possibly shortened).
@@ -99,15 +99,20 @@ public struct ResponsePrompt: Sendable, Equatable {
             }
             break
         }
-        // Demonstrations before the passages: prompts with the same demonstrations share their
-        // start, which the local engine prefills once per batch.
-        var text = refs.isEmpty
-            ? "You are a biomedical expert. Complete the task accurately and concisely.\n\n"
-            : "You are a biomedical expert. Complete the task accurately and concisely. Use the passages given with the task when they are relevant, and cite them as [PMID n].\n\n"
+        var text: String
+        if refs.isEmpty {
+            text = "You are a biomedical expert. Complete the task accurately and concisely.\n\n"
+        } else {
+            text = """
+            You are a biomedical expert. Complete the task accurately and concisely. Use the passages below when they are relevant, and cite them as [PMID n].
+
+            Passages:
+            \(block)
+            """
+        }
         for d in demonstrations {
             text += section(d.instruction, d.input) + d.output + "\n\n"
         }
-        if !refs.isEmpty { text += "Passages:\n" + block }
         text += section(instruction, input)
         return ResponsePrompt(text: text, passages: refs, passageTexts: shown)
     }

@@ -4,8 +4,7 @@ import VectorIndex
 /// Self-specialization (Kang et al. 2024) as a resumable pipeline:
 /// stage 1 brainstorms instructions from 3 random seeds per prompt and filters them (self-instruct
 /// rules, ROUGE-L < 0.7 against seeds and kept instructions); stage 2 retrieves passages for each
-/// instruction, asks for a grounded response (a few seed demonstrations drawn once per round,
-/// greedy decoding) and
+/// instruction, asks for a grounded response (a few seed demonstrations, greedy decoding) and
 /// filters it; examples that overlap the evaluation data (13-grams) are dropped. Work proceeds in
 /// rounds; each round is committed to the ``DatasetStore`` before the next starts.
 public final class SelfSpecializer {
@@ -136,11 +135,10 @@ public final class SelfSpecializer {
             // Stage 2: retrieve and respond.
             clock = Date()
             var prompts2: [ResponsePrompt] = []
-            // The same demonstrations for the whole round: its prompts then share their start.
-            var demos = seeds
-            demos.shuffle(using: &rng)
             for cand in kept {
                 let hits = try retriever?.search(cand.instruction + " " + cand.input, k: c.k, mode: c.searchMode) ?? []
+                var demos = seeds
+                demos.shuffle(using: &rng)
                 prompts2.append(ResponsePrompt.make(instruction: cand.instruction, input: cand.input, hits: hits,
                                                     demonstrations: Array(demos.prefix(c.demonstrations)),
                                                     passageBudget: c.passageBudget, countTokens: countTokens))

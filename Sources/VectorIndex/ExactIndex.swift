@@ -1,5 +1,6 @@
 import Foundation
 import Tensor
+import CKernels
 
 /// Exact (brute-force) search: every stored vector is scored against the query.
 ///
@@ -7,11 +8,11 @@ import Tensor
 /// `ids[i]`, plus a dictionary id → row. Removal moves the last row into the hole
 /// (swap-with-last), so rows stay packed and a search is one pass over one matrix.
 ///
-/// Scoring goes through ``BLAS``: one query scores a block of ``blockRows`` rows with `sgemv`
-/// (`scores (R) = block (R, D) · q (D)`), a batch of queries a block with `sgemm`
-/// (`scores (Q, R) = queries (Q, D) · block (R, D)ᵀ`); each block's scores stay in cache while a
-/// small heap (``TopK``) keeps the best `k`. Large indexes are split over all cores by rows (one
-/// query) or by queries (a batch).
+/// One query scores a block of ``blockRows`` rows with `sgemv` (`scores (R) = block (R, D) · q (D)`)
+/// and a small heap (``TopK``) keeps the best `k`; a batch of queries goes through the C kernel
+/// `ck_ip_scan16`, which scores tiles of 6 rows × 16 queries in registers and hands on only the
+/// scores that reach a query's current top-k threshold. Large indexes are split over all cores by
+/// rows (one query) or by queries (a batch).
 ///
 /// Memory: `4·D + 8` bytes per vector for the matrix and ids, plus the id → row dictionary
 /// (≈ 40 bytes per entry), i.e. ≈ 1.6 KB per 384-d vector.
@@ -154,9 +155,12 @@ public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
 
     // MARK: Many queries
 
-    /// Most queries per `sgemm` call: (256, D) · (D, R), a 1 MB score tile. Each call packs its
-    /// block of stored rows once, so larger query blocks mean fewer passes over the matrix.
+    /// Most queries per block: 256 queries packed in panels of 16 are 384 KB at D = 384, so a
+    /// block stays in L2 while the stored rows stream past it once.
     public static let blockQueries = 256
+    /// Stored rows per kernel call (a multiple of its 6-row tile); the queries' thresholds are
+    /// refreshed between calls, so after the first call almost no score leaves the kernel.
+    static let chunkRows = 240
 
     /// Queries per block for a batch of `q`: at most ``blockQueries``, and small enough that every
     /// core gets a block.
@@ -164,9 +168,9 @@ public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
         min(blockQueries, max(16, (q + Parallel.coreCount - 1) / Parallel.coreCount))
     }
 
-    /// Exact search for a batch: blocked `sgemm`, `scores (Qb, R) = queries (Qb, D) · block (R, D)ᵀ`.
-    ///
-    /// Query blocks run concurrently, each scanning all rows with its own score tile.
+    /// Exact search for a batch: query blocks run concurrently, each scanning all rows once with
+    /// `ck_ip_scan16`, which scores a tile of 6 stored rows × 16 queries in registers and passes on
+    /// only the scores that reach a query's current top-k threshold.
     public func search(queries: UnsafeBufferPointer<Float>, k: Int, filter: IDFilter?) throws -> [[ScoredID]] {
         let d = dimension
         guard queries.count % d == 0 else {
@@ -184,12 +188,10 @@ public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
         results.withUnsafeMutableBufferPointer { out in
             let out = UncheckedSendable(out)
             Parallel.forEach(0..<blocks) { blockRange in
-                var tile = [Float](repeating: 0, count: perBlock * Self.blockRows)   // (Qb, R)
                 for b in blockRange {
                     let q0 = b * perBlock, qb = min(perBlock, q - q0)
                     var tops = [TopK](repeating: TopK(k: k), count: qb)
-                    self.scanBatch(queries: queries.baseAddress! + q0 * d, count: qb, tile: &tile,
-                                   filter: filter, into: &tops)
+                    self.scanBatch(queries: queries.baseAddress! + q0 * d, count: qb, filter: filter, into: &tops)
                     for i in 0..<qb { out.value[q0 + i] = tops[i].sorted() }
                 }
             }
@@ -197,23 +199,30 @@ public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
         return results
     }
 
-    /// Scores all rows against `count` queries, block by block with `sgemm`, into `tops`.
-    private func scanBatch(queries: UnsafePointer<Float>, count qb: Int, tile: inout [Float],
-                           filter: IDFilter?, into tops: inout [TopK]) {
-        let d = dimension, n = ids.count
+    /// Scores all rows against `qb` queries, ``chunkRows`` rows per kernel call, into `tops`.
+    private func scanBatch(queries: UnsafePointer<Float>, count qb: Int, filter: IDFilter?, into tops: inout [TopK]) {
+        let d = dimension, n = ids.count, panels = (qb + 15) / 16
+        var packed = [Float](repeating: 0, count: panels * 16 * d)           // (panels, D, 16)
+        packed.withUnsafeMutableBufferPointer { ck_pack_panels16(queries, qb, d, $0.baseAddress!) }
+        // Padding queries never pass (+inf); real ones start at -inf and rise as their heaps fill.
+        var thresholds = [Float](repeating: .infinity, count: panels * 16)
+        for i in 0..<qb { thresholds[i] = tops[i].threshold }
+        var hits = [ck_ip_hit](repeating: ck_ip_hit(), count: panels * 16 * Self.chunkRows)
         vectors.withUnsafeBufferPointer { v in
             ids.withUnsafeBufferPointer { ids in
-                tile.withUnsafeMutableBufferPointer { t in
+                hits.withUnsafeMutableBufferPointer { h in
                     var start = 0
                     while start < n {
-                        let r = min(Self.blockRows, n - start)
-                        // tile (Qb, R) = queries (Qb, D) · block (R, D)ᵀ
-                        BLAS.gemm(a: queries, b: v.baseAddress! + start * d, transB: true,
-                                  c: t.baseAddress!, m: qb, n: r, k: d)
-                        for i in 0..<qb {
-                            Self.collect(scores: t.baseAddress! + i * r, ids: ids.baseAddress! + start, count: r,
-                                         filter: filter, into: &tops[i])
+                        let r = min(Self.chunkRows, n - start)
+                        let found = ck_ip_scan16(v.baseAddress! + start * d, r, d, packed, panels, thresholds, h.baseAddress!)
+                        for hit in h[0..<found] {
+                            let i = Int(hit.query)
+                            guard tops[i].admits(hit.score) else { continue }
+                            let id = ids[start + Int(hit.row)]
+                            if let filter, !filter(id) { continue }
+                            tops[i].insert(ScoredID(id: id, score: hit.score))
                         }
+                        if found > 0 { for i in 0..<qb { thresholds[i] = tops[i].threshold } }
                         start += r
                     }
                 }

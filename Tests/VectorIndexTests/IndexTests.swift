@@ -140,10 +140,12 @@ final class IndexTests: XCTestCase {
 extension IndexTests {
     /// ExactIndex against a naive Double loop: single and batch search, k = 1, 10 and k > N,
     /// a filter, and after swap-with-last removals; on the one-thread path (N·D < 2^20) and the
-    /// parallel path, with D not a multiple of the SIMD width.
+    /// parallel path, with D not a multiple of the SIMD width. The batch has 40 queries: three
+    /// panels of 16 for the batch kernel, the last one padded, and N not a multiple of its 6-row tile.
     func testExactMatchesNaiveLoop() throws {
-        for (n, d) in [(2_500, 37), (3_000, 384)] {
-            let (base, queries) = VectorFixtures.clustered(count: n, queries: 12, dimension: d, clusters: 20, seed: 7)
+        let nq = 40
+        for (n, d) in [(2_501, 37), (3_000, 384)] {
+            let (base, queries) = VectorFixtures.clustered(count: n, queries: nq, dimension: d, clusters: 20, seed: 7)
             var ids = (0..<n).map { Int64($0) * 7 - 100 }
             var rows = base
             let index = try ExactIndex(dimension: d)
@@ -156,7 +158,7 @@ extension IndexTests {
                     let filter: IDFilter = { $0 % 3 == 0 }
                     let batch = try index.search(queries: queries, k: k, filter: nil)
                     let batchFiltered = try index.search(queries: queries, k: k, filter: filter)
-                    for i in 0..<12 {
+                    for i in 0..<nq {
                         let q = VectorFixtures.row(queries, i, d)
                         let truth = VectorFixtures.naive(rows, ids: ids, query: q, k: k)
                         let trueScore: (Int64) -> Float? = { id in

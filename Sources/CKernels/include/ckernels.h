@@ -61,4 +61,25 @@ int ck_pool_run(long tasks, ck_task_fn fn, void *ctx);
 /// The number of pool worker threads (starting them if needed).
 int ck_pool_workers(void);
 
+
+/// One score that passed `ck_ip_scan16`'s threshold: query index, row index, inner product.
+typedef struct { int32_t query; int32_t row; float score; } ck_ip_hit;
+
+/// Packs `count` row-major queries `q (count, d)` into panels of 16 for `ck_ip_scan16`: element j
+/// of query 16p + l goes to `out[(p * d + j) * 16 + l]`; the missing queries of the last panel are
+/// zero. `out` holds `ceil(count / 16) * 16 * d` floats.
+void ck_pack_panels16(const float *q, long count, long d, float *out);
+
+/// Scores the `n` rows of `db (n, d)` (row-major, read in place) against the `npanels` packed
+/// panels of queries and writes every (query, row, score) with `score >= thr[query]` to `out`, in
+/// no particular order; returns how many. `thr` has `16 * npanels` entries (use +inf for padding
+/// queries, -inf to keep everything). `out` must hold `16 * npanels * n` hits, the worst case.
+/// AVX2 + FMA tiles of 6 rows x 16 queries when the CPU has them, a scalar loop otherwise.
+long ck_ip_scan16(const float *db, long n, long d, const float *panels, long npanels, const float *thr,
+                  ck_ip_hit *out);
+
+/// `ck_ip_scan16`'s scalar loop on every CPU (the fallback without AVX2; tests check both paths).
+long ck_ip_scan16_portable(const float *db, long n, long d, const float *panels, long npanels, const float *thr,
+                           ck_ip_hit *out);
+
 #endif

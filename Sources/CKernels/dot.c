@@ -71,6 +71,23 @@ float ck_dot(const float *a, const float *b, long n) { return choose()(a, b, n);
 
 int ck_dot_uses_avx_fma(void) { return choose() == dot_avx_fma; }
 
+/// Prefetches the `bytes` at `p` into L1, one line at a time.
+static inline void prefetch_all(const float *p, long bytes) {
+    for (long o = 0; o < bytes; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
+
+void ck_dot_gather(const float *q, const float *base, long d, const uint32_t *slots, long count, float *out) {
+    const dot_fn f = choose();
+    const long bytes = d * 4;
+    // Two vectors ahead: a graph walk's neighbours are scattered over memory, so each fetch is a
+    // cache miss the dot product before it can hide.
+    for (long i = 0; i < count && i < 2; i++) prefetch_all(base + (long)slots[i] * d, bytes);
+    for (long i = 0; i < count; i++) {
+        if (i + 2 < count) prefetch_all(base + (long)slots[i + 2] * d, bytes);
+        out[i] = f(q, base + (long)slots[i] * d, d);
+    }
+}
+
 #else
 
 float ck_dot(const float *a, const float *b, long n) {
@@ -84,5 +101,9 @@ float ck_dot(const float *a, const float *b, long n) {
 }
 
 int ck_dot_uses_avx_fma(void) { return 0; }
+
+void ck_dot_gather(const float *q, const float *base, long d, const uint32_t *slots, long count, float *out) {
+    for (long i = 0; i < count; i++) out[i] = ck_dot(q, base + (long)slots[i] * d, d);
+}
 
 #endif

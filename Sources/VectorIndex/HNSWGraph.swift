@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Tensor
 
@@ -71,14 +72,23 @@ struct GraphView: @unchecked Sendable {
             if admitted(e.slot, filter) { results.push(e) }
         }
         var visits = 0
+        // The unvisited neighbours of a candidate are scored in one gather, which prefetches
+        // each vector while the one before it is multiplied.
+        let fresh = UnsafeMutablePointer<UInt32>.allocate(capacity: maxLinks(level))
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxLinks(level))
+        defer { fresh.deallocate(); scores.deallocate() }
         while let c = candidates.pop() {
             if results.count >= ef && -c.key < results.top.key { break }
             let list = links(c.slot, level)
-            for j in 0..<Int(list[0]) {
-                let n = list[1 + j]
-                guard visited.visit(n) else { continue }
-                let s = score(query, n)
-                visits += 1
+            var count = 0
+            for j in 0..<Int(list[0]) where visited.visit(list[1 + j]) {
+                fresh[count] = list[1 + j]
+                count += 1
+            }
+            ck_dot_gather(query, vectors, d, fresh, count, scores)
+            visits += count
+            for j in 0..<count {
+                let n = fresh[j], s = scores[j]
                 if results.count < ef || s > results.top.key {
                     candidates.push(Entry(key: -s, slot: n))
                     if admitted(n, filter) {

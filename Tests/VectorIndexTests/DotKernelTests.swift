@@ -77,3 +77,27 @@ final class InnerProductScanTests: XCTestCase {
         print("ck_ip_scan16 vs double: \(checked) pairs decided the same, max score difference \(worst) (tolerance 1e-4)")
     }
 }
+
+/// `ck_dot_gather` (the HNSW walk's neighbour scoring) gives exactly `ck_dot` of each gathered
+/// row, for every count up to a full layer-0 list, repeated and out-of-order slots included.
+final class DotGatherTests: XCTestCase {
+    func testGatherEqualsDotOfEachRow() {
+        var rng = SplitMix64(seed: 23)
+        for d in [1, 37, 384] {
+            let n = 100
+            let base = (0..<(n * d)).map { _ in rng.nextUnitFloat() * 2 - 1 }
+            let q = (0..<d).map { _ in rng.nextUnitFloat() * 2 - 1 }
+            for count in [0, 1, 2, 3, 7, 32] {
+                let slots = (0..<count).map { _ in UInt32(rng.next() % UInt64(n)) }
+                var out = [Float](repeating: .nan, count: max(count, 1))
+                base.withUnsafeBufferPointer { b in
+                    ck_dot_gather(q, b.baseAddress!, d, slots, count, &out)
+                }
+                for (i, s) in slots.enumerated() {
+                    let row = Array(base[(Int(s) * d)..<((Int(s) + 1) * d)])
+                    XCTAssertEqual(out[i], ck_dot(q, row, d), "d=\(d) count=\(count) i=\(i)")
+                }
+            }
+        }
+    }
+}

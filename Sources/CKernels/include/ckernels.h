@@ -11,6 +11,11 @@ float ck_dot(const float *a, const float *b, long n);
 /// 1 when `ck_dot` runs the AVX + FMA path on this CPU, else 0.
 int ck_dot_uses_avx_fma(void);
 
+/// `out[i] = ck_dot(q, base + slots[i] * d, d)` for i in 0 ..< count: scattered rows of a
+/// row-major `(N, d)` matrix, each prefetched two rows ahead so its cache misses overlap the
+/// dot products before it (the neighbour lists of a graph walk). Same values as `ck_dot`.
+void ck_dot_gather(const float *q, const float *base, long d, const uint32_t *slots, long count, float *out);
+
 /// GGML tensor type ids of the quantized types `ck_qdot_rows` knows.
 enum { CK_Q4_0 = 2, CK_Q4_1 = 3, CK_Q5_0 = 6, CK_Q5_1 = 7, CK_Q8_0 = 8, CK_Q4_K = 12, CK_Q5_K = 13, CK_Q6_K = 14 };
 

@@ -9,13 +9,23 @@
 // again, this kernel does neither.
 #include "ckernels.h"
 
-void ck_pack_panels16(const float *q, long count, long d, float *out) {
+void ck_pack_panels16(const float *q, long count, long d, long ld, float *out) {
     const long panels = (count + 15) / 16;
     for (long p = 0; p < panels; p++)
         for (long j = 0; j < d; j++)
             for (long l = 0; l < 16; l++) {
                 const long i = p * 16 + l;
-                out[(p * d + j) * 16 + l] = i < count ? q[i * d + j] : 0.0f;
+                out[(p * d + j) * 16 + l] = i < count ? q[i * ld + j] : 0.0f;
+            }
+}
+
+void ck_pack_panels16_t(const float *v, long k, long n, long ld, float *out) {
+    const long panels = (n + 15) / 16;
+    for (long p = 0; p < panels; p++)
+        for (long j = 0; j < k; j++)
+            for (long l = 0; l < 16; l++) {
+                const long col = p * 16 + l;
+                out[(p * k + j) * 16 + l] = col < n ? v[j * ld + col] : 0.0f;
             }
 }
 

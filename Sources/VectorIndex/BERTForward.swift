@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Tensor
 
@@ -12,16 +13,29 @@ import Tensor
 public final class BERTEncoder: Sendable {
     /// The model configuration.
     public let config: BERTConfig
-    /// The weights.
-    public let weights: BERTWeights
+    /// Embeddings and norms; the linear weights are emptied here and live packed in `packed`.
+    private let weights: BERTWeights
+    /// Per layer: the QKV, attention output, intermediate and output weights, packed for
+    /// ``BLAS/gemm(x:rows:packed:bias:c:)``.
+    private let packed: [(qkv: PackedMatrix, attentionOutput: PackedMatrix, intermediate: PackedMatrix, output: PackedMatrix)]
 
-    /// Wraps loaded weights.
+    /// Wraps loaded weights, packing the linear ones once (the same memory as before).
     /// - Parameters:
     ///   - config: the configuration the weights were checked against.
     ///   - weights: the weights.
     public init(config: BERTConfig, weights: BERTWeights) {
+        let c = config.hiddenSize, f = config.intermediateSize
         self.config = config
-        self.weights = weights
+        packed = weights.layers.map { l in
+            (PackedMatrix(l.qkvWeight, rows: 3 * c, columns: c), PackedMatrix(l.attentionOutputWeight, rows: c, columns: c),
+             PackedMatrix(l.intermediateWeight, rows: f, columns: c), PackedMatrix(l.outputWeight, rows: c, columns: f))
+        }
+        var rest = weights
+        for i in rest.layers.indices {
+            rest.layers[i].qkvWeight = []; rest.layers[i].attentionOutputWeight = []
+            rest.layers[i].intermediateWeight = []; rest.layers[i].outputWeight = []
+        }
+        self.weights = rest
     }
 
     // MARK: Forward
@@ -39,18 +53,16 @@ public final class BERTEncoder: Sendable {
         let n = offsets.last!
         let act = BERTActivations(tokens: n, hidden: c, inner: f)
         embed(out: act.x, sequences: sequences, offsets: offsets)
-        for layer in weights.layers {
+        for (layer, w) in zip(weights.layers, packed) {
             // Attention block: x = LN(x + (softmax(Q Kᵀ / √HS) V) Woᵀ + bo)
-            linear(out: act.qkv, input: act.x, weight: layer.qkvWeight, bias: layer.qkvBias, rows: n, inFeatures: c, outFeatures: 3 * c)
+            linear(out: act.qkv, input: act.x, weight: w.qkv, bias: layer.qkvBias, rows: n)
             attention(out: act.ctx, qkv: act.qkv, lengths: lengths, offsets: offsets)
-            linear(out: act.tmp, input: act.ctx, weight: layer.attentionOutputWeight, bias: layer.attentionOutputBias,
-                   rows: n, inFeatures: c, outFeatures: c)
+            linear(out: act.tmp, input: act.ctx, weight: w.attentionOutput, bias: layer.attentionOutputBias, rows: n)
             layerNorm(x: act.x, residual: act.tmp, norm: layer.attentionNorm, rows: n)
             // Feed-forward block: x = LN(x + GELU(x W1ᵀ + b1) W2ᵀ + b2)
-            linear(out: act.ff, input: act.x, weight: layer.intermediateWeight, bias: layer.intermediateBias,
-                   rows: n, inFeatures: c, outFeatures: f)
+            linear(out: act.ff, input: act.x, weight: w.intermediate, bias: layer.intermediateBias, rows: n)
             Self.gelu(act.ff, count: n * f)
-            linear(out: act.tmp, input: act.ff, weight: layer.outputWeight, bias: layer.outputBias, rows: n, inFeatures: f, outFeatures: c)
+            linear(out: act.tmp, input: act.ff, weight: w.output, bias: layer.outputBias, rows: n)
             layerNorm(x: act.x, residual: act.tmp, norm: layer.outputNorm, rows: n)
         }
         return Array(UnsafeBufferPointer(start: act.x, count: n * c))
@@ -97,15 +109,11 @@ public final class BERTEncoder: Sendable {
 
     // MARK: Linear
 
-    /// `out (rows, outFeatures) = input (rows, inFeatures) · weightᵀ + bias`; weight is `(outFeatures, inFeatures)`.
-    private func linear(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: [Float], bias: [Float],
-                        rows: Int, inFeatures: Int, outFeatures: Int) {
+    /// `out (rows, N) = input (rows, K) · weightᵀ + bias` for a packed `(N, K)` weight.
+    private func linear(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: PackedMatrix, bias: [Float],
+                        rows: Int) {
         bias.withUnsafeBufferPointer { b in
-            for r in 0..<rows { (out + r * outFeatures).update(from: b.baseAddress!, count: outFeatures) }
-        }
-        weight.withUnsafeBufferPointer { w in
-            BLAS.gemm(a: input, b: w.baseAddress!, transB: true, c: out, m: rows, n: outFeatures, k: inFeatures,
-                      beta: 1, parallel: true)
+            BLAS.gemm(x: input, rows: rows, packed: weight, bias: b.baseAddress!, c: out)
         }
     }
 
@@ -127,17 +135,33 @@ public final class BERTEncoder: Sendable {
         let pairs = lengths.count * nh
         // Several chunks per core: sequences are sorted longest first, so equal-sized chunks of
         // pairs differ in cost; more, smaller chunks let the faster worker take up the slack.
+        // With AVX2 + FMA, K·scale and V are packed into 16-wide panels and both products run in
+        // `ck_gemm_packed` (what `sgemm` would pack anyway, without its per-call overheads).
+        let packedPath = ck_has_avx2_fma() != 0
+        let panelT = (maxT + 15) / 16 * 16, panelHS = (hs + 15) / 16 * 16
         Parallel.forEach(0..<pairs, chunks: Parallel.coreCount * 8) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxT * maxT)  // (T, T)
-            defer { scores.deallocate() }
+            let kp = UnsafeMutablePointer<Float>.allocate(capacity: panelT * hs)       // K_h · scale, packed
+            let vp = UnsafeMutablePointer<Float>.allocate(capacity: panelHS * maxT)    // V_hᵀ, packed
+            defer { scores.deallocate(); kp.deallocate(); vp.deallocate() }
             for pair in range {
                 let b = pair / nh, h = pair % nh, t = lengths[b]
                 let q = qkv + offsets[b] * 3 * c + h * hs  // (T, HS) with row stride 3C
-                // S (T, T) = Q_h · K_hᵀ / √HS
-                BLAS.gemm(a: q, lda: 3 * c, b: q + c, transB: true, ldb: 3 * c, c: scores, m: t, n: t, k: hs, alpha: scale)
-                for r in 0..<t { VectorMath.softmax(scores + r * t, count: t) }
-                // ctx_h (T, HS) = P (T, T) · V_h (T, HS), written into columns h·HS of ctx.
-                BLAS.gemm(a: scores, b: q + 2 * c, ldb: 3 * c, c: out + offsets[b] * c + h * hs, ldc: c, m: t, n: hs, k: t)
+                let ctx = out + offsets[b] * c + h * hs
+                if packedPath {
+                    ck_pack_panels16(q + c, t, hs, 3 * c, kp)
+                    VectorMath.scale(kp, count: (t + 15) / 16 * 16 * hs, by: scale)
+                    // S (T, T) = Q_h · (K_h / √HS)ᵀ
+                    ck_gemm_packed(q, 3 * c, t, hs, kp, t, nil, scores, t)
+                    _ = ck_softmax_rows(scores, t, t, t)
+                    // ctx_h (T, HS) = P (T, T) · V_h (T, HS), written into columns h·HS of ctx.
+                    ck_pack_panels16_t(q + 2 * c, t, hs, 3 * c, vp)
+                    ck_gemm_packed(scores, t, t, t, vp, hs, nil, ctx, c)
+                } else {
+                    BLAS.gemm(a: q, lda: 3 * c, b: q + c, transB: true, ldb: 3 * c, c: scores, m: t, n: t, k: hs, alpha: scale)
+                    for r in 0..<t { VectorMath.softmax(scores + r * t, count: t) }
+                    BLAS.gemm(a: scores, b: q + 2 * c, ldb: 3 * c, c: ctx, ldc: c, m: t, n: hs, k: t)
+                }
             }
         }
     }
@@ -173,6 +197,14 @@ public final class BERTEncoder: Sendable {
     /// GELU, erf form: `x · ½ (1 + erf(x / √2))`, in place, on all cores.
     static func gelu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         let blocks = count / 8
+        if ck_has_avx2_fma() != 0 {   // the same polynomial in AVX2 + FMA (CKernels)
+            Parallel.forEach(0..<blocks, chunks: blocks >= 4096 ? Parallel.coreCount : 1) { range in
+                let end = range.upperBound == blocks ? count : range.upperBound * 8
+                _ = ck_gelu_erf(x + range.lowerBound * 8, end - range.lowerBound * 8)
+            }
+            if blocks == 0 { _ = ck_gelu_erf(x, count) }
+            return
+        }
         Parallel.forEach(0..<blocks, chunks: blocks >= 4096 ? Parallel.coreCount : 1) { range in
             for i in range {
                 let v = VectorMath.load8(x + i * 8)

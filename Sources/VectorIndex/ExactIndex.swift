@@ -203,7 +203,7 @@ public final class ExactIndex: VectorSearchIndex, @unchecked Sendable {
     private func scanBatch(queries: UnsafePointer<Float>, count qb: Int, filter: IDFilter?, into tops: inout [TopK]) {
         let d = dimension, n = ids.count, panels = (qb + 15) / 16
         var packed = [Float](repeating: 0, count: panels * 16 * d)           // (panels, D, 16)
-        packed.withUnsafeMutableBufferPointer { ck_pack_panels16(queries, qb, d, $0.baseAddress!) }
+        packed.withUnsafeMutableBufferPointer { ck_pack_panels16(queries, qb, d, d, $0.baseAddress!) }
         // Padding queries never pass (+inf); real ones start at -inf and rise as their heaps fill.
         var thresholds = [Float](repeating: .infinity, count: panels * 16)
         for i in 0..<qb { thresholds[i] = tops[i].threshold }

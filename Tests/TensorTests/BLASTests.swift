@@ -1,4 +1,5 @@
 import XCTest
+import CKernels
 @testable import Tensor
 
 /// GEMM and GEMV against naive triple loops, for every transpose combination and for strided
@@ -142,5 +143,64 @@ final class BLASTests: XCTestCase {
         XCTAssertEqual(c, [3])
         BLAS.gemm(a: [], b: [], c: &c, m: 1, n: 1, k: 0, beta: 0)  // empty sum
         XCTAssertEqual(c, [0])
+    }
+}
+
+/// `BLAS.gemm(x:rows:packed:bias:c:)` (AVX2 tiles of 6 × 16) and the portable scalar loop against
+/// a float64 product: row counts around the tile height and the parallel split, column counts that
+/// leave a padded panel, K of 1 to 1536, with and without bias.
+final class PackedGemmTests: XCTestCase {
+    func testPackedGemmMatchesFloat64OnBothPaths() {
+        var state: UInt64 = 99
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
+        }
+        var worst = 0.0
+        for (m, n, k) in [(1, 1, 1), (5, 17, 3), (6, 16, 384), (7, 33, 37), (13, 384, 384), (200, 1536, 384), (64, 384, 1536)] {
+            let x = (0..<(m * k)).map { _ in next() }, w = (0..<(n * k)).map { _ in next() }
+            let bias = (0..<n).map { _ in next() }
+            let packed = PackedMatrix(w, rows: n, columns: k)
+            for withBias in [true, false] {
+                var fast = [Float](repeating: .nan, count: m * n), portable = fast
+                bias.withUnsafeBufferPointer { b in
+                    let b = withBias ? b.baseAddress : nil
+                    BLAS.gemm(x: x, rows: m, packed: packed, bias: b, c: &fast)
+                    packed.panels.withUnsafeBufferPointer { ck_gemm_packed_portable(x, k, m, k, $0.baseAddress!, n, b, &portable, n) }
+                }
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var ref = withBias ? Double(bias[j]) : 0
+                        var scale = abs(ref)
+                        for t in 0..<k { ref += Double(x[i * k + t]) * Double(w[j * k + t]); scale += abs(Double(x[i * k + t]) * Double(w[j * k + t])) }
+                        for (label, got) in [("avx2", fast[i * n + j]), ("portable", portable[i * n + j])] {
+                            let err = abs(Double(got) - ref) / max(scale, 1)
+                            worst = max(worst, err)
+                            XCTAssertLessThan(err, 1e-5, "\(label) m=\(m) n=\(n) k=\(k) bias=\(withBias) at (\(i), \(j))")
+                        }
+                    }
+                }
+            }
+        }
+        print("packed gemm vs float64: worst error relative to Σ|x·w| \(worst) (tolerance 1e-5)")
+    }
+
+    /// Strided packing (rows `ld` apart, as one attention head inside a fused QKV buffer) and the
+    /// packing of a transpose (`ck_pack_panels16_t`) give the panels of the plain packing.
+    func testStridedAndTransposedPackingMatchPlainPacking() {
+        for (rows, cols, ld) in [(1, 1, 3), (16, 32, 96), (21, 7, 10), (206, 32, 1152)] {
+            let wide = (0..<(rows * ld)).map { Float($0 % 977) - 488 }
+            let dense = (0..<rows).flatMap { r in wide[(r * ld)..<(r * ld + cols)] }   // (rows, cols)
+            let plain = PackedMatrix(dense, rows: rows, columns: cols).panels
+            var strided = [Float](repeating: .nan, count: plain.count)
+            ck_pack_panels16(wide, rows, cols, ld, &strided)
+            XCTAssertEqual(strided, plain, "ld \(ld)")
+            // The transpose of dense (cols, rows), packed directly from the strided rows.
+            let transposed = (0..<cols).flatMap { c in (0..<rows).map { r in dense[r * cols + c] } }
+            let plainT = PackedMatrix(transposed, rows: cols, columns: rows).panels
+            var packedT = [Float](repeating: .nan, count: plainT.count)
+            ck_pack_panels16_t(wide, rows, cols, ld, &packedT)
+            XCTAssertEqual(packedT, plainT, "transpose, ld \(ld)")
+        }
     }
 }

@@ -44,7 +44,7 @@ final class InnerProductScanTests: XCTestCase {
             let queries = (0..<(q * d)).map { _ in rng.nextUnitFloat() * 2 - 1 }
             let panels = (q + 15) / 16
             var packed = [Float](repeating: .nan, count: panels * 16 * d)
-            packed.withUnsafeMutableBufferPointer { ck_pack_panels16(queries, q, d, $0.baseAddress!) }
+            packed.withUnsafeMutableBufferPointer { ck_pack_panels16(queries, q, d, d, $0.baseAddress!) }
             // Double scores; each query's threshold keeps about a third of its rows, padding none.
             let truth = (0..<q).map { i in (0..<n).map { r in (0..<d).reduce(0.0) { $0 + Double(db[r * d + $1]) * Double(queries[i * d + $1]) } } }
             var thr = [Float](repeating: .infinity, count: panels * 16)

@@ -70,10 +70,16 @@ int ck_pool_workers(void);
 /// One score that passed `ck_ip_scan16`'s threshold: query index, row index, inner product.
 typedef struct { int32_t query; int32_t row; float score; } ck_ip_hit;
 
-/// Packs `count` row-major queries `q (count, d)` into panels of 16 for `ck_ip_scan16`: element j
-/// of query 16p + l goes to `out[(p * d + j) * 16 + l]`; the missing queries of the last panel are
-/// zero. `out` holds `ceil(count / 16) * 16 * d` floats.
-void ck_pack_panels16(const float *q, long count, long d, float *out);
+/// Packs `count` rows of `q` (row-major, `d` values each, rows `ld` apart) into panels of 16 for
+/// `ck_ip_scan16` and `ck_gemm_packed`: element j of row 16p + l goes to
+/// `out[(p * d + j) * 16 + l]`; the missing rows of the last panel are zero. `out` holds
+/// `ceil(count / 16) * 16 * d` floats.
+void ck_pack_panels16(const float *q, long count, long d, long ld, float *out);
+
+/// Packs W = Vᵀ for `ck_gemm_packed`, where `v (k, n)` is row-major with rows `ld` apart: the
+/// panels of `ck_pack_panels16` of the `n x k` transpose, without forming it. `out` holds
+/// `ceil(n / 16) * 16 * k` floats.
+void ck_pack_panels16_t(const float *v, long k, long n, long ld, float *out);
 
 /// Scores the `n` rows of `db (n, d)` (row-major, read in place) against the `npanels` packed
 /// panels of queries and writes every (query, row, score) with `score >= thr[query]` to `out`, in
@@ -86,5 +92,28 @@ long ck_ip_scan16(const float *db, long n, long d, const float *panels, long npa
 /// `ck_ip_scan16`'s scalar loop on every CPU (the fallback without AVX2; tests check both paths).
 long ck_ip_scan16_portable(const float *db, long n, long d, const float *panels, long npanels, const float *thr,
                            ck_ip_hit *out);
+
+
+/// `c[i * ldc + j] = x_i · w_j (+ bias[j])` for the `m` rows of `x (m, k)` (row-major, rows `lda`
+/// apart, read in place) and the `n` rows of a weight `w (n, k)` packed by
+/// `ck_pack_panels16(w, n, k, k, wp)`: `C = X · Wᵀ + bias` without repacking W on every call.
+/// `bias` may be NULL. AVX2 + FMA tiles of 6 rows x 16 columns when the CPU has them, a scalar
+/// loop otherwise.
+void ck_gemm_packed(const float *x, long lda, long m, long k, const float *wp, long n, const float *bias, float *c,
+                    long ldc);
+
+/// `ck_gemm_packed`'s scalar loop on every CPU (the fallback without AVX2; tests check both paths).
+void ck_gemm_packed_portable(const float *x, long lda, long m, long k, const float *wp, long n, const float *bias,
+                             float *c, long ldc);
+
+
+/// Softmax, in place, of `rows` rows of `n` floats starting `ld` apart (numerically stable: the
+/// row maximum is subtracted), with `VectorMath`'s exp polynomial in AVX2 + FMA. Returns 1 when
+/// it ran, 0 without AVX2 + FMA or for `n < 1` (nothing written).
+int ck_softmax_rows(float *x, long rows, long n, long ld);
+
+/// `x = x/2 · (1 + erf(x/√2))` (the exact GELU, `VectorMath`'s erf) on `n` floats in place, AVX2 +
+/// FMA. Returns 1 when it ran, 0 without AVX2 + FMA (nothing written).
+int ck_gelu_erf(float *x, long n);
 
 #endif

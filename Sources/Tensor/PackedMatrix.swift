@@ -33,8 +33,8 @@ public struct PackedMatrix: Sendable {
 }
 
 extension BLAS {
-    /// `C (M, N) = X (M, K) · Wᵀ (+ bias (N))` with `W` packed ahead of time, split by rows of X
-    /// over all cores when large (``parallelThreshold``). `ck_gemm_packed`: tiles of 6 rows × 16
+    /// `C (M, N) = X (M, K) · Wᵀ (+ bias (N))` with `W` packed ahead of time, split over all cores
+    /// by rows of X or panels of W, whichever is larger, when large (``parallelThreshold``). `ck_gemm_packed`: tiles of 6 rows × 16
     /// columns in AVX2 + FMA registers (a scalar loop on CPUs without them). Results agree with
     /// `gemm(transB: true)` to float rounding (another summation order).
     /// - Parameters:
@@ -50,12 +50,22 @@ extension BLAS {
         packed.panels.withUnsafeBufferPointer { wp in
             let wp = UncheckedSendable(wp.baseAddress!), xs = UncheckedSendable(x), cs = UncheckedSendable(c)
             let bs = UncheckedSendable(bias)
-            // Row pieces in whole 6-row tiles, a few per core so uneven progress evens out.
-            let tiles = (m + 5) / 6
-            let pieces = m * n * k >= parallelThreshold ? min(tiles, 4 * Parallel.coreCount) : 1
-            Parallel.forEach(0..<tiles, chunks: pieces) { range in
-                let r0 = range.lowerBound * 6, r1 = min(m, range.upperBound * 6)
-                ck_gemm_packed(xs.value + r0 * k, k, r1 - r0, k, wp.value, n, bs.value, cs.value + r0 * n, n)
+            // Pieces share out the larger operand, so it is read once in all: whole 6-row tiles of
+            // X (a long batch of tokens) or whole 16-column panels of W (prompts and decode steps
+            // of a few hundred rows or fewer). A few pieces per core so uneven progress evens out.
+            let tiles = (m + 5) / 6, panels = (n + 15) / 16
+            let parallel = m * n * k >= parallelThreshold
+            if m > n {
+                Parallel.forEach(0..<tiles, chunks: parallel ? min(tiles, 4 * Parallel.coreCount) : 1) { range in
+                    let r0 = range.lowerBound * 6, r1 = min(m, range.upperBound * 6)
+                    ck_gemm_packed(xs.value + r0 * k, k, r1 - r0, k, wp.value, n, bs.value, cs.value + r0 * n, n)
+                }
+            } else {
+                Parallel.forEach(0..<panels, chunks: parallel ? min(panels, 4 * Parallel.coreCount) : 1) { range in
+                    let col = range.lowerBound * 16, cols = min(range.count * 16, n - col)
+                    ck_gemm_packed(xs.value, k, m, k, wp.value + col * k, cols, bs.value.map { $0 + col },
+                                   cs.value + col, n)
+                }
             }
         }
     }

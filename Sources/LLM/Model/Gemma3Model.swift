@@ -252,11 +252,8 @@ public final class Gemma3Model: @unchecked Sendable {
     /// ``BLAS/gemmFewRows(x:w:c:m:n:k:)`` replaces `sgemm`, as in ``LlamaModel``.
     func linear(_ w: LinearWeight, _ x: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>,
                 decodeStep: Bool = false) {
-        if decodeStep {
-            BLAS.gemmFewRows(x: x, w: w.dense!, c: out, m: t, n: w.rows, k: w.columns)
-        } else {
-            BLAS.gemm(a: x, b: w.dense!, transB: true, c: out, m: t, n: w.rows, k: w.columns, parallel: true)
-        }
+        let done = w.multiplyFloat(x, rows: t, into: out, fewRows: decodeStep)
+        precondition(done, "Gemma 3 weight \(w.name) has no float32 copy")
         lora[w.name]?.apply(x, rows: t, into: out)
     }
 

@@ -278,25 +278,16 @@ public final class LlamaModel: @unchecked Sendable {
     /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias)`.
     private func baseLinear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int, outputs: [UnsafeMutablePointer<Float>],
                             kernels: Options.Kernels, decodeStep: Bool) {
-        func gemm(_ w: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ k: Int) {
-            if decodeStep {
-                BLAS.gemmFewRows(x: x, w: w, c: out, m: r, n: n, k: k)
-            } else {
-                BLAS.gemm(a: x, b: w, transB: true, c: out, m: r, n: n, k: k, parallel: true)
-            }
-        }
         if kernels == .fast
-            && (r <= 4 || (r <= options.quantizedRowLimit && ws.allSatisfy { $0.dense == nil && QuantIntDot.supports($0.type) })) {
+            && (r <= 4 || (r <= options.quantizedRowLimit && ws.allSatisfy { $0.dense == nil && $0.packed == nil && QuantIntDot.supports($0.type) })) {
             return QuantMatVec.multiply(ws, x: x, t: r, outputs: outputs, integer: r >= options.integerKernelMinRows)
         }
         for (w, out) in zip(ws, outputs) {
-            if let dense = w.dense {
-                gemm(dense, out, w.rows, w.columns)
-            } else {
+            if !w.multiplyFloat(x, rows: r, into: out, fewRows: decodeStep) {
                 let scratch = UnsafeMutablePointer<Float>.allocate(capacity: w.rows * w.columns)
                 defer { scratch.deallocate() }
                 w.dequantizeRows(0..<w.rows, into: scratch)
-                gemm(scratch, out, w.rows, w.columns)
+                BLAS.gemm(a: x, b: scratch, transB: true, c: out, m: r, n: w.rows, k: w.columns, parallel: true)
             }
             if let bias = w.bias {
                 for i in 0..<r { for j in 0..<w.rows { out[i * w.rows + j] += bias[j] } }

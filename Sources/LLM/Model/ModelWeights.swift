@@ -4,10 +4,11 @@ import Tensor
 /// still quantized and memory-mapped, plus an optional float32 copy for the GEMM paths.
 ///
 /// Decode multiplies the quantized rows directly (`QuantMatVec`); batched steps and prompts use
-/// `sgemm` on the float32 copy made once by `makeDense()`, or without it the integer kernels
-/// (up to `quantizedRowLimit` rows) or a per-call float32 copy in scratch.
+/// the float32 copy made once by `makeDense()`, packed for ``BLAS/gemm(x:rows:packed:bias:c:)``,
+/// or without it the integer kernels (up to `quantizedRowLimit` rows) or a per-call float32 copy
+/// in scratch.
 public final class LinearWeight: @unchecked Sendable {
-    // @unchecked: `dense` is written once in `makeDense()`, before the weight is shared.
+    // @unchecked: `packed` is written once in `makeDense()`, before the weight is shared.
     public let name: String
     public let type: GGMLType
     /// Output features (rows).
@@ -21,8 +22,11 @@ public final class LinearWeight: @unchecked Sendable {
     public let bias: [Float]?
     /// Keeps the mapping alive (nil for weights over caller-owned memory).
     private let file: GGUFFile?
-    /// `(rows, columns)` float32, when made.
+    /// `(rows, columns)` float32 row-major: only for weights made from float32 values (merged
+    /// LoRA weights), which the quantized-kernel path reads as type F32 too.
     public private(set) var dense: UnsafeMutablePointer<Float>?
+    /// The float32 copy made by `makeDense()`, packed in panels of 16 rows.
+    public private(set) var packed: PackedMatrix?
 
     init(tensor: GGUFTensor, bias: [Float]?) {
         name = tensor.name
@@ -63,12 +67,33 @@ public final class LinearWeight: @unchecked Sendable {
 
     deinit { dense?.deallocate() }
 
-    /// Dequantizes the whole weight to float32 once (`rows * columns * 4` bytes), on all cores.
+    /// Dequantizes the whole weight to float32 once and packs it for
+    /// ``BLAS/gemm(x:rows:packed:bias:c:)`` (`rows * columns * 4` bytes, plus at most 15 rows of
+    /// padding), on all cores. Nothing to do for a weight that already has `dense` values.
     public func makeDense() {
-        guard dense == nil else { return }
+        guard dense == nil, packed == nil else { return }
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
+        defer { buffer.deallocate() }
         dequantizeRows(0..<rows, into: buffer)
-        dense = buffer
+        packed = PackedMatrix(buffer, rows: rows, columns: columns)
+    }
+
+    /// `out (r, rows) = x (r, columns) · Wᵀ` on the float32 copy: the packed one when made, else
+    /// `dense` (`fewRows`: batched decode steps, where `gemmFewRows` replaces `sgemm`). Returns
+    /// `false` when the weight has neither.
+    func multiplyFloat(_ x: UnsafePointer<Float>, rows r: Int, into out: UnsafeMutablePointer<Float>, fewRows: Bool) -> Bool {
+        if let packed {
+            BLAS.gemm(x: x, rows: r, packed: packed, bias: nil, c: out)
+        } else if let dense {
+            if fewRows {
+                BLAS.gemmFewRows(x: x, w: dense, c: out, m: r, n: rows, k: columns)
+            } else {
+                BLAS.gemm(a: x, b: dense, transB: true, c: out, m: r, n: rows, k: columns, parallel: true)
+            }
+        } else {
+            return false
+        }
+        return true
     }
 
     /// Dequantizes rows `range` into `destination` `(range.count, columns)`, on all cores.

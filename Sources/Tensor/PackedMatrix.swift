@@ -34,9 +34,10 @@ public struct PackedMatrix: Sendable {
 
 extension BLAS {
     /// `C (M, N) = X (M, K) · Wᵀ (+ bias (N))` with `W` packed ahead of time, split over all cores
-    /// by rows of X or panels of W, whichever is larger, when large (``parallelThreshold``). `ck_gemm_packed`: tiles of 6 rows × 16
-    /// columns in AVX2 + FMA registers (a scalar loop on CPUs without them). Results agree with
-    /// `gemm(transB: true)` to float rounding (another summation order).
+    /// by rows of X or panels of W, whichever is larger, when large (``parallelThreshold``).
+    /// `ck_gemm_packed`: tiles of 6 rows × 16 columns in AVX2 + FMA registers (a scalar loop on
+    /// CPUs without them). Results agree with `gemm(transB: true)` to float rounding (another
+    /// summation order).
     /// - Parameters:
     ///   - x: `(M, K)` row-major with `K = packed.columns`.
     ///   - rows: M.

@@ -61,7 +61,8 @@ public enum BrainstormParser {
         var current: Label? = nil
         func flush() {
             if let ins = instruction {
-                let i = clean(ins.joined(separator: " "))
+                // "Instruction: Task 4: Name …" (the header copied into the field) counts as "Name …".
+                let i = clean(stripTaskHeader(clean(ins.joined(separator: " "))))
                 var x = input.map { clean($0.joined(separator: "\n")) } ?? ""
                 if noInput.contains(x.lowercased()) { x = "" }
                 if i.isEmpty { unparseable += 1 } else { out.append(InstructionCandidate(instruction: i, input: x)) }
@@ -127,14 +128,21 @@ public enum BrainstormParser {
         return String(t)
     }
 
-    /// Drops a leading "Task 4", "Task 4:" or "Task 4." that models copy from the prompt.
+    /// Drops a leading "Task 4", "Task 4:", "Task 4." or "Task:" that models copy from the
+    /// prompt ("Tasks", "Task force" and "Task-based" stay).
     static func stripTaskHeader(_ s: String) -> String {
-        guard s.lowercased().hasPrefix("task ") else { return s }
-        var rest = s.dropFirst(5)
+        guard s.lowercased().hasPrefix("task") else { return s }
+        var rest = s.dropFirst(4).drop { $0 == " " }
         let digits = rest.prefix { $0.isNumber }
-        guard !digits.isEmpty else { return s }
         rest = rest.dropFirst(digits.count)
-        if let f = rest.first, ".:)-".contains(f) { rest = rest.dropFirst() }
+        if digits.isEmpty {
+            guard rest.first == ":" else { return s }
+            rest = rest.dropFirst()
+        } else if let f = rest.first, ".:)-".contains(f) {
+            rest = rest.dropFirst()
+        } else if let f = rest.first, f != " " {
+            return s   // "Task4x"
+        }
         return rest.trimmingCharacters(in: .whitespaces)
     }
 

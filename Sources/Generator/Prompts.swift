@@ -15,6 +15,12 @@ public struct BrainstormPrompt: Sendable, Equatable {
     /// Seeds shown per prompt (the paper: 3).
     public static let seedsPerPrompt = 3
 
+    /// Stop sequences: the end of the task being written (a blank line or the next task header),
+    /// used unless the settings name their own. A small model writes one task and then rambles:
+    /// in a sample of 8 SmolLM2 completions, 6 ran to the 384-token limit and only the first task
+    /// of each parsed, so everything after it was paid for and thrown away.
+    public static let stops = ["\n\n", "\nTask "]
+
     /// - Parameters:
     ///   - pool: seeds to draw from (at least one).
     ///   - rng: decides which seeds; the same state gives the same prompt.

@@ -105,6 +105,7 @@ public final class SelfSpecializer {
                 BrainstormPrompt.make(pool: seeds, using: &rng, tasksToWrite: c.tasksPerPrompt)
             }
             var bs = c.brainstormSampling
+            if bs.stop.isEmpty { bs.stop = BrainstormPrompt.stops }
             bs.seed = rng.next() >> 1
             var clock = Date()
             func lap(_ stage: String) {

@@ -44,6 +44,13 @@ final class FilterTests: XCTestCase {
                        ["Name two loop diuretics.", "Define the term half-life."])
         XCTAssertEqual(BrainstormParser.parse("Task 4: Describe the mechanism of warfarin.\nInput: none").candidates,
                        [InstructionCandidate(instruction: "Describe the mechanism of warfarin.", input: "")])
+        // The header copied into the instruction field itself (SmolLM2 does this in about one
+        // instruction in eight); words that merely start with "task" stay.
+        XCTAssertEqual(BrainstormParser.parse("Instruction: Task 3: Name the vector of malaria.\nInstruction: Task: Is aspirin an NSAID?").candidates.map(\.instruction),
+                       ["Name the vector of malaria.", "Is aspirin an NSAID?"])
+        for kept in ["Tasks such as triage need care.", "Task force reports on sepsis.", "Task-based training of nurses."] {
+            XCTAssertEqual(BrainstormParser.parse("Instruction: \(kept)").candidates.map(\.instruction), [kept])
+        }
     }
 
     // MARK: Instruction filters

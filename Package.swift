@@ -54,14 +54,16 @@ let package = Package(
         ], swiftSettings: optimize),
 
         // MARK: Tests (one target per module)
+        // Helpers shared by the test targets (temporary files removed after each test).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
-        .testTarget(name: "LLMTests", dependencies: ["LLM", "CKernels"]),
-        .testTarget(name: "GeneratorTests", dependencies: ["Generator"]),
-        .testTarget(name: "TunerTests", dependencies: ["Tuner"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation"]),
-        .testTarget(name: "ServerTests", dependencies: ["Server", "Ingest"]),
-        .testTarget(name: "selfspecTests", dependencies: ["selfspec", "Ingest"]),
+        .testTarget(name: "IngestTests", dependencies: ["TestSupport", "Ingest"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["TestSupport", "VectorIndex"]),
+        .testTarget(name: "LLMTests", dependencies: ["TestSupport", "LLM", "CKernels"]),
+        .testTarget(name: "GeneratorTests", dependencies: ["TestSupport", "Generator"]),
+        .testTarget(name: "TunerTests", dependencies: ["TestSupport", "Tuner"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"]),
+        .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Ingest"]),
+        .testTarget(name: "selfspecTests", dependencies: ["TestSupport", "selfspec", "Ingest"]),
     ]
 )

@@ -10,6 +10,7 @@
 #      runs/retrieval/corpus.sqlite), SCALE_SIZES (default 10000,100000), EXACT_N (100000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ ! -x .venv-bench/bin/python ]; then python3 -m venv .venv-bench; fi
 py=.venv-bench/bin/python
 if ! $py -c 'import sentence_transformers, faiss, hnswlib' 2>/dev/null; then
     $py -m pip install --quiet torch sentence-transformers faiss-cpu hnswlib

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Evaluation
 
 /// Paths shared by the evaluation tests: the labelled sets in `../shared/data`, the model in `models/`.
@@ -8,13 +9,17 @@ enum Paths {
     static let data = repo.deletingLastPathComponent().appendingPathComponent("shared/data")
     static func shared(_ path: String) -> String { data.appendingPathComponent(path).path }
     static let smolLM2 = repo.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+}
 
-    /// A fresh temporary directory.
-    static func tempDir() throws -> URL {
+extension XCTestCase {
+    /// A fresh temporary directory, removed after the test.
+    func tempDir() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("evaltests-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        removeAfterTest(dir.path)
         return dir
     }
+
 }
 
 /// Loaders on the real development files and on broken copies of them.
@@ -70,7 +75,7 @@ final class LoaderTests: XCTestCase {
     }
 
     func testMultipleChoiceLayoutsAgree() throws {
-        let dir = try Paths.tempDir()
+        let dir = try tempDir()
         let records: [[String: Any]] = [
             ["question": "Which vitamin deficiency causes scurvy?", "options": ["A": "Vitamin A", "B": "Vitamin C", "C": "Vitamin D"], "answer": "B"],
             ["question": "Which organ makes insulin?", "options": ["Liver", "Pancreas"], "answer": "B"],
@@ -98,7 +103,7 @@ final class LoaderTests: XCTestCase {
 
     /// The error `load` throws for `text` written to a temporary file, and that file's path.
     func loadError(_ task: EvalTask, _ text: String, name: String) throws -> (EvaluationError, String) {
-        let file = try Paths.tempDir().appendingPathComponent(name)
+        let file = try tempDir().appendingPathComponent(name)
         try Data(text.utf8).write(to: file)
         do {
             _ = try EvalDataLoader.load(task: task, path: file.path)
@@ -199,7 +204,7 @@ final class LoaderTests: XCTestCase {
         var changed = try XCTUnwrap(root[keys[2]] as? [String: Any])
         changed["QUESTION"] = "A question that is not in the evaluated file?"
         root[keys[2]] = changed
-        let file = try Paths.tempDir().appendingPathComponent("demos.json")
+        let file = try tempDir().appendingPathComponent("demos.json")
         try JSONSerialization.data(withJSONObject: root).write(to: file)
         let pool = try DemonstrationPool.candidates(try EvalDataLoader.load(task: .pubmedqa, path: file.path), excluding: d)
         XCTAssertEqual(pool.count, 1)

@@ -129,7 +129,7 @@ final class FilterTests: XCTestCase {
         XCTAssertFalse(index.overlaps("BRCA1 is secreted and exhibits properties of a granin . Germline mutations in BRCA1 are responsible"))
         let gadFirst = "Together, our findings suggest that the presence of @GENE$ gene polymorphisms may be inconclusive in the susceptibility to MS"
         XCTAssertTrue(index.overlaps(gadFirst))
-        XCTAssertThrowsError(try index.addFile(Paths.write("{\"a\": 1}\n{bad\n", "contam"))) {
+        XCTAssertThrowsError(try index.addFile(writeTemp("{\"a\": 1}\n{bad\n", "contam"))) {
             XCTAssertEqual(($0 as? GeneratorError).map { if case .badJSON(_, 2, _) = $0 { return true } else { return false } }, true)
         }
     }

@@ -18,7 +18,7 @@ final class LocalBackendAdapterTests: XCTestCase {
             let b = (0..<(w.rows * 8)).map { _ in (rng.nextUnitFloat() * 2 - 1) * 0.1 }
             pairs[w.name] = .init(a: a, b: b, rank: 8, inputs: w.columns, outputs: w.rows, scale: 2)
         }
-        let dir = Paths.temp("adapter")
+        let dir = tempPath("adapter")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let adapterFile = dir + "/adapter.gguf"

@@ -10,7 +10,7 @@ final class PipelineTests: XCTestCase {
     static let pubmed = Paths.data("pubmed_xml/xizhou_pubMR_pubmed_result.xml")
 
     func makeRetriever() throws -> Retriever {
-        let corpus = try CorpusStore(path: Paths.temp("corpus") + ".sqlite")
+        let corpus = try CorpusStore(path: tempPath("corpus") + ".sqlite")
         _ = try Ingester(store: corpus).ingest(paths: [Self.pubmed])
         return Retriever(vectors: try VectorStore(corpus: corpus), embedder: nil, index: nil)
     }
@@ -31,7 +31,7 @@ final class PipelineTests: XCTestCase {
         let retriever = try makeRetriever()
         let seeds = try SeedLoader.load(path: Paths.seeds)
         let backend = OpenAIBackend(.init(baseURL: server.baseURL, model: "test", parallel: 3))
-        let dir = Paths.temp("run")
+        let dir = tempPath("run")
         let config = configuration(count: 15)
         let store = try DatasetStore(directory: dir, settings: config.fingerprint(seedsFile: "s", model: backend.modelIdentifier, grounded: true), resume: false)
         var reports = 0
@@ -92,7 +92,7 @@ final class PipelineTests: XCTestCase {
         let backend = OpenAIBackend(.init(baseURL: server.baseURL, model: "test", parallel: 2))
         let config = configuration(count: 12)
         let fp = config.fingerprint(seedsFile: "s", model: backend.modelIdentifier, grounded: true)
-        let full = Paths.temp("full"), parts = Paths.temp("parts")
+        let full = tempPath("full"), parts = tempPath("parts")
         _ = try SelfSpecializer(backend: backend, retriever: retriever, seeds: seeds, configuration: config)
             .run(into: try DatasetStore(directory: full, settings: fp, resume: false))
         do {
@@ -111,7 +111,7 @@ final class PipelineTests: XCTestCase {
         let b = try String(contentsOfFile: (parts as NSString).appendingPathComponent("examples.jsonl"), encoding: .utf8)
         XCTAssertEqual(a, b)
         XCTAssertEqual(stats.examples, a.split(separator: "\n").count)
-        XCTAssertThrowsError(try DatasetStore(directory: Paths.temp("none"), settings: fp, resume: true))
+        XCTAssertThrowsError(try DatasetStore(directory: tempPath("none"), settings: fp, resume: true))
     }
 
     func testUngroundedRunAndContaminationDrops() throws {
@@ -123,7 +123,7 @@ final class PipelineTests: XCTestCase {
         for topic in ["asthma", "breast cancer", "heart failure"] {
             for n in 100..<1000 { for m in 3..<23 { contamination.add("A study of \(n) patients with \(topic) reported outcomes after \(m) months of follow-up.") } }
         }
-        let dir = Paths.temp("bare")
+        let dir = tempPath("bare")
         var config = configuration(count: 10)
         config.promptsPerRound = 2
         let stats = try SelfSpecializer(backend: backend, retriever: nil, seeds: seeds, configuration: config, contamination: contamination)
@@ -141,7 +141,7 @@ final class PipelineTests: XCTestCase {
     func testUnreachableEndpointStopsWithAClearErrorAndKeepsProgress() throws {
         let seeds = try SeedLoader.load(path: Paths.seeds)
         let backend = OpenAIBackend(.init(baseURL: URL(string: "http://127.0.0.1:\(closedPort())")!, model: "m", attempts: 1))
-        let dir = Paths.temp("down")
+        let dir = tempPath("down")
         XCTAssertThrowsError(try SelfSpecializer(backend: backend, retriever: nil, seeds: seeds, configuration: configuration(count: 5))
             .run(into: try DatasetStore(directory: dir, settings: "down", resume: false))) {
             XCTAssertTrue(($0 as? GeneratorError)?.errorDescription?.contains("cannot reach") == true, "\($0)")

@@ -42,7 +42,7 @@ final class SeedTests: XCTestCase {
         }
         // Round trip through the writer.
         let seeds = try SeedLoader.load(path: Paths.seeds)
-        let out = Paths.temp("seeds") + ".jsonl"
+        let out = tempPath("seeds") + ".jsonl"
         try SeedLoader.write(seeds, to: out)
         XCTAssertEqual(try SeedLoader.load(path: out), seeds)
     }
@@ -92,9 +92,9 @@ final class SeedTests: XCTestCase {
         XCTAssertTrue(message(pqa, .ner).contains("line 1"), message(pqa, .ner))
         XCTAssertTrue(message(ner, .mcq).contains("not mcq format"), message(ner, .mcq))
         XCTAssertTrue(message(pqa, .mcq).contains("missing question"), message(pqa, .mcq))
-        let badTag = Paths.write("Aspirin\tB-Chemical\nworks\tX-Foo\n", "badtag", ext: "tsv")
+        let badTag = writeTemp("Aspirin\tB-Chemical\nworks\tX-Foo\n", "badtag", ext: "tsv")
         XCTAssertTrue(message(badTag, .ner).contains("line 2: tag \"X-Foo\""), message(badTag, .ner))
-        XCTAssertTrue(message(Paths.write("", "empty"), .gad).contains("no records"))
+        XCTAssertTrue(message(writeTemp("", "empty"), .gad).contains("no records"))
         XCTAssertTrue(message(Paths.data("gad"), .ner).contains("train.tsv"))
     }
 }

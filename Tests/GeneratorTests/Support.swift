@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// Paths of the repository, the shared data and this target's fixtures.
 enum Paths {
@@ -8,17 +9,24 @@ enum Paths {
     static let shared = repo.deletingLastPathComponent().appendingPathComponent("shared/data")
     static let seeds = repo.appendingPathComponent("corpora/seeds/biomedical.jsonl").path
     static func data(_ rel: String) -> String { shared.appendingPathComponent(rel).path }
+}
 
-    /// A fresh temporary path (file or directory) for one test.
-    static func temp(_ tag: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("gen-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8))").path
+extension XCTestCase {
+    /// A fresh temporary path (file or directory) for one test; it and every path that extends
+    /// it (`+ ".sqlite"`, SQLite's `-wal`/`-shm`, ...) are removed after the test.
+    func tempPath(_ tag: String) -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gen-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8))").path
+        removeAfterTest(path)
+        return path
     }
 
-    static func write(_ text: String, _ tag: String, ext: String = "jsonl") -> String {
-        let p = temp(tag) + "." + ext
+    /// `text` written to a fresh temporary file, removed after the test.
+    func writeTemp(_ text: String, _ tag: String, ext: String = "jsonl") -> String {
+        let p = tempPath(tag) + "." + ext
         FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
         return p
     }
+
 }
 
 /// The scripted OpenAI-compatible server (`Fixtures/openai_server.py`), a real HTTP server on a

@@ -2,6 +2,12 @@ import XCTest
 @testable import Ingest
 
 final class IngesterTests: XCTestCase {
+    /// The per-process folder of `temporaryDatabase()` (its files go after each test).
+    override class func tearDown() {
+        try? FileManager.default.removeItem(at: Paths.scratch)
+        super.tearDown()
+    }
+
     private func ingest(_ store: CorpusStore, _ names: [String], keepGoing: Bool = false, force: Bool = false,
                         batchSize: Int = 512, stop: @escaping @Sendable () -> Bool = { false }) throws -> Ingester.Report {
         var o = Ingester.Options()

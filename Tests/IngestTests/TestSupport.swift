@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import Ingest
 
 /// Paths shared by the Ingest tests.
@@ -12,13 +13,23 @@ enum Paths {
     static func fixture(_ name: String) -> String { pubmedFixtures.appendingPathComponent(name).path }
 }
 
-/// A fresh database file per test, removed afterwards.
-func temporaryDatabase(_ name: String = #function) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("selfspec-tests-\(getpid())")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let clean = name.filter { $0.isLetter || $0.isNumber }
-    let path = dir.appendingPathComponent("\(clean)-\(UUID().uuidString.prefix(8)).sqlite").path
-    return path
+extension Paths {
+    /// The per-process folder of ``XCTestCase/temporaryDatabase(_:)``, removed by
+    /// `IngesterTests.tearDown()` (its only user).
+    static let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("selfspec-tests-\(getpid())")
+}
+
+extension XCTestCase {
+    /// A fresh database file per test, removed (with its SQLite side files) after the test.
+    func temporaryDatabase(_ name: String = #function) -> String {
+        let dir = Paths.scratch
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let clean = name.filter { $0.isLetter || $0.isNumber }
+        let path = dir.appendingPathComponent("\(clean)-\(UUID().uuidString.prefix(8)).sqlite").path
+        removeAfterTest(path)
+        return path
+    }
+
 }
 
 /// Reads all items of a PubMed file.

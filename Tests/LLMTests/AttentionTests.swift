@@ -1,8 +1,9 @@
 import XCTest
 @testable import LLM
 
-/// `Attention.attendMany` (chunked causal `sgemm`) against a float64 masked softmax, with past
-/// positions, grouped heads, several chunks and a sliding window.
+/// `Attention.attendMany` (chunked causal products through the packed kernel) against a float64
+/// masked softmax, with past positions, grouped heads, several chunks and a sliding window; and
+/// the same bits for a row however the rows are split into steps.
 final class AttentionTests: XCTestCase {
     func testAttendManyMatchesFloat64() {
         var rng = SystemRandomNumberGenerator()
@@ -36,6 +37,40 @@ final class AttentionTests: XCTestCase {
             }
             print("attendMany p \(p) t \(t) window \(window.map(String.init) ?? "none"): max |diff| vs float64 \(worst)")
             XCTAssertLessThan(worst, 1e-5)
+        }
+    }
+
+    /// A prompt's rows attended in one step or split into two (the second with the first as
+    /// past, as the shared-prefix prefill does) give bit-identical outputs: every element sums
+    /// its terms in position order whatever the number of rows.
+    func testSplittingRowsIntoStepsChangesNoBits() {
+        var rng = SystemRandomNumberGenerator()
+        let hs = 64, w = 3 * hs, group = 2, qStride = 9 * hs, t = 150
+        let q = (0..<(t * qStride)).map { _ in Float.random(in: -2...2, using: &rng) }
+        let keys = (0..<(t * w)).map { _ in Float.random(in: -2...2, using: &rng) }
+        let values = (0..<(t * w)).map { _ in Float.random(in: -2...2, using: &rng) }
+        func attend(rows r: Range<Int>, window: Int?) -> [Float] {
+            var out = [Float](repeating: .nan, count: r.count * qStride)
+            var scores = [Float](repeating: 0, count: r.count * r.upperBound)
+            scores.withUnsafeMutableBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { o in
+                    q.withUnsafeBufferPointer { qp in
+                        Attention.attendMany(q: qp.baseAddress! + r.lowerBound * qStride, qStride: qStride, t: r.count,
+                                             past: r.lowerBound, keys: keys, values: values, width: w, group: group,
+                                             headSize: hs, scale: 0.125, window: window, scores: s.baseAddress!,
+                                             out: o.baseAddress!, outStride: qStride)
+                    }
+                }
+            }
+            return (0..<r.count).flatMap { Array(out[($0 * qStride)..<($0 * qStride + hs)]) }
+        }
+        for window in [nil, 40] as [Int?] {
+            let whole = attend(rows: 0..<t, window: window)
+            for split in [1, 5, 17, 64, 100] {
+                let parts = attend(rows: 0..<split, window: window) + attend(rows: split..<t, window: window)
+                let differing = zip(whole, parts).filter { $0.bitPattern != $1.bitPattern }.count
+                XCTAssertEqual(differing, 0, "split at \(split), window \(window.map(String.init) ?? "none")")
+            }
         }
     }
 }

@@ -51,7 +51,7 @@ final class GGUFReaderTests: XCTestCase {
     // MARK: Files we build
 
     func testBuiltFileWithEveryValueType() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory(self)
         var b = GGUFBuilder()
         b.version = 2
         b.add("u8", .uint8(200)); b.add("i8", .int8(-5)); b.add("u16", .uint16(60000)); b.add("i16", .int16(-300))
@@ -109,7 +109,7 @@ final class GGUFReaderTests: XCTestCase {
 
     private func expectError(_ bytes: [UInt8], _ check: (GGUFError) -> Bool,
                              file: StaticString = #filePath, line: UInt = #line) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory(self)
         let url = dir.file("bad.gguf")
         try Data(bytes).write(to: url)
         do {
@@ -205,7 +205,7 @@ final class GGUFReaderTests: XCTestCase {
             try expectError(b.bytes()) { if case .invalidAlignment = $0 { true } else { false } }
         }
         // A non-default alignment is honoured.
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory(self)
         b = GGUFBuilder()
         b.alignment = 64
         b.add("general.alignment", .uint32(64))
@@ -260,7 +260,7 @@ final class GGUFReaderTests: XCTestCase {
     }
 
     func testUnsupportedTypeOpensButDoesNotDequantize() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory(self)
         var b = GGUFBuilder()
         b.addTensor("k", dims: [256], type: .q2_K, bytes: [UInt8](repeating: 0, count: 84))
         try b.write(to: dir.file("q2k.gguf"))
@@ -271,7 +271,7 @@ final class GGUFReaderTests: XCTestCase {
     }
 
     func testCannotOpen() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory(self)
         XCTAssertThrowsError(try GGUFFile(path: dir.file("missing.gguf").path)) {
             guard case .cannotOpen = $0 as? GGUFError else { return XCTFail("\($0)") }
         }
@@ -314,7 +314,7 @@ final class GGUFReaderTests: XCTestCase {
         }
         print("fuzz: \(good.count - 1) truncations rejected, \(opened)/\(trials) random corruptions still valid, none crashed")
         // And once through a real file.
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory(self)
         try Data(good[0..<(good.count - 1)]).write(to: dir.file("cut.gguf"))
         XCTAssertThrowsError(try GGUFFile(path: dir.file("cut.gguf").path))
     }

@@ -91,7 +91,7 @@ final class LoRAAdapterTests: XCTestCase {
                                            logits: .all, kernels: .reference)
         func meanDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(Float(0)) { $0 + abs($1.0 - $1.1) } / Float(a.count) }
         let effect = meanDiff(expected, baseLogits)
-        let tmp = try TemporaryDirectory()
+        let tmp = try TemporaryDirectory(self)
         // F16 rounds each merged weight to 11 bits; Q8_0 re-quantizes it (max|w|/254 per block of
         // 32), so its logits are compared on average and on the greedy token, not only the maximum.
         let V = reference.config.vocabularySize
@@ -160,7 +160,7 @@ final class LoRAAdapterTests: XCTestCase {
     func testAdapterOfAnotherModelIsRefused() throws {
         let smolFile = try SharedModel.open(), gemmaFile = try SharedGemma.open()
         let smol = try LlamaModel(file: smolFile, options: .init(denseWeights: false))
-        let tmp = try TemporaryDirectory()
+        let tmp = try TemporaryDirectory(self)
         let identity = LoRAAdapter.BaseModel(file: smolFile, config: smol.config)
         var adapter = Self.randomAdapter(Array(smol.weights.blockLinears.prefix(7)), seed: 1, base: identity)
         let path = tmp.file("smol.gguf").path
@@ -185,7 +185,7 @@ final class LoRAAdapterTests: XCTestCase {
     /// Truncated, corrupt or missing adapter files give `AdapterError`s naming the file.
     func testCorruptAdapterFilesGiveClearErrors() throws {
         let smol = try LlamaModel(file: try SharedModel.open(), options: .init(denseWeights: false))
-        let tmp = try TemporaryDirectory()
+        let tmp = try TemporaryDirectory(self)
         let path = tmp.file("adapter.gguf").path
         try Self.randomAdapter(Array(smol.weights.blockLinears.prefix(2)), seed: 2).writeGGUF(to: path)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))

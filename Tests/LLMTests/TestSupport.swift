@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import LLM
 
 /// Paths the tests use: the repository root is found from this file, `shared/` sits beside it.
@@ -26,16 +27,19 @@ enum TestPaths {
     }
 }
 
-/// A fresh temporary directory per test, removed afterwards.
+/// A fresh temporary directory per test, removed when released and, in any case (e.g. when
+/// something recreated it after an early release), after `test`.
 final class TemporaryDirectory {
     let url: URL
-    init() throws {
+    init(_ test: XCTestCase) throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("llmtests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        test.removeAfterTest(url.path)
     }
     deinit { try? FileManager.default.removeItem(at: url) }
     func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 }
+
 
 /// The SmolLM2 file and tokenizer, opened once per test run.
 enum SharedModel {

@@ -13,6 +13,8 @@ final class ServerFixture: @unchecked Sendable {
     static let embedderPath = repo.appendingPathComponent("models/all-MiniLM-L6-v2").path
     static let pubmed = repo.deletingLastPathComponent().appendingPathComponent("shared/data/pubmed_xml")
     static let apiKey = "test-key-123"
+    /// The corpus of the shared fixture; removed by `ServerTests.tearDown()` (its only user).
+    static let corpusFile = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
 
     let server: OpenAIServer
     let port: Int
@@ -46,7 +48,7 @@ final class ServerFixture: @unchecked Sendable {
     private init() async throws {
         served = try Self.servedModel(id: "smollm2", options: .init(maxBatch: 4, maxQueue: 16))
         embedder = try MiniLMEmbedder(modelDirectory: Self.embedderPath)
-        corpusPath = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        corpusPath = Self.corpusFile
         let store = try CorpusStore(path: corpusPath)
         _ = try Ingester(store: store).ingest(paths: [Self.pubmed.appendingPathComponent("pubmed-29768149.xml").path,
                                                       Self.pubmed.appendingPathComponent("qi29_main_finding_pubmed_result.xml").path])

@@ -2,11 +2,19 @@ import Foundation
 import LLM
 import VectorIndex
 import XCTest
+import TestSupport
 @testable import Server
 
 /// The OpenAI-compatible server against real clients (curl, the `openai` Python client) over
 /// loopback, with the real SmolLM2, MiniLM and a real corpus.
 final class ServerTests: XCTestCase {
+    /// The shared fixture's corpus goes (with its SQLite side files) when this class, its only
+    /// user, is done; the fixture's server keeps the unlinked file open until the process exits.
+    override class func tearDown() {
+        removeWithSideFiles(ServerFixture.corpusFile)
+        super.tearDown()
+    }
+
     /// The text TextGenerator gives for a chat, one request alone (greedy).
     func directChat(_ f: ServerFixture, _ user: String, maxTokens: Int) throws -> GenerationResult {
         var request = GenerationRequest(prompt: try f.served.encode(messages: [.user(user)]), maxTokens: maxTokens,

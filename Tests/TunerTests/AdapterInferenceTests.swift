@@ -34,7 +34,7 @@ final class AdapterInferenceTests: XCTestCase {
     func testRuntimeAdapterMatchesTrainingForwardAndAllFormsLoadAlike() throws {
         let base = try SharedModel.load()
         let lora = randomLoRA(base)
-        let tmp = try TemporaryDirectory()
+        let tmp = try TemporaryDirectory(self)
         // The three forms the tuner writes.
         try AdapterFiles.exportGGUF(lora, to: tmp.file("adapter.gguf"), baseName: "SmolLM2-135M-Instruct.Q4_1.gguf")
         try AdapterFiles.exportPEFT(lora, to: tmp.file("peft"), baseModel: TestPaths.smolLM2.path)

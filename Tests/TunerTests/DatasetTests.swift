@@ -25,7 +25,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testInstructionFormAndTruncation() throws {
-        let tmp = try TemporaryDirectory()
+        let tmp = try TemporaryDirectory(self)
         let url = tmp.file("d.jsonl")
         try """
         {"instruction": "Name the enzyme aspirin inhibits.", "input": "", "output": "Cyclooxygenase."}
@@ -51,7 +51,7 @@ final class DatasetTests: XCTestCase {
     }
 
     func testMalformedLinesNameFileAndLine() throws {
-        let tmp = try TemporaryDirectory()
+        let tmp = try TemporaryDirectory(self)
         let cases: [(String, Int, String)] = [
             ("{\"instruction\": \"a\", \"output\": \"b\"}\n\n{\"instruction\": \"a\", \"output\": \"b\"}\n", 2, "empty line"),
             ("{\"instruction\": \"a\", \"output\": \"b\"}\n{not json\n", 2, "not a JSON object"),

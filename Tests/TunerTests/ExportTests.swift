@@ -22,7 +22,7 @@ final class ExportTests: XCTestCase {
         let lora = LoRAParameters(config: LoRAConfig(), model: base.config)
         var rng = SplitMix64(seed: 3)
         for i in lora.values.indices { lora.values[i] = rng.nextUnitFloat() - 0.5 }
-        let tmp = try TemporaryDirectory()
+        let tmp = try TemporaryDirectory(self)
         try AdapterFiles.exportPEFT(lora, to: tmp.url, baseModel: "SmolLM2-135M-Instruct")
         let file = try SafetensorsFile(path: tmp.file("adapter_model.safetensors").path)
         let golden = try XCTUnwrap(try TestPaths.json("smollm2_lora_golden.json")["grad_norms"] as? [String: Double])

@@ -160,7 +160,7 @@ final class GemmaTrainingTests: XCTestCase {
     /// Three steps on our seeds (no chat template: plain completion), the loss finite and the
     /// adapter exported as PEFT and GGUF LoRA.
     func testTinyRunOnSeedsAsPlainCompletionAndExport() throws {
-        let base = try base(), tmp = try TemporaryDirectory()
+        let base = try base(), tmp = try TemporaryDirectory(self)
         var o = TrainOptions(modelPath: Self.gemma.path,
                              dataPath: TestPaths.repoRoot.appendingPathComponent("corpora/seeds/biomedical.jsonl").path)
         o.steps = 3; o.batchSize = 2; o.maxLength = 96; o.warmupSteps = 1; o.learningRate = 1e-3
@@ -208,7 +208,7 @@ final class GemmaTrainingTests: XCTestCase {
     /// A seeded adapter on all seven targets, exported as PEFT and GGUF LoRA, loads in the runtime's
     /// `Gemma3Model` and gives the tuner's per-position losses; PEFT's B rows are ours unpermuted.
     func testExportedAdapterLoadsInGemma3ModelWithTheTrainingLosses() throws {
-        let base = try base(), tmp = try TemporaryDirectory()
+        let base = try base(), tmp = try TemporaryDirectory(self)
         let lora = LoRAParameters(config: LoRAConfig(rank: 8, alpha: 16), model: base.config)
         var rng = SplitMix64(seed: 31)
         for s in lora.slots {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import LLM
 @testable import Tuner
 import Tensor
@@ -35,16 +36,19 @@ enum SharedModel {
     }
 }
 
-/// A fresh temporary directory per test, removed afterwards.
+/// A fresh temporary directory per test, removed when released and, in any case (e.g. when
+/// something recreated it after an early release), after `test`.
 final class TemporaryDirectory {
     let url: URL
-    init() throws {
+    init(_ test: XCTestCase) throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("tunertests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        test.removeAfterTest(url.path)
     }
     deinit { try? FileManager.default.removeItem(at: url) }
     func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 }
+
 
 /// Deterministic random test inputs.
 struct TestRandom {

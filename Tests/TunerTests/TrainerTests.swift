@@ -19,7 +19,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testInterruptedAndResumedRunEqualsUninterrupted() throws {
-        let tmp = try TemporaryDirectory(), base = try SharedModel.load()
+        let tmp = try TemporaryDirectory(self), base = try SharedModel.load()
         let o = try options(tmp)
         let straight = tmp.file("straight"), resumed = tmp.file("resumed")
         let (a, split) = try TuneRun.prepare(options: o, runDirectory: straight, resume: false, base: base)
@@ -57,7 +57,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testDivergenceStopsAndKeepsLastGoodCheckpoint() throws {
-        let tmp = try TemporaryDirectory(), base = try SharedModel.load()
+        let tmp = try TemporaryDirectory(self), base = try SharedModel.load()
         var o = try options(tmp)
         o.steps = 6; o.learningRate = 5; o.minLearningRate = 5; o.warmupSteps = 0; o.clipNorm = 0
         o.checkpointEvery = 1; o.explodeFactor = 1.5; o.validationFraction = 0; o.gradAccumulation = 1

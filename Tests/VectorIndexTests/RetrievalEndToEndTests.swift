@@ -1,6 +1,7 @@
 import Foundation
 import Ingest
 import XCTest
+import TestSupport
 @testable import VectorIndex
 
 // End to end over real data: a real PubMed file (93 articles, 171 passages) ingested into a
@@ -17,6 +18,8 @@ final class RetrievalCorpus: @unchecked Sendable {
         .appendingPathComponent("shared/data/pubmed_xml/pubmed-29768149.xml").path
 
     static let shared = Result { try RetrievalCorpus() }
+    /// Where `shared` keeps its corpus; removed by `RetrievalEndToEndTests.tearDown()` (its only user).
+    static let basePath = RetrievalCorpus.tempPath("base")
 
     let path: String
     let embedder: MiniLMEmbedder
@@ -25,7 +28,7 @@ final class RetrievalCorpus: @unchecked Sendable {
     let passages: Int
 
     private init() throws {
-        path = RetrievalCorpus.tempPath("base")
+        path = RetrievalCorpus.basePath
         embedder = try MiniLMEmbedder(modelDirectory: MiniLMFixtures.modelPath())
         let corpus = try CorpusStore(path: path)
         let report = try Ingester(store: corpus).ingest(paths: [Self.file])
@@ -44,9 +47,10 @@ final class RetrievalCorpus: @unchecked Sendable {
             .appendingPathComponent("retrieval-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
     }
 
-    /// A private copy of the embedded corpus.
-    func copy() throws -> VectorStore {
+    /// A private copy of the embedded corpus, removed after `test`.
+    func copy(_ test: XCTestCase) throws -> VectorStore {
         let target = Self.tempPath("copy")
+        test.removeAfterTest(target)
         try CorpusStore(path: path).db.execute("VACUUM INTO '\(target)'")
         return try VectorStore(corpus: CorpusStore(path: target))
     }
@@ -57,11 +61,18 @@ final class RetrievalCorpus: @unchecked Sendable {
     }
 }
 
+
 /// Each (mode, dense index) pair under test.
 let allModes: [(SearchMode, DenseIndex.Kind)] = [(.dense, .exact), (.dense, .hnsw), (.bm25, .hnsw), (.hybrid, .exact), (.hybrid, .hnsw)]
 
 final class RetrievalEndToEndTests: XCTestCase {
     func corpus() throws -> RetrievalCorpus { try RetrievalCorpus.shared.get() }
+
+    /// The shared corpus goes (with its SQLite side files) when this class, its only user, is done.
+    override class func tearDown() {
+        removeWithSideFiles(RetrievalCorpus.basePath)
+        super.tearDown()
+    }
 
     // MARK: Ranking
 
@@ -135,7 +146,7 @@ final class RetrievalEndToEndTests: XCTestCase {
     /// Adding a file embeds only its passages; the stored vectors and the saved graph are kept.
     func testIncrementalEmbedOnlyEmbedsNewPassages() throws {
         let c = try corpus()
-        let store = try c.copy()
+        let store = try c.copy(self)
         let before = try store.loadAll()
         let report = try Ingester(store: store.corpus).ingest(paths: [RetrievalCorpus.extraFile])
         XCTAssertEqual(report.inserted, 1)
@@ -160,7 +171,7 @@ final class RetrievalEndToEndTests: XCTestCase {
     /// A run stopped after some batches keeps them; the next run embeds exactly the rest.
     func testResumeAfterInterruption() throws {
         let c = try corpus()
-        let store = try c.copy()
+        let store = try c.copy(self)
         try store.reset()
         XCTAssertEqual(try store.pendingCount(), c.passages)
         var calls = 0
@@ -191,7 +202,7 @@ final class RetrievalEndToEndTests: XCTestCase {
     /// whether the dense index was loaded before the change (stale) or after (updated).
     func testDeletedAndReplacedPMIDsNeverComeBack() throws {
         let c = try corpus()
-        let store = try c.copy()
+        let store = try c.copy(self)
         let deleted = c.documents[3], replaced = c.documents[7]
         let oldPassages = try passageIDs(store, key: replaced.key)
         XCTAssertFalse(oldPassages.isEmpty)
@@ -247,7 +258,7 @@ final class RetrievalEndToEndTests: XCTestCase {
     /// Dense or hybrid search before anything is embedded names the corpus file; BM25 works.
     func testQueryBeforeEmbeddingIsATypedError() throws {
         let c = try corpus()
-        let store = try c.copy()
+        let store = try c.copy(self)
         try store.reset()
         XCTAssertNil(try DenseIndex.load(store, kind: .hnsw))
         let r = Retriever(vectors: store, embedder: c.embedder, index: nil)
@@ -264,7 +275,7 @@ final class RetrievalEndToEndTests: XCTestCase {
     /// naming both models and both dimensions; a saved graph of another model is not trusted.
     func testOtherModelOrDimensionIsNamed() throws {
         let c = try corpus()
-        let store = try c.copy()
+        let store = try c.copy(self)
         try store.reset()
         let ids = try Array(passageIDs(store, key: c.documents[0].key).prefix(1))
         try store.store(ids: ids, vectors: [[Float](repeating: 0.5, count: 4)], modelID: "other-model", dimension: 4)
@@ -281,7 +292,7 @@ final class RetrievalEndToEndTests: XCTestCase {
         XCTAssertThrowsError(try store.embedPending(with: c.embedder)) { XCTAssertEqual($0 as? RetrievalError, expected) }
         XCTAssertEqual(try store.count(), 1, "nothing embedded into a mixed store")
         // Same dimension, other model: a graph saved for it is rebuilt, never reused.
-        let base = try c.copy()
+        let base = try c.copy(self)
         let graph = try XCTUnwrap(base.loadGraph(name: DenseIndex.graphName))
         try base.saveGraph(name: DenseIndex.graphName, modelID: "other-model", dimension: graph.dimension, vectors: 0, data: graph.data)
         XCTAssertEqual(try XCTUnwrap(DenseIndex.load(base, kind: .hnsw)).report.rebuilt, true)
@@ -290,7 +301,7 @@ final class RetrievalEndToEndTests: XCTestCase {
     /// A vector blob of the wrong length or with a NaN names the passage.
     func testCorruptVectorBlobNamesPassage() throws {
         let c = try corpus()
-        let store = try c.copy()
+        let store = try c.copy(self)
         let victim = try store.loadAll().ids[5]
         try store.corpus.db.execute("UPDATE vectors SET vector = x'00000080FFFF' WHERE passage_id = \(victim)")
         for kind in DenseIndex.Kind.allCases {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// End-to-end tests of the `selfspec` binary: real files, a real SQLite corpus, real exit codes.
 final class CLITests: XCTestCase {
@@ -33,8 +34,11 @@ final class CLITests: XCTestCase {
         return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 
+    /// A fresh database path, removed (with its side files) after the test.
     func tempDB() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        removeAfterTest(path)
+        return path
     }
 
     func testIngestStatsShowSearchRoundTrip() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// The README's main job (`scripts/demo`), end to end on a small real PubMed file: ingest,
 /// stats, embed, search, a grounded dataset from SmolLM2, a LoRA adapter, base vs specialized on
@@ -29,6 +30,7 @@ final class DemoTests: XCTestCase {
 
     func testMainJobRunsEveryStageAndReusesThem() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("demo-\(getpid())-\(UUID().uuidString.prefix(8))").path
+        removeAfterTest(dir)
         let first = try runDemo(dir)
         XCTAssertEqual(first.status, 0, first.out)
         XCTAssertTrue(first.out.contains("documents 121  passages 150"), first.out)

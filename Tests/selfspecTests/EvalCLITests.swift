@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `selfspec eval` end to end: the real SmolLM2 on 20 real PubMedQA items, and its input errors.
 final class EvalCLITests: XCTestCase {
@@ -22,6 +23,7 @@ final class EvalCLITests: XCTestCase {
 
     func testPubMedQAReport() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(getpid())-\(UUID().uuidString.prefix(8))")
+        removeAfterTest(dir.path)
         let r = try run(["eval", "--model", Self.model, "--pubmedqa", Self.data + "/pubmedqa/pqal_dev.json", "--limit", "20",
                          "--report", dir.path, "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -58,6 +60,7 @@ final class EvalCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("task ner needs --ner FILE"), r.stderr)
 
         let bad = FileManager.default.temporaryDirectory.appendingPathComponent("eval-bad-\(getpid()).jsonl")
+        removeAfterTest(bad.path)
         try Data("{\"text\": \"@GENE$ causes @DISEASE$.\", \"relation_type\": \"positive\"}\n{\"text\": \"x\"}\n".utf8).write(to: bad)
         r = try run(["eval", "--model", Self.model, "--gad", bad.path])
         XCTAssertNotEqual(r.status, 0)

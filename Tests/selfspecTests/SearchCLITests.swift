@@ -1,6 +1,7 @@
 import Foundation
 import Ingest
 import XCTest
+import TestSupport
 
 /// End-to-end tests of `selfspec embed` and `selfspec search` on a real PubMed file (121
 /// articles, 150 passages) with the real MiniLM model.
@@ -36,8 +37,11 @@ final class SearchCLITests: XCTestCase {
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? T, r.stdout)
     }
 
+    /// A fresh database path, removed (with its side files) after the test.
     func tempDB() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("search-cli-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("search-cli-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        removeAfterTest(path)
+        return path
     }
 
     func vectorCount(_ db: String) -> Int {

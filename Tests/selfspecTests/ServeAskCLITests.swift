@@ -2,6 +2,7 @@ import Foundation
 import LLM
 import Tensor
 import XCTest
+import TestSupport
 
 /// `selfspec serve` and `selfspec ask` as a user runs them: the real binary, SmolLM2, a corpus
 /// ingested from real PubMed XML; signals and exit codes.
@@ -28,8 +29,11 @@ final class ServeAskCLITests: XCTestCase {
         return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e.data, as: UTF8.self))
     }
 
+    /// A fresh database path, removed (with its side files) after the test.
     func tempDB() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("ask-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ask-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        removeAfterTest(path)
+        return path
     }
 
     func testAskWithRAGStreamsAnAnswerAndListsItsSources() throws {

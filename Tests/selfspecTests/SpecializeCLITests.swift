@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 
 /// `selfspec seeds …` and `selfspec specialize generate` end to end: the real binary, a real
 /// corpus, and the scripted OpenAI-compatible server (Tests/GeneratorTests/Fixtures/openai_server.py)
@@ -28,8 +29,11 @@ final class SpecializeCLITests: XCTestCase {
     let cli = Runner()
     static let data = CLITests.repo.deletingLastPathComponent().appendingPathComponent("shared/data").path
 
+    /// A fresh temporary path; it and every path that extends it are removed after the test.
     func temp(_ tag: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("spec-cli-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8))").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("spec-cli-\(tag)-\(getpid())-\(UUID().uuidString.prefix(8))").path
+        removeAfterTest(path)
+        return path
     }
 
     func testSeedsSampleAndCheck() throws {
@@ -68,6 +72,7 @@ final class SpecializeCLITests: XCTestCase {
         let url = "http://127.0.0.1:\(String(decoding: line, as: UTF8.self))"
 
         let db = cli.tempDB()
+        removeAfterTest(db)
         XCTAssertEqual(try cli.run(["ingest", Self.data + "/pubmed_xml/xizhou_pubMR_pubmed_result.xml", "--db", db, "--quiet"]).status, 0)
         let out = temp("run")
         let args = ["specialize", "generate", "--db", db, "--out", out, "--backend", "openai", "--base-url", url, "--model", "test",

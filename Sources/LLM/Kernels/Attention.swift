@@ -1,3 +1,4 @@
+import CKernels
 import Tensor
 
 /// Causal scaled-dot-product attention of one sequence's new rows against its `KVCache`.
@@ -45,19 +46,27 @@ enum Attention {
         }
     }
 
-    /// Many query rows of one head (prefill) through `sgemm`.
+    /// Many query rows of one head (prefill), both products through `ck_gemm_packed` with this
+    /// head's keys and values packed per chunk: every score and output element sums its terms in
+    /// one fixed order (keys in position order), so a row's result does not depend on how many
+    /// rows share the step or on the CPU (`sgemm` picks kernels, and so summation orders, by CPU
+    /// and by matrix shape).
     ///
     /// Rows go in chunks of ``causalChunk``: a chunk multiplies only the keys its rows can see
     /// (causal mask and sliding window), which skips nearly half the work of a long prompt.
     /// - Parameters:
     ///   - q: `(T, HS)` rows with stride `qStride`, positions P..<P+T.
-    ///   - keys, values: `(N, W)` float32 copies of the cache; this head's slice starts at `group * HS`.
+    ///   - keys, values: `(N, W)` float32 keys and values; this head's slice starts at `group * HS`.
     ///   - scores: scratch of at least `T * N` floats.
     ///   - out: `(T, HS)` rows with stride `outStride`.
     static func attendMany(q: UnsafePointer<Float>, qStride: Int, t: Int, past p: Int,
                            keys: UnsafePointer<Float>, values: UnsafePointer<Float>, width w: Int, group: Int,
                            headSize hs: Int, scale: Float, window: Int?,
                            scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        let nMax = p + t, hsPadded = (hs + 15) / 16 * 16
+        let packedKeys = UnsafeMutablePointer<Float>.allocate(capacity: (nMax + 15) / 16 * 16 * hs)
+        let packedValues = UnsafeMutablePointer<Float>.allocate(capacity: hsPadded * nMax)
+        defer { packedKeys.deallocate(); packedValues.deallocate() }
         var i0 = 0
         while i0 < t {
             let i1 = min(t, i0 + causalChunk)
@@ -65,18 +74,20 @@ enum Attention {
             let hi = p + i1
             let lo = window.map { max(0, p + i0 + 1 - $0) } ?? 0
             let m = i1 - i0, n = hi - lo
-            BLAS.gemm(a: q + i0 * qStride, lda: qStride, b: keys + lo * w + group * hs, transB: true, ldb: w,
-                      c: scores, m: m, n: n, k: hs, alpha: scale)
+            let k = keys + lo * w + group * hs, v = values + lo * w + group * hs
+            ck_pack_panels16(k, n, hs, w, packedKeys)
+            ck_gemm_packed(q + i0 * qStride, qStride, m, hs, packedKeys, n, nil, scores, n)
             for i in i0..<i1 {
                 let row = scores + (i - i0) * n
                 let last = p + i + 1 - lo  // row i sees chunk columns first..<last
                 let first = window.map { max(0, p + i + 1 - $0 - lo) } ?? 0
                 for j in 0..<first { row[j] = 0 }
+                for j in first..<last { row[j] *= scale }
                 VectorMath.softmax(row + first, count: last - first)
                 for j in last..<n { row[j] = 0 }
             }
-            BLAS.gemm(a: scores, b: values + lo * w + group * hs, ldb: w, c: out + i0 * outStride, ldc: outStride,
-                      m: m, n: hs, k: n)
+            ck_pack_panels16_t(v, n, hs, w, packedValues)
+            ck_gemm_packed(scores, n, m, n, packedValues, hs, nil, out + i0 * outStride, outStride)
             i0 = i1
         }
     }

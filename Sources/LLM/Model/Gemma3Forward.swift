@@ -131,14 +131,15 @@ extension Gemma3Model {
                 }
             }
         }
-        // Multi-row segments (prefill): float32 copies of the cache, sgemm per head.
+        // Multi-row segments (prefill): float32 keys and values (earlier positions from the cache,
+        // this step's rows as computed), packed products per head.
         for (i, s) in segments.enumerated() where s.tokens.count > 1 {
             let t = s.tokens.count, p = s.cache.count, n = p + t
             let keys = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)  // (N, NKV*HS)
             let values = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)  // (N, NKV*HS)
             defer { keys.deallocate(); values.deallocate() }
-            s.cache.load(layer: l, which: 0, count: n, into: keys)
-            s.cache.load(layer: l, which: 1, count: n, into: values)
+            s.cache.loadForStep(layer: l, past: p, rows: t, keys: b.k + offsets[i] * KW, values: b.v + offsets[i] * KW,
+                                keysOut: keys, valuesOut: values)
             let kv = UncheckedSendable((UnsafePointer(keys), UnsafePointer(values)))
             let row = offsets[i]
             Parallel.forEach(0..<c.headCount) { heads in

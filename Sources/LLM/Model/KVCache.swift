@@ -82,6 +82,18 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
+    /// Float32 keys and values `(p + t, width)` for a prompt step of `t` rows at positions
+    /// `p..<p+t`: positions before `p` from the cache, the step's own rows as computed (`keys` and
+    /// `values`, rows `width` apart), not as stored, so an f16 cache rounds only what earlier
+    /// steps wrote and a prompt's attention over itself stays float32.
+    func loadForStep(layer: Int, past p: Int, rows t: Int, keys: UnsafePointer<Float>, values: UnsafePointer<Float>,
+                     keysOut: UnsafeMutablePointer<Float>, valuesOut: UnsafeMutablePointer<Float>) {
+        load(layer: layer, which: 0, count: p, into: keysOut)
+        load(layer: layer, which: 1, count: p, into: valuesOut)
+        (keysOut + p * width).update(from: keys, count: t * width)
+        (valuesOut + p * width).update(from: values, count: t * width)
+    }
+
     /// Copies positions `0..<n` of `layer`'s keys (`which == 0`) or values to float32 `(n, width)`.
     func load(layer: Int, which: Int, count n: Int, into out: UnsafeMutablePointer<Float>) {
         let src = base(layer, which)

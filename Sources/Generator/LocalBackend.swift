@@ -1,5 +1,6 @@
 import Foundation
 import LLM
+import Tensor
 
 /// The in-process engine as a ``GenerationBackend``: each prompt becomes one user turn in the
 /// model's chat template (or a plain completion prompt for a model without one), and a whole
@@ -27,15 +28,19 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     ///     applied in the forward pass: the iterative variant, an already specialized model.
     ///   - chat: wrap prompts in the model's chat template (when it has one).
     ///   - maxBatch: sequences in flight.
+    ///   - weightFormat: format of the weight copies for prompt and batched steps
+    ///     (`LlamaModel.Options.weightFormat`); `.bfloat16` is recorded in ``modelIdentifier``.
     ///   - shouldStop: polled once per decode step; `true` ends the batch (its completions fail
     ///     with "cancelled", so a resumed run redoes them).
     /// - Throws: `GGUFError`, `ModelError`, `TokenizerError` for a bad model file; `AdapterError`
     ///   for a bad adapter or one trained on another model.
     public init(modelPath: String, adapterPath: String? = nil, chat: Bool = true, maxBatch: Int = 16,
-                shouldStop: @escaping @Sendable () -> Bool = { false }) throws {
+                weightFormat: PackedMatrix.Format = .float32, shouldStop: @escaping @Sendable () -> Bool = { false }) throws {
         let file = try GGUFFile(path: modelPath)
         let adapter = try adapterPath.map { try LoRAAdapter(path: $0) }
-        let model = try loadLanguageModel(file: file, adapter: adapter)
+        var options = LlamaModel.Options()
+        options.weightFormat = weightFormat
+        let model = try loadLanguageModel(file: file, options: options, adapter: adapter)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
         generator = TextGenerator(model: model, tokenizer: tokenizer)
         let found = try? ChatTemplate(metadata: file.metadata)
@@ -47,6 +52,7 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
         self.adapterPath = adapter?.path
         adapterSHA256 = adapterDigest
         modelIdentifier = digest + (adapter.map { " adapter=\($0.path) adapter_sha256=\(adapterDigest!)" } ?? "")
+            + (weightFormat == .float32 ? "" : " weights=\(weightFormat.rawValue)")
         self.maxBatch = max(1, maxBatch)
         self.shouldStop = shouldStop
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LLM
+import Tensor
 
 // MARK: Shared options
 
@@ -285,6 +286,8 @@ struct BenchLLM: ParsableCommand {
     var compactWeights = false
     @Flag(name: .long, help: "Decode through the float quantized kernels (float32 rounding only; slower) instead of the int16-activation ones.")
     var floatDecode = false
+    @Flag(name: .long, help: "bfloat16 weight copies: prompt and batched steps through the AVX-512 BF16 kernel (about 3 significant digits per product; needs a CPU with AVX-512 BF16).")
+    var bf16 = false
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -337,7 +340,13 @@ struct BenchLLM: ParsableCommand {
 
     func run() throws {
         let (_, tokenizer, file) = try modelOptions.load()
-        let model = try loadLanguageModel(file: file, options: .init(denseWeights: !compactWeights, integerKernelMinRows: floatDecode ? 5 : LlamaModel.Options.defaultIntegerKernelMinRows))
+        if bf16 && !PackedMatrix.bfloat16IsNative {
+            throw ValidationError("--bf16: this CPU has no AVX-512 BF16 (the scalar fallback is far slower than float32)")
+        }
+        var options = LlamaModel.Options(denseWeights: !compactWeights,
+                                         integerKernelMinRows: floatDecode ? 5 : LlamaModel.Options.defaultIntegerKernelMinRows)
+        options.weightFormat = bf16 ? .bfloat16 : .float32
+        let model = try loadLanguageModel(file: file, options: options)
         // A real sentence repeated until it gives enough tokens (the peer script uses the same text).
         let text = String(repeating: "Aspirin irreversibly inhibits cyclooxygenase-1 and cyclooxygenase-2, reducing the "
             + "synthesis of prostaglandins and thromboxanes; low doses prevent platelet aggregation for the life of the "

@@ -3,6 +3,7 @@ import Foundation
 import Generator
 import Ingest
 import LLM
+import Tensor
 import VectorIndex
 
 // MARK: - seeds
@@ -100,6 +101,8 @@ struct SpecializeGenerate: ParsableCommand {
     var model: String?
     @Option(help: ArgumentHelp("A LoRA adapter for the local model (iterative self-specialization): a tune run folder, PEFT folder or GGUF LoRA file.", valueName: "path"))
     var adapter: String?
+    @Flag(help: "Local model: bfloat16 weight copies, prompts and batches through the AVX-512 BF16 kernel (faster on CPUs that have it, e.g. AMD Zen 4; about 3 significant digits per product).")
+    var bf16 = false
     @Option(help: "Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8080.")
     var baseURL: String?
     @Option(help: "API key for the server (default: $OPENAI_API_KEY).")
@@ -155,7 +158,11 @@ struct SpecializeGenerate: ParsableCommand {
         }
         // The in-process engine: prompts as one user turn of the model's chat template, decoded
         // together with continuous batching; Ctrl-C ends the current batch.
+        if bf16 && !PackedMatrix.bfloat16IsNative {
+            throw ValidationError("--bf16: this CPU has no AVX-512 BF16 (the scalar fallback is far slower than float32)")
+        }
         return try LocalBackend(modelPath: model!, adapterPath: adapter, chat: true, maxBatch: 16,
+                                weightFormat: bf16 ? .bfloat16 : .float32,
                                 shouldStop: { interruptRequested.load(ordering: .relaxed) })
     }
 

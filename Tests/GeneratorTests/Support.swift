@@ -23,7 +23,7 @@ extension XCTestCase {
     /// `text` written to a fresh temporary file, removed after the test.
     func writeTemp(_ text: String, _ tag: String, ext: String = "jsonl") -> String {
         let p = tempPath(tag) + "." + ext
-        FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
         return p
     }
 

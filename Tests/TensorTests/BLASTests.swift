@@ -203,4 +203,76 @@ final class PackedGemmTests: XCTestCase {
             XCTAssertEqual(packedT, plainT, "transpose, ld \(ld)")
         }
     }
+
+    /// The bfloat16 panels: with X and W rounded to bfloat16 first (round to nearest even), the
+    /// products are exact in float32, so both paths must match a float64 sum of the rounded
+    /// values to float32 rounding; against the unrounded values the error stays within bfloat16's
+    /// 2^-8 relative step. Odd K (a zero-padded pair), padded panels, 1 to 37 rows, bias or not.
+    func testBFloat16PackedGemmMatchesFloat64OnBothPaths() {
+        var state: UInt64 = 7
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 200_001 - 100_000) / 100_000
+        }
+        func bf16(_ f: Float) -> Double {
+            let u = f.bitPattern
+            return Double(Float(bitPattern: (u &+ 0x7fff &+ ((u >> 16) & 1)) & 0xffff_0000))
+        }
+        var worstRounded = 0.0, worstExact = 0.0
+        for (m, n, k) in [(1, 1, 1), (3, 17, 3), (8, 32, 64), (9, 48, 37), (37, 576, 576), (16, 40, 1536)] {
+            let x = (0..<(m * k)).map { _ in next() }, w = (0..<(n * k)).map { _ in next() }
+            let bias = (0..<n).map { _ in next() }
+            let packed = PackedMatrix(w, rows: n, columns: k, format: .bfloat16)
+            XCTAssertEqual(packed.bytes, (n + 15) / 16 * 16 * ((k + 1) / 2 * 2) * 2)
+            for withBias in [true, false] {
+                var fast = [Float](repeating: .nan, count: m * n), portable = fast
+                bias.withUnsafeBufferPointer { b in
+                    let b = withBias ? b.baseAddress : nil
+                    BLAS.gemm(x: x, rows: m, packed: packed, bias: b, c: &fast)
+                    packed.halfPanels.withUnsafeBufferPointer {
+                        ck_gemm_packed_bf16_portable(x, k, m, k, $0.baseAddress!, n, b, &portable, n)
+                    }
+                }
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var rounded = withBias ? Double(bias[j]) : 0, exact = rounded, scale = abs(rounded)
+                        for t in 0..<k {
+                            rounded += bf16(x[i * k + t]) * bf16(w[j * k + t])
+                            exact += Double(x[i * k + t]) * Double(w[j * k + t])
+                            scale += abs(Double(x[i * k + t]) * Double(w[j * k + t]))
+                        }
+                        for (label, got) in [("native", fast[i * n + j]), ("portable", portable[i * n + j])] {
+                            let r = abs(Double(got) - rounded) / max(scale, 1e-3), e = abs(Double(got) - exact) / max(scale, 1e-3)
+                            worstRounded = max(worstRounded, r)
+                            worstExact = max(worstExact, e)
+                            XCTAssertLessThan(r, 1e-5, "\(label) m=\(m) n=\(n) k=\(k) bias=\(withBias) at (\(i), \(j))")
+                            XCTAssertLessThan(e, 8e-3, "\(label) vs unrounded, m=\(m) n=\(n) k=\(k) at (\(i), \(j))")
+                        }
+                    }
+                }
+            }
+        }
+        print("bfloat16 packed gemm (native AVX-512 BF16: \(PackedMatrix.bfloat16IsNative)) vs float64: worst error "
+              + "relative to Σ|x·w| \(worstRounded) on the rounded values (tolerance 1e-5), \(worstExact) on the "
+              + "unrounded ones (tolerance 8e-3)")
+    }
+
+    /// Packing a weight chunk by chunk (`init(rows:columns:format:chunk:fill:)`, as the model
+    /// loader does) gives the panels of packing it whole, in both formats.
+    func testChunkedPackingMatchesWholePacking() {
+        for (rows, cols, chunk) in [(1, 3, 16), (37, 7, 16), (100, 33, 32), (64, 576, 8192)] {
+            let w = (0..<(rows * cols)).map { Float($0 % 1013) / 97 - 5 }
+            for format in [PackedMatrix.Format.float32, .bfloat16] {
+                let whole = PackedMatrix(w, rows: rows, columns: cols, format: format)
+                var calls = 0
+                let chunked = PackedMatrix(rows: rows, columns: cols, format: format, chunk: chunk) { range, out in
+                    calls += 1
+                    for (i, r) in range.enumerated() { for c in 0..<cols { out[i * cols + c] = w[r * cols + c] } }
+                }
+                XCTAssertEqual(chunked.panels, whole.panels, "\(format) \(rows)x\(cols) chunk \(chunk)")
+                XCTAssertEqual(chunked.halfPanels, whole.halfPanels, "\(format) \(rows)x\(cols) chunk \(chunk)")
+                XCTAssertEqual(calls, (rows + chunk - 1) / chunk)
+            }
+        }
+    }
 }

@@ -106,6 +106,28 @@ void ck_gemm_packed(const float *x, long lda, long m, long k, const float *wp, l
 void ck_gemm_packed_portable(const float *x, long lda, long m, long k, const float *wp, long n, const float *bias,
                              float *c, long ldc);
 
+/// 1 when the CPU and OS support AVX-512 F, BW and BF16 (the bfloat16 kernels below), else 0.
+int ck_has_avx512_bf16(void);
+
+/// bfloat16 elements `ck_pack_panels16_bf16` writes for an `(n, k)` weight:
+/// `ceil(n / 16) * 16 * (k rounded up to even)`.
+long ck_bf16_panel_elements(long n, long k);
+
+/// Packs `w (n, k)` (row-major, rows `ld` apart) as bfloat16 (round to nearest even) panels of 16
+/// rows for `ck_gemm_packed_bf16`: within panel p, values j = 2q and 2q + 1 of row 16p + l go to
+/// `out[((p * K2 + q) * 16 + l) * 2 + (j - 2q)]` with K2 = ceil(k / 2); padding is zero.
+void ck_pack_panels16_bf16(const float *w, long n, long k, long ld, uint16_t *out);
+
+/// `ck_gemm_packed` on bfloat16 panels: `c[i * ldc + j] = x_i · w_j (+ bias[j])` with `x` rounded
+/// to bfloat16 and float32 accumulation (`vdpbf16ps`, tiles of 8 rows x 32 columns) on CPUs with
+/// AVX-512 BF16, a scalar loop with the same roundings otherwise.
+void ck_gemm_packed_bf16(const float *x, long lda, long m, long k, const uint16_t *wp, long n, const float *bias,
+                         float *c, long ldc);
+
+/// `ck_gemm_packed_bf16`'s scalar loop on every CPU (tests compare both paths).
+void ck_gemm_packed_bf16_portable(const float *x, long lda, long m, long k, const uint16_t *wp, long n,
+                                  const float *bias, float *c, long ldc);
+
 
 /// Softmax, in place, of `rows` rows of `n` floats starting `ld` apart (numerically stable: the
 /// row maximum is subtracted), with `VectorMath`'s exp polynomial in AVX2 + FMA. Returns 1 when

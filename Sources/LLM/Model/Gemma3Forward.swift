@@ -56,7 +56,9 @@ extension Gemma3Model {
         Ops.rmsNorm(b.h, b.h, weight: outputNorm, rows: picked.count, channels: C, epsilon: c.normEpsilon)
         var logits = [Float](repeating: 0, count: picked.count * c.vocabularySize)
         logits.withUnsafeMutableBufferPointer { out in
-            if useQuantized([embedding], rows: picked.count, kernels: kernels) {
+            if kernels == .fast, picked.count > 4, let packed = embedding.packed {
+                BLAS.gemm(x: b.h, rows: picked.count, packed: packed, bias: nil, c: out.baseAddress!)
+            } else if useQuantized([embedding], rows: picked.count, kernels: kernels) {
                 QuantMatVec.multiply([embedding], x: b.h, t: picked.count, outputs: [out.baseAddress!],
                                      integer: picked.count >= options.integerKernelMinRows)
             } else {

@@ -25,7 +25,7 @@ public final class LinearWeight: @unchecked Sendable {
     /// `(rows, columns)` float32 row-major: only for weights made from float32 values (merged
     /// LoRA weights), which the quantized-kernel path reads as type F32 too.
     public private(set) var dense: UnsafeMutablePointer<Float>?
-    /// The float32 copy made by `makeDense()`, packed in panels of 16 rows.
+    /// The copy made by `makeDense(format:)`, packed in panels of 16 rows.
     public private(set) var packed: PackedMatrix?
 
     init(tensor: GGUFTensor, bias: [Float]?) {
@@ -67,15 +67,15 @@ public final class LinearWeight: @unchecked Sendable {
 
     deinit { dense?.deallocate() }
 
-    /// Dequantizes the whole weight to float32 once and packs it for
-    /// ``BLAS/gemm(x:rows:packed:bias:c:)`` (`rows * columns * 4` bytes, plus at most 15 rows of
-    /// padding), on all cores. Nothing to do for a weight that already has `dense` values.
-    public func makeDense() {
+    /// Dequantizes the whole weight once and packs it for ``BLAS/gemm(x:rows:packed:bias:c:)``
+    /// (`rows * columns * 4` bytes as float32, half that as bfloat16, plus at most 15 rows of
+    /// padding), on all cores, 8,192 rows at a time. Nothing to do for a weight that already has
+    /// `dense` values.
+    public func makeDense(format: PackedMatrix.Format = .float32) {
         guard dense == nil, packed == nil else { return }
-        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
-        defer { buffer.deallocate() }
-        dequantizeRows(0..<rows, into: buffer)
-        packed = PackedMatrix(buffer, rows: rows, columns: columns)
+        packed = PackedMatrix(rows: rows, columns: columns, format: format) { range, buffer in
+            dequantizeRows(range, into: buffer)
+        }
     }
 
     /// `out (r, rows) = x (r, columns) · Wᵀ` on the float32 copy: the packed one when made, else

@@ -9,6 +9,7 @@
 // time; products accumulate in float32. Relative error per product is about 2^-8 (bfloat16
 // keeps 8 significant bits), so this is an opt-in speed mode, checked against float64 in tests.
 #include "ckernels.h"
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,8 +155,10 @@ TGT static void gemm_bf16_avx512(const float *x, long lda, long m, long k, const
 }
 
 int ck_has_avx512_bf16(void) {
-    static int cached = -1;
-    if (cached >= 0) return cached;
+    // Decided on first use; racing threads store the same value.
+    static _Atomic int cached = -1;
+    const int known = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (known >= 0) return known;
     unsigned eax, ebx, ecx, edx;
     int ok = 0;
     if (__get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 27))) {  // OSXSAVE
@@ -170,7 +173,7 @@ int ck_has_avx512_bf16(void) {
             ok = (b7 & (f | bw)) == (f | bw) && (a71 & (1u << 5));
         }
     }
-    cached = ok;
+    atomic_store_explicit(&cached, ok, memory_order_relaxed);
     return ok;
 }
 #else

@@ -34,24 +34,7 @@ public struct PackedMatrix: Sendable {
 
     /// Packs `w (rows, columns)`, row-major.
     public init(_ w: UnsafePointer<Float>, rows: Int, columns: Int, format: Format = .float32) {
-        precondition(rows > 0 && columns > 0, "PackedMatrix: empty weight \(rows)×\(columns)")
-        self.rows = rows
-        self.columns = columns
-        self.format = format
-        switch format {
-        case .float32:
-            panels = [Float](unsafeUninitializedCapacity: (rows + 15) / 16 * 16 * columns) { buf, count in
-                ck_pack_panels16(w, rows, columns, columns, buf.baseAddress!)
-                count = buf.count
-            }
-            halfPanels = []
-        case .bfloat16:
-            panels = []
-            halfPanels = [UInt16](unsafeUninitializedCapacity: ck_bf16_panel_elements(rows, columns)) { buf, count in
-                ck_pack_panels16_bf16(w, rows, columns, columns, buf.baseAddress!)
-                count = buf.count
-            }
-        }
+        self.init(rows: rows, columns: columns, format: format, step: rows) { start, _ in w + start * columns }
     }
 
     /// Packs a weight whose rows `fill` writes (row-major, float32) `chunk` rows at a time into
@@ -59,31 +42,42 @@ public struct PackedMatrix: Sendable {
     /// embedding head is 671 MB as float32, 335 MB packed as bfloat16).
     public init(rows: Int, columns: Int, format: Format = .float32, chunk: Int = 8192,
                 fill: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
-        precondition(rows > 0 && columns > 0, "PackedMatrix: empty weight \(rows)×\(columns)")
-        let step = max(16, chunk / 16 * 16), k2 = (columns + 1) / 2 * 2
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: min(step, rows) * columns)
+        let step = max(16, chunk / 16 * 16)
+        // Sized with care for bad dimensions: the designated init's precondition names them.
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(0, min(step, rows) * columns))
         defer { scratch.deallocate() }
+        self.init(rows: rows, columns: columns, format: format, step: step) { start, n in
+            fill(start..<(start + n), scratch)
+            return UnsafePointer(scratch)
+        }
+    }
+
+    /// Packs rows `start..<start+n` for each `start` in steps of `step` (a multiple of 16, or all
+    /// rows at once) from the row-major rows `source(start, n)` returns.
+    private init(rows: Int, columns: Int, format: Format, step: Int,
+                 source: (_ start: Int, _ n: Int) -> UnsafePointer<Float>) {
+        precondition(rows > 0 && columns > 0, "PackedMatrix: empty weight \(rows)×\(columns)")
         self.rows = rows
         self.columns = columns
         self.format = format
-        func each(_ pack: (Int, Int) -> Void) {
+        func each(_ pack: (UnsafePointer<Float>, Int, Int) -> Void) {
             for start in stride(from: 0, to: rows, by: step) {
                 let n = min(step, rows - start)
-                fill(start..<(start + n), scratch)
-                pack(start, n)
+                pack(source(start, n), start, n)
             }
         }
         switch format {
         case .float32:
             panels = [Float](unsafeUninitializedCapacity: (rows + 15) / 16 * 16 * columns) { buf, count in
-                each { start, n in ck_pack_panels16(scratch, n, columns, columns, buf.baseAddress! + start * columns) }
+                each { w, start, n in ck_pack_panels16(w, n, columns, columns, buf.baseAddress! + start * columns) }
                 count = buf.count
             }
             halfPanels = []
         case .bfloat16:
+            let k2 = (columns + 1) / 2 * 2
             panels = []
             halfPanels = [UInt16](unsafeUninitializedCapacity: ck_bf16_panel_elements(rows, columns)) { buf, count in
-                each { start, n in ck_pack_panels16_bf16(scratch, n, columns, columns, buf.baseAddress! + start * k2) }
+                each { w, start, n in ck_pack_panels16_bf16(w, n, columns, columns, buf.baseAddress! + start * k2) }
                 count = buf.count
             }
         }

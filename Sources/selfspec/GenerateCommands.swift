@@ -5,6 +5,16 @@ import Tensor
 
 // MARK: Shared options
 
+/// The weight format `--bf16` asks for; refuses it on a CPU without AVX-512 BF16, where only the
+/// kernel's scalar fallback could run it.
+func weightFormat(bf16: Bool) throws -> PackedMatrix.Format {
+    guard bf16 else { return .float32 }
+    guard PackedMatrix.bfloat16IsNative else {
+        throw ValidationError("--bf16: this CPU has no AVX-512 BF16 (the scalar fallback is far slower than float32)")
+    }
+    return .bfloat16
+}
+
 /// The model file.
 struct GGUFModelOptions: ParsableArguments {
     @Option(name: .long, help: "A GGUF model file (Llama family or Gemma 3), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
@@ -340,12 +350,9 @@ struct BenchLLM: ParsableCommand {
 
     func run() throws {
         let (_, tokenizer, file) = try modelOptions.load()
-        if bf16 && !PackedMatrix.bfloat16IsNative {
-            throw ValidationError("--bf16: this CPU has no AVX-512 BF16 (the scalar fallback is far slower than float32)")
-        }
         var options = LlamaModel.Options(denseWeights: !compactWeights,
                                          integerKernelMinRows: floatDecode ? 5 : LlamaModel.Options.defaultIntegerKernelMinRows)
-        options.weightFormat = bf16 ? .bfloat16 : .float32
+        options.weightFormat = try weightFormat(bf16: bf16)
         let model = try loadLanguageModel(file: file, options: options)
         // A real sentence repeated until it gives enough tokens (the peer script uses the same text).
         let text = String(repeating: "Aspirin irreversibly inhibits cyclooxygenase-1 and cyclooxygenase-2, reducing the "

@@ -3,7 +3,6 @@ import Foundation
 import Generator
 import Ingest
 import LLM
-import Tensor
 import VectorIndex
 
 // MARK: - seeds
@@ -158,11 +157,8 @@ struct SpecializeGenerate: ParsableCommand {
         }
         // The in-process engine: prompts as one user turn of the model's chat template, decoded
         // together with continuous batching; Ctrl-C ends the current batch.
-        if bf16 && !PackedMatrix.bfloat16IsNative {
-            throw ValidationError("--bf16: this CPU has no AVX-512 BF16 (the scalar fallback is far slower than float32)")
-        }
         return try LocalBackend(modelPath: model!, adapterPath: adapter, chat: true, maxBatch: 16,
-                                weightFormat: bf16 ? .bfloat16 : .float32,
+                                weightFormat: try weightFormat(bf16: bf16),
                                 shouldStop: { interruptRequested.load(ordering: .relaxed) })
     }
 

@@ -19,7 +19,6 @@ extension XCTestCase {
         removeAfterTest(dir.path)
         return dir
     }
-
 }
 
 /// Loaders on the real development files and on broken copies of them.

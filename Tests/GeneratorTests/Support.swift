@@ -26,7 +26,6 @@ extension XCTestCase {
         _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
         return p
     }
-
 }
 
 /// The scripted OpenAI-compatible server (`Fixtures/openai_server.py`), a real HTTP server on a

@@ -29,7 +29,6 @@ extension XCTestCase {
         removeAfterTest(path)
         return path
     }
-
 }
 
 /// Reads all items of a PubMed file.

@@ -40,7 +40,6 @@ final class TemporaryDirectory {
     func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 }
 
-
 /// The SmolLM2 file and tokenizer, opened once per test run.
 enum SharedModel {
     private static let file = Result { try GGUFFile(path: TestPaths.smolLM2.path) }

@@ -49,7 +49,6 @@ final class TemporaryDirectory {
     func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 }
 
-
 /// Deterministic random test inputs.
 struct TestRandom {
     var rng: SplitMix64

@@ -61,7 +61,6 @@ final class RetrievalCorpus: @unchecked Sendable {
     }
 }
 
-
 /// Each (mode, dense index) pair under test.
 let allModes: [(SearchMode, DenseIndex.Kind)] = [(.dense, .exact), (.dense, .hnsw), (.bm25, .hnsw), (.hybrid, .exact), (.hybrid, .hnsw)]
 

@@ -73,4 +73,57 @@ final class AttentionTests: XCTestCase {
             }
         }
     }
+
+    /// Decode attention of a grouped-query group over an f16 cache (`ck_attend_f16`, every key
+    /// and value row read once for the group) against a float64 softmax of the stored values, and
+    /// against the per-head path, for both models' head sizes, with and without a window, with
+    /// position counts that do and do not fill the kernel's blocks of 8.
+    func testAttendGroupMatchesFloat64() {
+        var rng = SystemRandomNumberGenerator()
+        for (hs, kvHeads, heads, n, window) in [(64, 3, 3, 203, nil), (64, 3, 3, 5, nil), (256, 1, 4, 600, 512),
+                                                (64, 2, 1, 64, nil), (32, 2, 6, 17, 9)] as [(Int, Int, Int, Int, Int?)] {
+            let w = kvHeads * hs, group = kvHeads - 1, scale: Float = 0.3
+            let cache = KVCache(layers: 2, width: w, capacity: n, precision: .f16)
+            let keys = (0..<(n * w)).map { _ in Float.random(in: -2...2, using: &rng) }
+            let values = (0..<(n * w)).map { _ in Float.random(in: -2...2, using: &rng) }
+            cache.store(layer: 1, start: 0, rows: n, keys: keys, keyStride: w, values: values, valueStride: w)
+            let q = (0..<(heads * hs)).map { _ in Float.random(in: -1...1, using: &rng) }
+            var out = [Float](repeating: .nan, count: heads * hs), perHead = out
+            var scores = [Float](repeating: 0, count: heads * n)
+            q.withUnsafeBufferPointer { qp in
+                scores.withUnsafeMutableBufferPointer { s in
+                    out.withUnsafeMutableBufferPointer { o in
+                        Attention.attendGroup(q: qp.baseAddress!, heads: heads, cache: cache, layer: 1, group: group, n: n,
+                                              headSize: hs, scale: scale, window: window, scores: s.baseAddress!,
+                                              out: o.baseAddress!)
+                    }
+                    perHead.withUnsafeMutableBufferPointer { o in
+                        for h in 0..<heads {
+                            Attention.attendOne(q: qp.baseAddress! + h * hs, cache: cache, layer: 1, group: group, n: n,
+                                                headSize: hs, scale: scale, window: window, scores: s.baseAddress!,
+                                                out: o.baseAddress! + h * hs)
+                        }
+                    }
+                }
+            }
+            let stored = { (x: [Float], i: Int) in Double(Float(Float16(x[i]))) }
+            var worst = 0.0, worstPerHead = 0.0
+            let first = window.map { max(0, n - $0) } ?? 0
+            for h in 0..<heads {
+                let logits = (first..<n).map { t in
+                    (0..<hs).reduce(0.0) { $0 + Double(q[h * hs + $1]) * stored(keys, t * w + group * hs + $1) } * Double(scale)
+                }
+                let m = logits.max()!, e = logits.map { exp($0 - m) }, z = e.reduce(0, +)
+                for c in 0..<hs {
+                    let ref = zip(first..<n, e).reduce(0.0) { $0 + $1.1 / z * stored(values, $1.0 * w + group * hs + c) }
+                    worst = max(worst, abs(ref - Double(out[h * hs + c])))
+                    worstPerHead = max(worstPerHead, abs(Double(perHead[h * hs + c]) - Double(out[h * hs + c])))
+                }
+            }
+            print("attendGroup hs \(hs) heads \(heads) n \(n) window \(window.map(String.init) ?? "none"): "
+                  + "max |diff| vs float64 \(worst), vs per-head path \(worstPerHead)")
+            XCTAssertLessThan(worst, 1e-5)
+            XCTAssertLessThan(worstPerHead, 1e-5)
+        }
+    }
 }

@@ -138,4 +138,14 @@ int ck_softmax_rows(float *x, long rows, long n, long ld);
 /// FMA. Returns 1 when it ran, 0 without AVX2 + FMA (nothing written).
 int ck_gelu_erf(float *x, long n);
 
+/// Decode attention of `nq` query heads that share one key/value head, over `count` cached
+/// positions stored as IEEE half floats: `out[h] = softmax(q[h] · Kᵀ · scale) V`.
+/// `q`: (nq, hs) float rows `hs` apart; `keys`, `values`: `count` rows `ld` elements apart (this
+/// head's slice, from the first visible position); `scores`: scratch of `nq * count` floats;
+/// `out`: (nq, hs) rows `ldo` apart. Each score and output element sums its terms in one fixed
+/// order (positions in order). AVX2 + FMA + F16C; returns 1 when it ran, 0 without them or for
+/// `count < 1` or `hs` not a multiple of 16 in 16...512 (nothing written).
+int ck_attend_f16(const float *q, long nq, const uint16_t *keys, const uint16_t *values, long ld, long count,
+                  long hs, float scale, float *scores, float *out, long ldo);
+
 #endif

@@ -21,6 +21,25 @@ enum Attention {
         }
     }
 
+    /// The `heads` query rows of one key/value group (decode), `hs` floats apart from `q`, into
+    /// `heads` output rows from `out`: through `ck_attend_f16` for an f16 cache (each key and
+    /// value row converted once for the whole group), else ``attendOne`` per head.
+    /// - Parameter scores: scratch of at least `heads * n` floats.
+    static func attendGroup(q: UnsafePointer<Float>, heads: Int, cache: KVCache, layer: Int, group: Int, n: Int,
+                            headSize hs: Int, scale: Float, window: Int?, scores: UnsafeMutablePointer<Float>,
+                            out: UnsafeMutablePointer<Float>) {
+        if cache.precision == .f16 {
+            let first = window.map { max(0, n - $0) } ?? 0, w = cache.width
+            let keys = cache.base(layer, 0).assumingMemoryBound(to: UInt16.self) + first * w + group * hs
+            let values = cache.base(layer, 1).assumingMemoryBound(to: UInt16.self) + first * w + group * hs
+            if ck_attend_f16(q, heads, keys, values, w, n - first, hs, scale, scores, out, hs) == 1 { return }
+        }
+        for h in 0..<heads {
+            attendOne(q: q + h * hs, cache: cache, layer: layer, group: group, n: n, headSize: hs, scale: scale,
+                      window: window, scores: scores, out: out + h * hs)
+        }
+    }
+
     @inline(__always)
     private static func row8<E: CacheElement>(_ p: UnsafePointer<E>, _ i: Int) -> SIMD8<Float> { E.load8(p + i) }
 
@@ -83,7 +102,7 @@ enum Attention {
                 let first = window.map { max(0, p + i + 1 - $0 - lo) } ?? 0
                 for j in 0..<first { row[j] = 0 }
                 for j in first..<last { row[j] *= scale }
-                VectorMath.softmax(row + first, count: last - first)
+                if ck_softmax_rows(row + first, 1, last - first, 0) == 0 { VectorMath.softmax(row + first, count: last - first) }
                 for j in last..<n { row[j] = 0 }
             }
             ck_pack_panels16_t(v, n, hs, w, packedValues)

@@ -27,12 +27,14 @@ public final class KVCache: @unchecked Sendable {
     ///   - capacity: maximum positions (prompt plus generated tokens).
     ///   - precision: element type of the stored keys/values.
     public init(config: ModelConfig, capacity: Int, precision: Precision = .f16) {
-        layers = config.layerCount
-        self.capacity = max(1, capacity)
-        width = config.kvWidth
-        self.precision = precision
-        let bytes = layers * 2 * self.capacity * width * precision.bytes
-        storage = .allocate(byteCount: bytes, alignment: 64)
+        (layers, width, self.capacity, self.precision) = (config.layerCount, config.kvWidth, max(1, capacity), precision)
+        storage = .allocate(byteCount: layers * 2 * self.capacity * width * precision.bytes, alignment: 64)
+    }
+
+    /// A cache of `layers` layers of `capacity` rows of `width` elements (tests).
+    init(layers: Int, width: Int, capacity: Int, precision: Precision) {
+        (self.layers, self.width, self.capacity, self.precision) = (layers, width, max(1, capacity), precision)
+        storage = .allocate(byteCount: layers * 2 * self.capacity * width * precision.bytes, alignment: 64)
     }
 
     deinit { storage.deallocate() }

@@ -230,22 +230,26 @@ public final class LlamaModel: @unchecked Sendable {
         let c = config, hs = c.headSize, QW = c.queryWidth, group = c.headCount / c.kvHeadCount
         let window = c.slidingWindow[l], scale = c.attentionScale
         let box = UncheckedSendable((b.q, b.attention))
-        // Single-row segments (decode): one work item per (segment, head).
+        // Single-row segments (decode).
         let single = segments.indices.filter { segments[$0].tokens.count == 1 }
         if !single.isEmpty {
             let maxN = single.map { segments[$0].cache.count + 1 }.max()!
             // Short contexts: the thread hand-off costs more than the work.
             let work = single.reduce(0) { $0 + segments[$1].cache.count + 1 } * c.headCount * hs
-            Parallel.forEach(0..<(single.count * c.headCount), chunks: work >= 1 << 16 ? Parallel.coreCount : 1) { items in
+            // A whole key/value group per item (its keys and values read once), unless that leaves
+            // too few items to keep every core busy.
+            let heads = single.count * c.kvHeadCount >= 2 * Parallel.coreCount ? group : 1
+            let perRow = c.headCount / heads
+            Parallel.forEach(0..<(single.count * perRow), chunks: work >= 1 << 16 ? Parallel.coreCount : 1) { items in
                 let (q, out) = box.value
-                let scores = UnsafeMutablePointer<Float>.allocate(capacity: maxN)
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * maxN)
                 defer { scores.deallocate() }
                 for item in items {
-                    let s = single[item / c.headCount], h = item % c.headCount
+                    let s = single[item / perRow], h = item % perRow * heads
                     let row = offsets[s], n = segments[s].cache.count + 1
-                    Attention.attendOne(q: q + row * QW + h * hs, cache: segments[s].cache, layer: l, group: h / group,
-                                        n: n, headSize: hs, scale: scale, window: window, scores: scores,
-                                        out: out + row * QW + h * hs)
+                    Attention.attendGroup(q: q + row * QW + h * hs, heads: heads, cache: segments[s].cache, layer: l,
+                                          group: h / group, n: n, headSize: hs, scale: scale, window: window,
+                                          scores: scores, out: out + row * QW + h * hs)
                 }
             }
         }

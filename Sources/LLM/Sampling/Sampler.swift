@@ -116,7 +116,7 @@ public struct Sampler: TokenSampler, Sendable {
         let order: [Int]
         var probs: [Double]
         if p.topK > 0 && p.topK < logits.count {
-            order = Array(Self.head(logits, maxLogit: maxLogit, temperature: p.temperature) { $0.count >= p.topK }.prefix(p.topK))
+            order = Array(Self.head(logits, maxLogit: maxLogit, temperature: p.temperature) { count, _, _ in count >= p.topK }.prefix(p.topK))
             probs = order.map { weights[$0] }
             let total = probs.reduce(0, +)
             probs = probs.map { $0 / total }
@@ -124,8 +124,8 @@ public struct Sampler: TokenSampler, Sendable {
             let total = weights.reduce(0, +)
             // Margins keep the choice of the head safe from the order of float summation.
             let topP = Double(p.topP), minP = Double(p.minP)
-            order = Self.head(logits, maxLogit: maxLogit, temperature: p.temperature) { head, cutWeight in
-                if topP < 1 { return head.reduce(0.0) { $0 + weights[$1] } / total >= topP + 1e-9 }
+            order = Self.head(logits, maxLogit: maxLogit, temperature: p.temperature, weights: weights) { _, mass, cutWeight in
+                if topP < 1 { return mass / total >= topP + 1e-9 }
                 return minP > 0 && cutWeight < minP / 2
             }
             probs = order.map { weights[$0] / total }
@@ -146,25 +146,42 @@ public struct Sampler: TokenSampler, Sendable {
         return (0..<keep).map { (order[$0], Float(probs[$0] / kept)) }
     }
 
-    /// The tokens whose logit is within `δ·temperature` of the largest, sorted by logit (ties by
-    /// id), for the first `δ` of 8, 16, 32 at which `enough(head, e^-δ)` holds (`e^-δ` bounds the
-    /// relative weight of every token left out); all tokens, sorted, when none does. Because the
-    /// head is a prefix of the full sorted order, the result equals the full sort's prefix.
-    static func head(_ logits: [Float], maxLogit: Float, temperature: Float,
-                     enough: ([Int], Double) -> Bool) -> [Int] {
+    /// Width of a head bin in logits, in units of the temperature: a quarter of a nat of weight.
+    static let binWidth: Float = 0.25
+    /// Bins scanned before falling back to sorting everything (a logit gap of 32 temperatures).
+    static let binCount = 128
+
+    /// The most likely tokens, sorted by logit (ties by id): logits are binned by their distance
+    /// below the largest (``binWidth`` temperatures per bin) and the head is the first bins
+    /// whose token count, weight (`weights`, when given) and bound on the relative weight of
+    /// every token left out satisfy `enough(count, mass, cutWeight)`; all tokens, sorted, when
+    /// no prefix of ``binCount`` bins does. The head holds every token above a logit threshold,
+    /// so it is a prefix of the full sort's order, and only it is sorted.
+    static func head(_ logits: [Float], maxLogit: Float, temperature: Float, weights: [Double]? = nil,
+                     enough: (_ count: Int, _ mass: Double, _ cutWeight: Double) -> Bool) -> [Int] {
         let before: (Int, Int) -> Bool = { logits[$0] > logits[$1] || (logits[$0] == logits[$1] && $0 < $1) }
-        for delta: Float in [8, 16, 32] {
-            let cut = maxLogit - delta * temperature
-            let head = logits.indices.filter { logits[$0] >= cut }
-            if head.count == logits.count { break }
-            if enough(head, Double(exp(-delta))) { return head.sorted(by: before) }
+        let width = binWidth * temperature, last = binCount
+        // Bins only grow as the logit falls (non-finite and far logits go to the last bin).
+        func bin(_ x: Float) -> Int {
+            let d = (maxLogit - x) / width
+            return d < Float(last) ? Int(d) : last
+        }
+        var counts = [Int](repeating: 0, count: last + 1), masses = [Double](repeating: 0, count: last + 1)
+        for i in logits.indices {
+            let b = bin(logits[i])
+            counts[b] += 1
+            if let weights { masses[b] += weights[i] }
+        }
+        var count = 0, mass = 0.0
+        for b in 0..<last {
+            count += counts[b]
+            mass += masses[b]
+            if count == logits.count { break }
+            if count > 0 && enough(count, mass, Double(exp(-Float(b + 1) * binWidth))) {
+                return logits.indices.filter { bin(logits[$0]) <= b }.sorted(by: before)
+            }
         }
         return logits.indices.sorted(by: before)
-    }
-
-    /// ``head(_:maxLogit:temperature:enough:)`` with a condition on the head only.
-    static func head(_ logits: [Float], maxLogit: Float, temperature: Float, enough: ([Int]) -> Bool) -> [Int] {
-        head(logits, maxLogit: maxLogit, temperature: temperature) { h, _ in enough(h) }
     }
 
     private func applyPenalties(_ logits: inout [Float], history: [Int]) {

@@ -34,6 +34,7 @@ struct Ask: ParsableCommand {
     @Option(name: .customLong("embedder"), help: "The MiniLM folder (dense and hybrid search).")
     var embedder = "models/all-MiniLM-L6-v2"
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var weights: WeightFormatOptions
     @Flag(name: .long, help: "Print one JSON object at the end instead of streaming text.")
     var json = false
 
@@ -66,7 +67,7 @@ struct Ask: ParsableCommand {
         let file = try GGUFFile(path: model)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
         let template = try ChatTemplate(metadata: file.metadata)
-        let lm = try loadLanguageModel(file: file, adapter: try adapter.map { try LoRAAdapter(path: $0) })
+        let lm = try loadLanguageModel(file: file, options: try weights.modelOptions(), adapter: try adapter.map { try LoRAAdapter(path: $0) })
         var hits: [SearchHit] = []
         var usedMode: SearchMode?
         if rag, let db {

@@ -50,6 +50,7 @@ struct EvalCommand: ParsableCommand {
     var resamples = Statistics.defaultResamples
     @Option(name: .long, help: "Write report.md, report.json and predictions.jsonl into this folder.")
     var report: String?
+    @OptionGroup var weights: WeightFormatOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -148,7 +149,8 @@ struct EvalCommand: ParsableCommand {
         let adapters = try adapter.map { try LoRAAdapter(path: $0) }
         let names = ["base"] + adapterNames()
         // An adapter of another base model is refused before anything runs (shapes are checked at load).
-        var baseModel: (any CausalLanguageModel)? = try loadLanguageModel(file: baseFile)
+        let modelOptions = try weights.modelOptions()
+        var baseModel: (any CausalLanguageModel)? = try loadLanguageModel(file: baseFile, options: modelOptions)
         let identity = LoRAAdapter.BaseModel(file: baseFile, config: baseModel!.config)
         for a in adapters {
             if let trained = a.base, !trained.isCompatible(with: identity) {
@@ -162,7 +164,7 @@ struct EvalCommand: ParsableCommand {
         var runs: [[TaskRun]] = []
         for m in names.indices {
             // One model in memory at a time: the base is released once its tasks are done.
-            let lm = try m == 0 ? baseModel! : loadLanguageModel(file: try GGUFFile(path: model), adapter: adapters[m - 1])
+            let lm = try m == 0 ? baseModel! : loadLanguageModel(file: try GGUFFile(path: model), options: modelOptions, adapter: adapters[m - 1])
             baseModel = nil
             let evaluator = Evaluator(model: lm, tokenizer: tokenizer, template: template, settings: settings)
             var modelRuns: [TaskRun] = []

@@ -15,16 +15,30 @@ func weightFormat(bf16: Bool) throws -> PackedMatrix.Format {
     return .bfloat16
 }
 
+/// `--bf16`, for every command that runs a local model.
+struct WeightFormatOptions: ParsableArguments {
+    @Flag(name: .long, help: "bfloat16 weight copies: prompts and batched steps through the AVX-512 BF16 kernel (faster on CPUs that have it, e.g. AMD Zen 4; about 3 significant digits per product; refused on other CPUs).")
+    var bf16 = false
+
+    /// Model options with the weight format asked for.
+    func modelOptions(_ base: LlamaModel.Options = LlamaModel.Options()) throws -> LlamaModel.Options {
+        var options = base
+        options.weightFormat = try weightFormat(bf16: bf16)
+        return options
+    }
+}
+
 /// The model file.
 struct GGUFModelOptions: ParsableArguments {
     @Option(name: .long, help: "A GGUF model file (Llama family or Gemma 3), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
     var model: String
+    @OptionGroup var weights: WeightFormatOptions
 
     /// Loads the model and its tokenizer, with a LoRA adapter when given.
     func load(adapter: AdapterOptions? = nil) throws -> (any CausalLanguageModel, any Tokenizer, GGUFFile) {
         let file = try GGUFFile(path: model)
         let lora = try adapter?.adapter.map { try LoRAAdapter(path: $0) }
-        let options = LlamaModel.Options(adapterMode: adapter?.mergeAdapter == true ? .merged : .inForward)
+        let options = try weights.modelOptions(LlamaModel.Options(adapterMode: adapter?.mergeAdapter == true ? .merged : .inForward))
         return (try loadLanguageModel(file: file, options: options, adapter: lora),
                 try TokenizerFactory.make(metadata: file.metadata), file)
     }
@@ -296,8 +310,6 @@ struct BenchLLM: ParsableCommand {
     var compactWeights = false
     @Flag(name: .long, help: "Decode through the float quantized kernels (float32 rounding only; slower) instead of the int16-activation ones.")
     var floatDecode = false
-    @Flag(name: .long, help: "bfloat16 weight copies: prompt and batched steps through the AVX-512 BF16 kernel (about 3 significant digits per product; needs a CPU with AVX-512 BF16).")
-    var bf16 = false
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
@@ -349,10 +361,9 @@ struct BenchLLM: ParsableCommand {
     }
 
     func run() throws {
-        let (_, tokenizer, file) = try modelOptions.load()
-        var options = LlamaModel.Options(denseWeights: !compactWeights,
-                                         integerKernelMinRows: floatDecode ? 5 : LlamaModel.Options.defaultIntegerKernelMinRows)
-        options.weightFormat = try weightFormat(bf16: bf16)
+        let file = try GGUFFile(path: modelOptions.model), tokenizer = try TokenizerFactory.make(metadata: file.metadata)
+        let options = try modelOptions.weights.modelOptions(LlamaModel.Options(
+            denseWeights: !compactWeights, integerKernelMinRows: floatDecode ? 5 : LlamaModel.Options.defaultIntegerKernelMinRows))
         let model = try loadLanguageModel(file: file, options: options)
         // A real sentence repeated until it gives enough tokens (the peer script uses the same text).
         let text = String(repeating: "Aspirin irreversibly inhibits cyclooxygenase-1 and cyclooxygenase-2, reducing the "

@@ -33,6 +33,7 @@ struct Serve: ParsableCommand {
     var apiKey: String?
     @Option(name: .customLong("embedder"), help: "The MiniLM folder for /v1/embeddings and dense search.")
     var embedder = "models/all-MiniLM-L6-v2"
+    @OptionGroup var weights: WeightFormatOptions
     @Flag(name: .long, help: "Serve no embeddings (and BM25-only search).")
     var noEmbedder = false
     @Option(name: .long, help: "A corpus SQLite file for /v1/search.")
@@ -107,13 +108,14 @@ struct Serve: ParsableCommand {
         let template = try ChatTemplate(metadata: file.metadata)
         let options = BatchScheduler.Options(maxBatch: batch, maxQueue: queue)
         let baseID = modelID ?? URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
-        var served = [ServedModel(id: baseID, model: try loadLanguageModel(file: file), tokenizer: tokenizer,
+        let modelOptions = try weights.modelOptions()
+        var served = [ServedModel(id: baseID, model: try loadLanguageModel(file: file, options: modelOptions), tokenizer: tokenizer,
                                   template: template, options: options)]
         for spec in adapter {
             let (id, path) = Serve.adapterID(spec)
             guard !served.contains(where: { $0.id == id }) else { throw ValidationError("two models have the id '\(id)'; name them with --adapter NAME=PATH") }
             let lora = try LoRAAdapter(path: path)
-            served.append(ServedModel(id: id, model: try loadLanguageModel(file: file, adapter: lora), tokenizer: tokenizer,
+            served.append(ServedModel(id: id, model: try loadLanguageModel(file: file, options: modelOptions, adapter: lora), tokenizer: tokenizer,
                                       template: template, options: options))
         }
         var embedderModel: MiniLMEmbedder?

@@ -100,8 +100,7 @@ struct SpecializeGenerate: ParsableCommand {
     var model: String?
     @Option(help: ArgumentHelp("A LoRA adapter for the local model (iterative self-specialization): a tune run folder, PEFT folder or GGUF LoRA file.", valueName: "path"))
     var adapter: String?
-    @Flag(help: "Local model: bfloat16 weight copies, prompts and batches through the AVX-512 BF16 kernel (faster on CPUs that have it, e.g. AMD Zen 4; about 3 significant digits per product).")
-    var bf16 = false
+    @OptionGroup var weights: WeightFormatOptions
     @Option(help: "Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8080.")
     var baseURL: String?
     @Option(help: "API key for the server (default: $OPENAI_API_KEY).")
@@ -135,6 +134,7 @@ struct SpecializeGenerate: ParsableCommand {
     func validate() throws {
         if count < 1 { throw ValidationError("--count must be positive") }
         if k < 1 || k > 20 { throw ValidationError("--k must be in 1...20") }
+        if promptsPerRound < 1 || promptsPerRound > 256 { throw ValidationError("--prompts-per-round must be in 1...256") }
         if parallel < 1 || attempts < 1 { throw ValidationError("--parallel and --attempts must be positive") }
         if let m = mode, SearchMode(rawValue: m) == nil { throw ValidationError("--mode must be dense, bm25 or hybrid") }
         if db == nil && !noRetrieval { throw ValidationError("pass --db FILE for grounded responses, or --no-retrieval") }
@@ -158,7 +158,7 @@ struct SpecializeGenerate: ParsableCommand {
         // The in-process engine: prompts as one user turn of the model's chat template, decoded
         // together with continuous batching; Ctrl-C ends the current batch.
         return try LocalBackend(modelPath: model!, adapterPath: adapter, chat: true, maxBatch: 16,
-                                weightFormat: try weightFormat(bf16: bf16),
+                                weightFormat: try weights.modelOptions().weightFormat,
                                 shouldStop: { interruptRequested.load(ordering: .relaxed) })
     }
 

@@ -175,4 +175,21 @@ final class ServeAskCLITests: XCTestCase {
         XCTAssertNotEqual(missing.status, 0)
         XCTAssertTrue(missing.stderr.contains(run.path + "/missing"), missing.stderr)
     }
+
+    /// `--bf16` on a command that runs a model: it generates where the CPU has AVX-512 BF16 (the
+    /// first greedy tokens agree with float32 on this prompt) and is refused with a clear message
+    /// elsewhere.
+    func testBF16FlagGeneratesWhereNativeAndIsRefusedElsewhere() throws {
+        let args = ["generate", "--model", Self.model, "--prompt", "Aspirin is used to treat", "--max-tokens", "4"]
+        let float32 = try runCLI(args)
+        XCTAssertEqual(float32.status, 0, float32.stderr)
+        let bf16 = try runCLI(args + ["--bf16"])
+        if PackedMatrix.bfloat16IsNative {
+            XCTAssertEqual(bf16.status, 0, bf16.stderr)
+            XCTAssertEqual(bf16.stdout, float32.stdout, "4 greedy tokens: bfloat16 weights agree with float32 here")
+        } else {
+            XCTAssertNotEqual(bf16.status, 0)
+            XCTAssertTrue(bf16.stderr.contains("no AVX-512 BF16"), bf16.stderr)
+        }
+    }
 }

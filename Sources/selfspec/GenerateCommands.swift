@@ -20,6 +20,8 @@ struct WeightFormatOptions: ParsableArguments {
     @Flag(name: .long, help: "bfloat16 weight copies: prompts and batched steps through the AVX-512 BF16 kernel (faster on CPUs that have it, e.g. AMD Zen 4; about 3 significant digits per product; refused on other CPUs).")
     var bf16 = false
 
+    func validate() throws { _ = try weightFormat(bf16: bf16) }  // before anything loads
+
     /// Model options with the weight format asked for.
     func modelOptions(_ base: LlamaModel.Options = LlamaModel.Options()) throws -> LlamaModel.Options {
         var options = base
@@ -312,6 +314,12 @@ struct BenchLLM: ParsableCommand {
     var floatDecode = false
     @Flag(name: .long, help: "Print JSON.")
     var json = false
+
+    func validate() throws {
+        if compactWeights && modelOptions.weights.bf16 {
+            throw ValidationError("--bf16 packs the weight copies that --compact-weights leaves out; pass one of them")
+        }
+    }
 
     struct Result: Encodable {
         var engine = "selfspec"

@@ -142,6 +142,7 @@ struct SpecializeGenerate: ParsableCommand {
         case "openai":
             if baseURL.flatMap(URL.init(string:)) == nil { throw ValidationError("--backend openai needs --base-url URL") }
             if model == nil { throw ValidationError("--backend openai needs --model NAME") }
+            if weights.bf16 { throw ValidationError("--bf16 is for the local model; the server picks its own precision") }
         case "local":
             if model == nil { throw ValidationError("--backend local needs --model FILE.gguf") }
         default: throw ValidationError("--backend must be local or openai")

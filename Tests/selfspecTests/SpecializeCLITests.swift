@@ -113,5 +113,9 @@ final class SpecializeCLITests: XCTestCase {
         XCTAssertTrue(down.stderr.contains("cannot reach http://127.0.0.1:9/v1/completions"), down.stderr)
         let noDB = try cli.run(["specialize", "generate", "--out", temp("x"), "--backend", "openai", "--base-url", "http://127.0.0.1:9", "--model", "m"])
         XCTAssertTrue(noDB.stderr.contains("pass --db FILE"), noDB.stderr)
+        let bf16 = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("bf"), "--seeds", seeds, "--backend", "openai",
+                                "--base-url", "http://127.0.0.1:9", "--model", "m", "--bf16"])
+        XCTAssertNotEqual(bf16.status, 0)
+        XCTAssertTrue(bf16.stderr.contains("--bf16 is for the local model"), bf16.stderr)
     }
 }

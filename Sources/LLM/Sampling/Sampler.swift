@@ -125,8 +125,7 @@ public struct Sampler: TokenSampler, Sendable {
             // Margins keep the choice of the head safe from the order of float summation.
             let topP = Double(p.topP), minP = Double(p.minP)
             order = Self.head(logits, maxLogit: maxLogit, temperature: p.temperature, weights: weights) { _, mass, cutWeight in
-                if topP < 1 { return mass / total >= topP + 1e-9 }
-                return minP > 0 && cutWeight < minP / 2
+                (topP < 1 && mass / total >= topP + 1e-9) || (minP > 0 && cutWeight < minP / 2)
             }
             probs = order.map { weights[$0] / total }
         }

@@ -126,4 +126,39 @@ final class AttentionTests: XCTestCase {
             XCTAssertLessThan(worstPerHead, 1e-5)
         }
     }
+
+    /// The heads of a group in one `attendMany` call (keys and values packed once) give the same
+    /// bits as one call per head.
+    func testHeadsOfAGroupTogetherChangeNoBits() {
+        var rng = SystemRandomNumberGenerator()
+        let hs = 32, w = 2 * hs, heads = 3, qStride = 2 * heads * hs, t = 90, p = 30, n = p + t
+        let q = (0..<(t * qStride)).map { _ in Float.random(in: -2...2, using: &rng) }
+        let keys = (0..<(n * w)).map { _ in Float.random(in: -2...2, using: &rng) }
+        let values = (0..<(n * w)).map { _ in Float.random(in: -2...2, using: &rng) }
+        for window in [nil, 40] as [Int?] {
+            var together = [Float](repeating: .nan, count: t * qStride), apart = together
+            var scores = [Float](repeating: 0, count: t * n)
+            scores.withUnsafeMutableBufferPointer { s in
+                together.withUnsafeMutableBufferPointer { o in
+                    Attention.attendMany(q: q, qStride: qStride, t: t, past: p, heads: heads, keys: keys, values: values,
+                                         width: w, group: 1, headSize: hs, scale: 0.2, window: window,
+                                         scores: s.baseAddress!, out: o.baseAddress!, outStride: qStride)
+                }
+                apart.withUnsafeMutableBufferPointer { o in
+                    q.withUnsafeBufferPointer { qp in
+                        for h in 0..<heads {
+                            Attention.attendMany(q: qp.baseAddress! + h * hs, qStride: qStride, t: t, past: p, keys: keys,
+                                                 values: values, width: w, group: 1, headSize: hs, scale: 0.2, window: window,
+                                                 scores: s.baseAddress!, out: o.baseAddress! + h * hs, outStride: qStride)
+                        }
+                    }
+                }
+            }
+            for r in 0..<t {
+                for c in 0..<(heads * hs) {
+                    XCTAssertEqual(together[r * qStride + c].bitPattern, apart[r * qStride + c].bitPattern, "row \(r) column \(c)")
+                }
+            }
+        }
+    }
 }

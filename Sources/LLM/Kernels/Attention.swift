@@ -65,8 +65,9 @@ enum Attention {
         }
     }
 
-    /// Many query rows of one head (prefill), both products through `ck_gemm_packed` with this
-    /// head's keys and values packed per chunk: every score and output element sums its terms in
+    /// Many query rows of `heads` query heads that share key/value head `group` (prefill), both
+    /// products through `ck_gemm_packed` with the group's keys and values packed once per chunk
+    /// for all of those heads: every score and output element sums its terms in
     /// one fixed order (keys in position order), so a row's result does not depend on how many
     /// rows share the step or on the CPU (`sgemm` picks kernels, and so summation orders, by CPU
     /// and by matrix shape).
@@ -74,11 +75,13 @@ enum Attention {
     /// Rows go in chunks of ``causalChunk``: a chunk multiplies only the keys its rows can see
     /// (causal mask and sliding window), which skips nearly half the work of a long prompt.
     /// - Parameters:
-    ///   - q: `(T, HS)` rows with stride `qStride`, positions P..<P+T.
-    ///   - keys, values: `(N, W)` float32 keys and values; this head's slice starts at `group * HS`.
+    ///   - q: `(T, HS)` rows with stride `qStride`, positions P..<P+T, of the first head; head j's
+    ///     start `j * HS` further.
+    ///   - heads: query heads, consecutive, all reading key/value head `group`.
+    ///   - keys, values: `(N, W)` float32 keys and values; this group's slice starts at `group * HS`.
     ///   - scores: scratch of at least `T * N` floats.
-    ///   - out: `(T, HS)` rows with stride `outStride`.
-    static func attendMany(q: UnsafePointer<Float>, qStride: Int, t: Int, past p: Int,
+    ///   - out: `(T, HS)` rows with stride `outStride` per head, laid out like `q`.
+    static func attendMany(q: UnsafePointer<Float>, qStride: Int, t: Int, past p: Int, heads: Int = 1,
                            keys: UnsafePointer<Float>, values: UnsafePointer<Float>, width w: Int, group: Int,
                            headSize hs: Int, scale: Float, window: Int?,
                            scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
@@ -95,18 +98,20 @@ enum Attention {
             let m = i1 - i0, n = hi - lo
             let k = keys + lo * w + group * hs, v = values + lo * w + group * hs
             ck_pack_panels16(k, n, hs, w, packedKeys)
-            ck_gemm_packed(q + i0 * qStride, qStride, m, hs, packedKeys, n, nil, scores, n)
-            for i in i0..<i1 {
-                let row = scores + (i - i0) * n
-                let last = p + i + 1 - lo  // row i sees chunk columns first..<last
-                let first = window.map { max(0, p + i + 1 - $0 - lo) } ?? 0
-                for j in 0..<first { row[j] = 0 }
-                for j in first..<last { row[j] *= scale }
-                if ck_softmax_rows(row + first, 1, last - first, 0) == 0 { VectorMath.softmax(row + first, count: last - first) }
-                for j in last..<n { row[j] = 0 }
-            }
             ck_pack_panels16_t(v, n, hs, w, packedValues)
-            ck_gemm_packed(scores, n, m, n, packedValues, hs, nil, out + i0 * outStride, outStride)
+            for head in 0..<heads {
+                ck_gemm_packed(q + head * hs + i0 * qStride, qStride, m, hs, packedKeys, n, nil, scores, n)
+                for i in i0..<i1 {
+                    let row = scores + (i - i0) * n
+                    let last = p + i + 1 - lo  // row i sees chunk columns first..<last
+                    let first = window.map { max(0, p + i + 1 - $0 - lo) } ?? 0
+                    for j in 0..<first { row[j] = 0 }
+                    for j in first..<last { row[j] *= scale }
+                    if ck_softmax_rows(row + first, 1, last - first, 0) == 0 { VectorMath.softmax(row + first, count: last - first) }
+                    for j in last..<n { row[j] = 0 }
+                }
+                ck_gemm_packed(scores, n, m, n, packedValues, hs, nil, out + head * hs + i0 * outStride, outStride)
+            }
             i0 = i1
         }
     }

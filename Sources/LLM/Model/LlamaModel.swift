@@ -269,10 +269,14 @@ public final class LlamaModel: @unchecked Sendable {
                 let (keys, values) = kv.value
                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: t * n)
                 defer { scores.deallocate() }
-                for h in heads {
-                    Attention.attendMany(q: q + row * QW + h * hs, qStride: QW, t: t, past: p, keys: keys, values: values,
-                                         width: KW, group: h / group, headSize: hs, scale: scale, window: window,
-                                         scores: scores, out: out + row * QW + h * hs, outStride: QW)
+                // This worker's heads, a run per key/value group (its keys and values packed once).
+                var h = heads.lowerBound
+                while h < heads.upperBound {
+                    let g = h / group, end = min(heads.upperBound, (g + 1) * group)
+                    Attention.attendMany(q: q + row * QW + h * hs, qStride: QW, t: t, past: p, heads: end - h,
+                                         keys: keys, values: values, width: KW, group: g, headSize: hs, scale: scale,
+                                         window: window, scores: scores, out: out + row * QW + h * hs, outStride: QW)
+                    h = end
                 }
             }
         }

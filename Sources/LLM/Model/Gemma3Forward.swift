@@ -54,11 +54,18 @@ extension Gemma3Model {
         let picked: [Int] = rows == .all ? Array(0..<r) : offsets.dropFirst().map { $0 - 1 }
         for (i, row) in picked.enumerated() { (b.h + i * C).update(from: b.x + row * C, count: C) }
         Ops.rmsNorm(b.h, b.h, weight: outputNorm, rows: picked.count, channels: C, epsilon: c.normEpsilon)
+        if kernels == .fast, picked.count > 4, let packed = embedding.packed {
+            // The packed kernel writes every element, so the kept storage needs no zeroing.
+            var logits = logitsStore.take(count: picked.count * c.vocabularySize)
+            logits.withUnsafeMutableBufferPointer { out in
+                BLAS.gemm(x: b.h, rows: picked.count, packed: packed, bias: nil, c: out.baseAddress!)
+            }
+            logitsStore.keep(logits)
+            return logits
+        }
         var logits = [Float](repeating: 0, count: picked.count * c.vocabularySize)
         logits.withUnsafeMutableBufferPointer { out in
-            if kernels == .fast, picked.count > 4, let packed = embedding.packed {
-                BLAS.gemm(x: b.h, rows: picked.count, packed: packed, bias: nil, c: out.baseAddress!)
-            } else if useQuantized([embedding], rows: picked.count, kernels: kernels) {
+            if useQuantized([embedding], rows: picked.count, kernels: kernels) {
                 QuantMatVec.multiply([embedding], x: b.h, t: picked.count, outputs: [out.baseAddress!],
                                      integer: picked.count >= options.integerKernelMinRows)
             } else {

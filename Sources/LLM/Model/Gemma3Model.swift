@@ -18,7 +18,7 @@ import Tensor
 /// Dimension letters: T tokens, C channels, NH/NKV query/key-value heads, HS head size,
 /// FF feed-forward width, V vocabulary.
 public final class Gemma3Model: @unchecked Sendable {
-    // @unchecked: immutable after init.
+    // @unchecked: immutable after init (`logitsStore` locks itself).
 
     /// One block's weights; norms are `(C)` except the q/k norms `(HS)`.
     struct Layer {
@@ -52,6 +52,8 @@ public final class Gemma3Model: @unchecked Sendable {
     public let adapter: (path: String, format: LoRAAdapter.Format, mode: AdapterMode)?
     /// In-forward LoRA branches by weight name (empty without an adapter or when merged).
     let lora: [String: LoRADelta]
+    /// The batched head's logits storage, kept between steps (see ``ReusableFloats``).
+    let logitsStore = ReusableFloats()
 
     /// Loads the weights of a `gemma3` GGUF file, dequantizing the block weights to float32
     /// (about 400 MB for the 270M model); the embedding/head stays quantized (with
@@ -329,5 +331,32 @@ extension ModelConfig {
         embeddingScale = Float(embeddingLength).squareRoot()
         queryKeyNorm = true
         attentionScale = 1 / Float(headSize).squareRoot()
+    }
+}
+
+/// A float array kept between calls so a large per-step output reuses its memory: Gemma's batched
+/// logits (32 x 262,144 floats, 33.5 MB) are above glibc's largest mmap threshold (32 MB), so a
+/// fresh array is new pages, zeroed by the kernel on first touch, at every step. Thread-safe: a
+/// caller that finds the array taken gets a new one.
+final class ReusableFloats: @unchecked Sendable {
+    private let lock = NSLock()
+    private var spare: [Float] = []
+
+    /// `count` floats; their values are unspecified (the caller overwrites them all).
+    func take(count: Int) -> [Float] {
+        lock.lock()
+        var b = spare
+        spare = []
+        lock.unlock()
+        if b.count != count { b = [Float](repeating: 0, count: count) }
+        return b
+    }
+
+    /// Keeps `array`'s storage for the next ``take(count:)``; it is written in place then if the
+    /// caller has let go of its copy (else copy-on-write gives that call a new one).
+    func keep(_ array: [Float]) {
+        lock.lock()
+        spare = array
+        lock.unlock()
     }
 }

@@ -120,6 +120,79 @@ enum Attention {
     static let causalChunk = 64
 }
 
+extension Attention {
+    /// One layer's attention for a whole step, shared by every architecture: stores each
+    /// segment's new keys and values in its cache, then its new rows attend to every cached
+    /// position up to their own; layers with a sliding window see only the last
+    /// `config.slidingWindow[layer]` positions.
+    ///
+    /// - Parameters:
+    ///   - offsets: each segment's first row in the step's stacked `(R, …)` buffers.
+    ///   - q: `(R, NH*HS)` queries; `k`, `v`: `(R, NKV*HS)` this step's keys and values.
+    ///   - out: `(R, NH*HS)` attention outputs.
+    static func step(layer l: Int, segments: [LlamaModel.Segment], offsets: [Int], config c: ModelConfig,
+                     q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+                     out: UnsafeMutablePointer<Float>) {
+        let hs = c.headSize, QW = c.queryWidth, KW = c.kvWidth, group = c.headCount / c.kvHeadCount
+        let window = c.slidingWindow[l], scale = c.attentionScale
+        for (i, s) in segments.enumerated() {
+            s.cache.store(layer: l, start: s.cache.count, rows: s.tokens.count, keys: k + offsets[i] * KW, keyStride: KW,
+                          values: v + offsets[i] * KW, valueStride: KW)
+        }
+        let box = UncheckedSendable((q, out))
+        // Single-row segments (decode).
+        let single = segments.indices.filter { segments[$0].tokens.count == 1 }
+        if !single.isEmpty {
+            let maxN = single.map { segments[$0].cache.count + 1 }.max()!
+            // Short contexts: the thread hand-off costs more than the work.
+            let work = single.reduce(0) { $0 + min(segments[$1].cache.count + 1, window ?? .max) } * c.headCount * hs
+            // A whole key/value group per item (its keys and values read once), unless that leaves
+            // too few items to keep every core busy.
+            let heads = single.count * c.kvHeadCount >= 2 * Parallel.coreCount ? group : 1
+            let perRow = c.headCount / heads
+            Parallel.forEach(0..<(single.count * perRow), chunks: work >= 1 << 16 ? Parallel.coreCount : 1) { items in
+                let (q, out) = box.value
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * maxN)
+                defer { scores.deallocate() }
+                for item in items {
+                    let s = single[item / perRow], h = item % perRow * heads
+                    let row = offsets[s], n = segments[s].cache.count + 1
+                    attendGroup(q: q + row * QW + h * hs, heads: heads, cache: segments[s].cache, layer: l,
+                                group: h / group, n: n, headSize: hs, scale: scale, window: window,
+                                scores: scores, out: out + row * QW + h * hs)
+                }
+            }
+        }
+        // Multi-row segments (prefill): float32 keys and values (earlier positions from the cache,
+        // this step's rows as computed), packed products per head.
+        for (i, s) in segments.enumerated() where s.tokens.count > 1 {
+            let t = s.tokens.count, p = s.cache.count, n = p + t
+            let keys = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)  // (N, NKV*HS)
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)  // (N, NKV*HS)
+            defer { keys.deallocate(); values.deallocate() }
+            s.cache.loadForStep(layer: l, past: p, rows: t, keys: k + offsets[i] * KW, values: v + offsets[i] * KW,
+                                keysOut: keys, valuesOut: values)
+            let kv = UncheckedSendable((UnsafePointer(keys), UnsafePointer(values)))
+            let row = offsets[i]
+            Parallel.forEach(0..<c.headCount) { heads in
+                let (q, out) = box.value
+                let (keys, values) = kv.value
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: t * n)  // (T, N)
+                defer { scores.deallocate() }
+                // This worker's heads, a run per key/value group (its keys and values packed once).
+                var h = heads.lowerBound
+                while h < heads.upperBound {
+                    let g = h / group, end = min(heads.upperBound, (g + 1) * group)
+                    attendMany(q: q + row * QW + h * hs, qStride: QW, t: t, past: p, heads: end - h,
+                               keys: keys, values: values, width: KW, group: g, headSize: hs, scale: scale,
+                               window: window, scores: scores, out: out + row * QW + h * hs, outStride: QW)
+                    h = end
+                }
+            }
+        }
+    }
+}
+
 /// A key/value cache element type: loads 8 consecutive elements as float32.
 protocol CacheElement {
     static func load8(_ p: UnsafePointer<Self>) -> SIMD8<Float>

@@ -208,12 +208,7 @@ public final class LlamaModel: @unchecked Sendable {
                          cos: cos.baseAddress!, sin: sin.baseAddress!, style: c.ropeStyle)
             }
         }
-        for (i, s) in segments.enumerated() {
-            let o = offsets[i]
-            s.cache.store(layer: l, start: s.cache.count, rows: s.tokens.count, keys: b.k + o * KW, keyStride: KW,
-                          values: b.v + o * KW, valueStride: KW)
-        }
-        attention(l, segments: segments, offsets: offsets, buffers: b)
+        Attention.step(layer: l, segments: segments, offsets: offsets, config: c, q: b.q, k: b.k, v: b.v, out: b.attention)
         linear([w.output], b.attention, rows: r, outputs: [b.h], kernels: kernels, decodeStep: decodeStep)
         Ops.add(b.x, b.h, count: r * C)
 
@@ -223,63 +218,6 @@ public final class LlamaModel: @unchecked Sendable {
         Ops.gatedActivation(b.gate, b.up, count: r * c.feedForwardLength, activation: c.activation)
         linear([w.down], b.gate, rows: r, outputs: [b.h], kernels: kernels, decodeStep: decodeStep)
         Ops.add(b.x, b.h, count: r * C)
-    }
-
-    /// Attention of every segment's new rows against its cache (which already holds them).
-    private func attention(_ l: Int, segments: [Segment], offsets: [Int], buffers b: StepBuffers) {
-        let c = config, hs = c.headSize, QW = c.queryWidth, group = c.headCount / c.kvHeadCount
-        let window = c.slidingWindow[l], scale = c.attentionScale
-        let box = UncheckedSendable((b.q, b.attention))
-        // Single-row segments (decode).
-        let single = segments.indices.filter { segments[$0].tokens.count == 1 }
-        if !single.isEmpty {
-            let maxN = single.map { segments[$0].cache.count + 1 }.max()!
-            // Short contexts: the thread hand-off costs more than the work.
-            let work = single.reduce(0) { $0 + segments[$1].cache.count + 1 } * c.headCount * hs
-            // A whole key/value group per item (its keys and values read once), unless that leaves
-            // too few items to keep every core busy.
-            let heads = single.count * c.kvHeadCount >= 2 * Parallel.coreCount ? group : 1
-            let perRow = c.headCount / heads
-            Parallel.forEach(0..<(single.count * perRow), chunks: work >= 1 << 16 ? Parallel.coreCount : 1) { items in
-                let (q, out) = box.value
-                let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * maxN)
-                defer { scores.deallocate() }
-                for item in items {
-                    let s = single[item / perRow], h = item % perRow * heads
-                    let row = offsets[s], n = segments[s].cache.count + 1
-                    Attention.attendGroup(q: q + row * QW + h * hs, heads: heads, cache: segments[s].cache, layer: l,
-                                          group: h / group, n: n, headSize: hs, scale: scale, window: window,
-                                          scores: scores, out: out + row * QW + h * hs)
-                }
-            }
-        }
-        // Multi-row segments (prefill): float32 keys and values (earlier positions from the cache,
-        // this step's rows as computed), packed products per head.
-        for (i, s) in segments.enumerated() where s.tokens.count > 1 {
-            let t = s.tokens.count, p = s.cache.count, n = p + t, KW = c.kvWidth
-            let keys = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)
-            let values = UnsafeMutablePointer<Float>.allocate(capacity: n * KW)
-            defer { keys.deallocate(); values.deallocate() }
-            s.cache.loadForStep(layer: l, past: p, rows: t, keys: b.k + offsets[i] * KW, values: b.v + offsets[i] * KW,
-                                keysOut: keys, valuesOut: values)
-            let kv = UncheckedSendable((UnsafePointer(keys), UnsafePointer(values)))
-            let row = offsets[i]
-            Parallel.forEach(0..<c.headCount) { heads in
-                let (q, out) = box.value
-                let (keys, values) = kv.value
-                let scores = UnsafeMutablePointer<Float>.allocate(capacity: t * n)
-                defer { scores.deallocate() }
-                // This worker's heads, a run per key/value group (its keys and values packed once).
-                var h = heads.lowerBound
-                while h < heads.upperBound {
-                    let g = h / group, end = min(heads.upperBound, (g + 1) * group)
-                    Attention.attendMany(q: q + row * QW + h * hs, qStride: QW, t: t, past: p, heads: end - h,
-                                         keys: keys, values: values, width: KW, group: g, headSize: hs, scale: scale,
-                                         window: window, scores: scores, out: out + row * QW + h * hs, outStride: QW)
-                    h = end
-                }
-            }
-        }
     }
 
     /// `outputs[i] (R, rows_i) = x (R, K) · weights[i]ᵀ (+ bias) (+ scale · (x Aᵀ) Bᵀ with an adapter)`.

@@ -37,6 +37,11 @@ public struct Completion: Sendable, Equatable {
     }
 
     public static func failed(_ message: String) -> Completion { Completion(text: "", finishReason: .error, error: message) }
+
+    /// A completion the backend stopped on request (Ctrl-C): the pipeline drops its round.
+    public static let cancelled = Completion.failed(Completion.cancelledMessage)
+    static let cancelledMessage = "cancelled"
+    public var wasCancelled: Bool { finishReason == .error && error == Completion.cancelledMessage }
 }
 
 // MARK: - Backend

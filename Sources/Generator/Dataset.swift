@@ -164,6 +164,8 @@ public final class DatasetStore {
         }
         examples = try DatasetStore.openAppend((directory as NSString).appendingPathComponent("examples.jsonl"), keep: progress.examplesBytes)
         instructions = try DatasetStore.openAppend((directory as NSString).appendingPathComponent("instructions.jsonl"), keep: progress.instructionsBytes)
+        // A new run is resumable from the start: stopped in its first round, `--resume` redoes it.
+        if !resume { try saveProgress() }
     }
 
     deinit { try? examples.close(); try? instructions.close() }
@@ -198,12 +200,21 @@ public final class DatasetStore {
             try examples.synchronize()
             progress.nextRound += 1
             progress.stats = stats
-            let pretty = JSONEncoder()
-            pretty.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            try pretty.encode(progress).write(to: URL(fileURLWithPath: progressPath), options: .atomic)
-            try pretty.encode(stats).write(to: URL(fileURLWithPath: statsPath), options: .atomic)
         } catch let e as GeneratorError { throw e } catch {
             throw GeneratorError.unreadable(file: directory, reason: "cannot write the round: \(error)")
+        }
+        try saveProgress()
+    }
+
+    /// Writes `progress.json` and `stats.json` (each atomically).
+    private func saveProgress() throws {
+        let pretty = JSONEncoder()
+        pretty.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        do {
+            try pretty.encode(progress).write(to: URL(fileURLWithPath: progressPath), options: .atomic)
+            try pretty.encode(progress.stats).write(to: URL(fileURLWithPath: statsPath), options: .atomic)
+        } catch {
+            throw GeneratorError.unreadable(file: directory, reason: "cannot write progress.json: \(error)")
         }
     }
 }

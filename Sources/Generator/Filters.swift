@@ -65,7 +65,8 @@ public struct InstructionFilter: Sendable {
         return (nil, best)
     }
 
-    private mutating func remember(_ c: InstructionCandidate) {
+    /// Adds `c` to the pool without checking it: a seed, or an instruction an earlier round kept.
+    public mutating func remember(_ c: InstructionCandidate) {
         rouge.add(c.instruction)
         exact.insert(InstructionFilter.exactKey(c))
         near.insert(InstructionFilter.nearKey(c))

@@ -17,6 +17,8 @@ public enum GeneratorError: LocalizedError, Equatable {
     case wrongFormat(file: String, format: String, record: String, reason: String)
     /// An HTTP endpoint could not be reached or answered with an error.
     case endpoint(url: String, reason: String)
+    /// Every request of a generation stage kept failing (`model`: the backend's model identifier).
+    case generationFailed(model: String, reason: String)
     /// A request or argument the pipeline cannot honour.
     case invalidSettings(String)
     /// The output directory holds a run with different settings, or is corrupt.
@@ -33,6 +35,7 @@ public enum GeneratorError: LocalizedError, Equatable {
         case let .emptyField(f, l, k): return "\(f):\(l): field \"\(k)\" is empty"
         case let .wrongFormat(f, fmt, rec, r): return "\(f): not \(fmt) format at \(rec): \(r)"
         case let .endpoint(u, r): return "endpoint \(u): \(r)"
+        case let .generationFailed(m, r): return "generation stopped (model \(m)): \(r)"
         case let .invalidSettings(m): return m
         case let .resumeConflict(d, r): return "cannot resume in \(d): \(r)"
         case let .backendUnavailable(m): return m

@@ -30,8 +30,9 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     ///   - maxBatch: sequences in flight.
     ///   - weightFormat: format of the weight copies for prompt and batched steps
     ///     (`LlamaModel.Options.weightFormat`); `.bfloat16` is recorded in ``modelIdentifier``.
-    ///   - shouldStop: polled once per decode step; `true` ends the batch (its completions fail
-    ///     with "cancelled", so a resumed run redoes them).
+    ///   - shouldStop: polled once per decode step; `true` ends the batch: its unfinished
+    ///     completions are ``Completion/cancelled``, and the pipeline drops the round so a resumed
+    ///     run redoes it.
     /// - Throws: `GGUFError`, `ModelError`, `TokenizerError` for a bad model file; `AdapterError`
     ///   for a bad adapter or one trained on another model.
     public init(modelPath: String, adapterPath: String? = nil, chat: Bool = true, maxBatch: Int = 16,
@@ -78,7 +79,7 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
                                                   stopStrings: settings.stop))
                 indices.append(i)
             } catch {
-                out[i] = .failed("\(error)")
+                out[i] = .failed(Self.describe(error))
             }
         }
         do {
@@ -88,17 +89,24 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
                 case .success(let r):
                     switch r.finishReason {
                     case .length: out[i] = Completion(text: r.text, finishReason: .length)
-                    case .cancelled: out[i] = .failed("cancelled")
+                    case .cancelled: out[i] = .cancelled
                     default: out[i] = Completion(text: r.text, finishReason: .stop)
                     }
                 case .failure(let error):
-                    out[i] = .failed("\(error)")
+                    out[i] = .failed(Self.describe(error))
                 }
             }
         } catch {
             // A failure of the batch as a whole: every prompt not finished carries it.
-            for i in indices where out[i].error == "not run" { out[i] = .failed("\(error)") }
+            for i in indices where out[i].error == "not run" { out[i] = .failed(Self.describe(error)) }
         }
+        // Stopped: the prompts still waiting never ran.
+        if shouldStop() { for i in indices where out[i].error == "not run" { out[i] = .cancelled } }
         return out
+    }
+
+    /// An engine error's readable message (`ModelError`, `TokenizerError` are `LocalizedError`s).
+    static func describe(_ error: Error) -> String {
+        (error as? LocalizedError)?.errorDescription ?? "\(error)"
     }
 }

@@ -34,7 +34,57 @@ public enum SeedLoader {
 
     /// Parses JSONL seed data; `file` only names the source in errors.
     public static func parse(_ data: Data, file: String) throws -> [Seed] {
-        var seeds: [Seed] = []
+        try JSONLRecords.parse(data, file: file) { r in
+            Seed(task: try r.field("task"), instruction: try r.field("instruction"),
+                 input: try r.field("input", mayBeEmpty: true), output: try r.field("output"))
+        }
+    }
+
+    /// Writes seeds as JSONL (sorted keys, one per line).
+    public static func write(_ seeds: [Seed], to path: String) throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var out = Data()
+        for s in seeds { out.append(try enc.encode(s)); out.append(UInt8(ascii: "\n")) }
+        do { try out.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw GeneratorError.unreadable(file: path, reason: "cannot write: \((error as NSError).localizedDescription)")
+        }
+    }
+}
+
+/// Instructions from an earlier run (its `instructions.jsonl`: `{"instruction", "input"}` per
+/// line) for a run that only regenerates responses (`specialize generate --instructions`).
+public enum InstructionLoader {
+    /// - Throws: ``GeneratorError`` naming the file and line.
+    public static func load(path: String) throws -> [InstructionCandidate] {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw GeneratorError.unreadable(file: path, reason: (error as NSError).localizedDescription)
+        }
+        return try JSONLRecords.parse(data, file: path) { r in
+            InstructionCandidate(instruction: try r.field("instruction"), input: try r.field("input", mayBeEmpty: true))
+        }
+    }
+}
+
+/// One JSON object per line, blank lines skipped; errors name the file and line.
+enum JSONLRecords {
+    struct Record {
+        let file: String, line: Int, object: [String: Any]
+
+        /// A string field, trimmed.
+        func field(_ key: String, mayBeEmpty: Bool = false) throws -> String {
+            guard let v = object[key] as? String else { throw GeneratorError.missingField(file: file, line: line, field: key) }
+            let t = v.trimmingCharacters(in: .whitespacesAndNewlines)
+            if t.isEmpty && !mayBeEmpty { throw GeneratorError.emptyField(file: file, line: line, field: key) }
+            return t
+        }
+    }
+
+    /// - Throws: ``GeneratorError`` for bad JSON, a line that is not an object, an empty file,
+    ///   and whatever `make` throws.
+    static func parse<T>(_ data: Data, file: String, _ make: (Record) throws -> T) throws -> [T] {
+        var out: [T] = []
         var lineNumber = 0
         for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
@@ -47,27 +97,9 @@ public enum SeedLoader {
             guard let dict = object as? [String: Any] else {
                 throw GeneratorError.badJSON(file: file, line: lineNumber, reason: "expected an object")
             }
-            func field(_ key: String, mayBeEmpty: Bool = false) throws -> String {
-                guard let v = dict[key] as? String else { throw GeneratorError.missingField(file: file, line: lineNumber, field: key) }
-                let t = v.trimmingCharacters(in: .whitespacesAndNewlines)
-                if t.isEmpty && !mayBeEmpty { throw GeneratorError.emptyField(file: file, line: lineNumber, field: key) }
-                return t
-            }
-            seeds.append(Seed(task: try field("task"), instruction: try field("instruction"),
-                              input: try field("input", mayBeEmpty: true), output: try field("output")))
+            out.append(try make(Record(file: file, line: lineNumber, object: dict)))
         }
-        if seeds.isEmpty { throw GeneratorError.emptyFile(file: file) }
-        return seeds
-    }
-
-    /// Writes seeds as JSONL (sorted keys, one per line).
-    public static func write(_ seeds: [Seed], to path: String) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var out = Data()
-        for s in seeds { out.append(try enc.encode(s)); out.append(UInt8(ascii: "\n")) }
-        do { try out.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw GeneratorError.unreadable(file: path, reason: "cannot write: \((error as NSError).localizedDescription)")
-        }
+        if out.isEmpty { throw GeneratorError.emptyFile(file: file) }
+        return out
     }
 }

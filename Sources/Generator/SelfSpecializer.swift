@@ -71,37 +71,48 @@ public final class SelfSpecializer {
     public let configuration: Configuration
     public let contamination: ContaminationIndex
     public let countTokens: TokenCounter
+    /// Instructions to answer instead of brainstorming (an earlier run's, for regenerating its
+    /// responses with a specialized model): taken in order, a round's worth at a time.
+    public let instructions: [InstructionCandidate]?
 
     /// - Parameters:
     ///   - retriever: nil for the ungrounded variant (no index).
     ///   - contamination: evaluation n-grams; examples that overlap them are dropped.
     ///   - countTokens: the model's token counter for the passage budget.
+    ///   - instructions: skip stage 1 and answer these (in order, unfiltered); the run ends when
+    ///     they are used up.
     public init(backend: any GenerationBackend, retriever: Retriever?, seeds: [Seed], configuration: Configuration,
-                contamination: ContaminationIndex = ContaminationIndex(), countTokens: @escaping TokenCounter = approximateTokenCount) {
+                contamination: ContaminationIndex = ContaminationIndex(), countTokens: @escaping TokenCounter = approximateTokenCount,
+                instructions: [InstructionCandidate]? = nil) {
         self.backend = backend; self.retriever = retriever; self.seeds = seeds
         self.configuration = configuration; self.contamination = contamination; self.countTokens = countTokens
+        self.instructions = instructions
     }
 
-    /// Runs rounds until `count` examples are in `store`, the callback says stop, or `patience`
-    /// rounds in a row keep nothing.
-    /// - Throws: ``GeneratorError/endpoint(url:reason:)`` when every request of 3 rounds in a row
-    ///   failed (after committing what was done), retrieval and file errors.
+    /// Runs rounds until `count` examples are in `store`, the callback says stop, `patience`
+    /// rounds in a row keep nothing, or the backend cancels a batch (Ctrl-C with the local
+    /// engine): that round is dropped whole, so `--resume` redoes it from its start.
+    /// - Returns: the stats of the last committed round.
+    /// - Throws: ``GeneratorError/generationFailed(model:reason:)`` when every request of one
+    ///   stage failed in 3 rounds in a row (after committing what was done), retrieval and file errors.
     public func run(into store: DatasetStore, progress: (Progress) -> Control = { _ in .more }) throws -> DatasetStats {
         guard !seeds.isEmpty else { throw GeneratorError.invalidSettings("the seed set is empty") }
         let c = configuration
         var filter = c.instructionFilter
-        for s in seeds { _ = filter.check(InstructionCandidate(instruction: s.instruction, input: s.input)) }
-        for k in try store.keptInstructions() { _ = filter.check(k) }
+        for s in seeds { filter.remember(InstructionCandidate(instruction: s.instruction, input: s.input)) }
+        let earlier = try store.keptInstructions()
+        for k in earlier { filter.remember(k) }
+        var used = earlier.count  // of `instructions`: each round records those it answered
         var labeller = TaskLabeller(seeds: seeds)
         var stats = store.progress.stats
         let start = Date(), startExamples = stats.examples, startSeconds = stats.seconds
         var barren = 0, failedRounds = 0
-        while stats.examples < c.count && barren < c.patience {
+        while stats.examples < c.count && barren < c.patience && used < (instructions?.count ?? .max) {
             let round = store.progress.nextRound
             var rng = SeededRandom.forItem(round, seed: c.seed)
-            // Stage 1: brainstorm and filter.
-            let prompts = (0..<c.prompts(needed: c.count - stats.examples, examples: stats.examples,
-                                           promptsSoFar: stats.brainstormPrompts)).map { _ in
+            // Stage 1: brainstorm and filter (or the next given instructions).
+            let prompts = instructions != nil ? [] : (0..<c.prompts(needed: c.count - stats.examples, examples: stats.examples,
+                                                                    promptsSoFar: stats.brainstormPrompts)).map { _ in
                 BrainstormPrompt.make(pool: seeds, using: &rng, tasksToWrite: c.tasksPerPrompt)
             }
             var bs = c.brainstormSampling
@@ -112,7 +123,8 @@ public final class SelfSpecializer {
                 stats.stageSeconds[stage, default: 0] += Date().timeIntervalSince(clock)
                 clock = Date()
             }
-            let ideas = backend.complete(prompts.map(\.text), settings: bs)
+            let ideas = prompts.isEmpty ? [] : backend.complete(prompts.map(\.text), settings: bs)
+            if ideas.contains(where: \.wasCancelled) { return store.progress.stats }
             lap("brainstorm")
             stats.brainstormPrompts += prompts.count
             var kept: [InstructionCandidate] = []
@@ -133,6 +145,14 @@ public final class SelfSpecializer {
                     if let verb = RougeVocabulary.words(cand.instruction).first { stats.leadingVerbs[verb, default: 0] += 1 }
                 }
             }
+            if let instructions {
+                kept = Array(instructions[used..<min(instructions.count, used + min(remaining, c.promptsPerRound * c.tasksPerPrompt))])
+                keptTasks = kept.map { labeller.task(of: $0) }
+                used += kept.count
+                stats.candidates += kept.count
+                stats.instructionsKept += kept.count
+                for cand in kept { if let verb = RougeVocabulary.words(cand.instruction).first { stats.leadingVerbs[verb, default: 0] += 1 } }
+            }
             // Stage 2: retrieve and respond.
             clock = Date()
             var prompts2: [ResponsePrompt] = []
@@ -150,6 +170,7 @@ public final class SelfSpecializer {
             if rs.stop.isEmpty { rs.stop = ResponsePrompt.stops }
             clock = Date()
             let answers = prompts2.isEmpty ? [] : backend.complete(prompts2.map(\.text), settings: rs)
+            if answers.contains(where: \.wasCancelled) { return store.progress.stats }
             lap("respond")
             stats.responsesRequested += answers.count
             var examples: [Example] = []
@@ -171,10 +192,13 @@ public final class SelfSpecializer {
             stats.seconds = startSeconds + Date().timeIntervalSince(start)
             try store.commitRound(instructions: kept, examples: examples, stats: stats)
             barren = examples.isEmpty ? barren + 1 : 0
-            let allFailed = !ideas.isEmpty && ideas.allSatisfy { $0.error != nil }
-            failedRounds = allFailed ? failedRounds + 1 : 0
-            if failedRounds >= 3 {
-                throw GeneratorError.endpoint(url: backend.modelIdentifier, reason: "every request of 3 rounds failed; last error: \(ideas.last?.error ?? "?")")
+            // A stage whose every request failed (an unreachable endpoint, prompts the model's
+            // context cannot hold): after 3 such rounds in a row, stop with the last error.
+            let failed = [("brainstorm", ideas), ("response", answers)].first { !$1.isEmpty && $1.allSatisfy { $0.error != nil } }
+            failedRounds = failed == nil ? 0 : failedRounds + 1
+            if let (stage, completions) = failed, failedRounds >= 3 {
+                throw GeneratorError.generationFailed(model: backend.modelIdentifier,
+                                                      reason: "every \(stage) request of 3 rounds in a row failed; last error: \(completions.last?.error ?? "?")")
             }
             let p = Progress(round: round, examples: stats.examples, target: c.count, stats: stats,
                              elapsed: Date().timeIntervalSince(start), examplesThisRun: stats.examples - startExamples)

@@ -22,6 +22,13 @@ struct WeightFormatOptions: ParsableArguments {
 
     func validate() throws { _ = try weightFormat(bf16: bf16) }  // before anything loads
 
+    /// For bulk generation on a terminal: the hint that this CPU could run `--bf16`, when it was
+    /// not asked for.
+    var speedHint: String? {
+        guard !bf16, PackedMatrix.bfloat16IsNative, Terminal.stderrIsTTY else { return nil }
+        return "note: this CPU has AVX-512 BF16; --bf16 generates about 1.5-1.7x faster (about 3 significant digits per product)"
+    }
+
     /// Model options with the weight format asked for.
     func modelOptions(_ base: LlamaModel.Options = LlamaModel.Options()) throws -> LlamaModel.Options {
         var options = base

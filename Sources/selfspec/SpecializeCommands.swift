@@ -100,6 +100,8 @@ struct SpecializeGenerate: ParsableCommand {
     var model: String?
     @Option(help: ArgumentHelp("A LoRA adapter for the local model (iterative self-specialization): a tune run folder, PEFT folder or GGUF LoRA file.", valueName: "path"))
     var adapter: String?
+    @Option(help: ArgumentHelp("Answer these instructions (an earlier run's instructions.jsonl) instead of brainstorming: with --adapter, regenerates that run's responses with the specialized model.", valueName: "file"))
+    var instructions: String?
     @OptionGroup var weights: WeightFormatOptions
     @Option(help: "Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8080.")
     var baseURL: String?
@@ -181,6 +183,7 @@ struct SpecializeGenerate: ParsableCommand {
         let started = Date()
         Terminal.trapInterrupts()
         let seedSet = try SeedLoader.load(path: seeds)
+        let given = try instructions.map { try InstructionLoader.load(path: $0) }
         let backend = try makeBackend()
         let retriever = try makeRetriever()
         var contamination = ContaminationIndex()
@@ -199,11 +202,13 @@ struct SpecializeGenerate: ParsableCommand {
         let seedsHash = try SHA256.hexDigest(ofFile: seeds).prefix(16)
         let fingerprint = config.fingerprint(seedsFile: String(seedsHash), model: backend.modelIdentifier, grounded: retriever != nil)
             + " eval=\(eval.joined(separator: ","))"
+            + (instructions.map { " instructions=\((try? SHA256.hexDigest(ofFile: $0).prefix(16)) ?? "?")" } ?? "")
         let store = try DatasetStore(directory: out, settings: fingerprint, resume: resume)
         if retriever == nil && !output.quiet { Terminal.note("note: ungrounded run (no retrieval): responses cite no passages") }
+        if backend is LocalBackend, !output.quiet, let hint = weights.speedHint { Terminal.note(hint) }
         let line = StatusLine(enabled: !output.quiet)
         let pipeline = SelfSpecializer(backend: backend, retriever: retriever, seeds: seedSet, configuration: config,
-                                       contamination: contamination, countTokens: counter)
+                                       contamination: contamination, countTokens: counter, instructions: given)
         var interrupted = false
         let stats = try pipeline.run(into: store) { p in
             line.show(p)
@@ -211,10 +216,15 @@ struct SpecializeGenerate: ParsableCommand {
             return .more
         }
         line.finish()
+        interrupted = interrupted || interruptRequested.load(ordering: .relaxed)
         if output.json { try Terminal.printJSON(stats) } else { SpecializeGenerate.printSummary(stats, dir: out, target: count, wall: Date().timeIntervalSince(started)) }
         if interrupted {
             Terminal.error("interrupted; finished rounds are kept — run the same command with --resume to continue")
             throw ExitCode(130)
+        }
+        if let given, stats.instructionsKept >= given.count, stats.examples < count {
+            Terminal.note("all \(given.count) instructions of \(instructions!) answered: \(stats.examples) examples kept")
+            return
         }
         if stats.examples < count {
             Terminal.error("stopped at \(stats.examples) of \(count) examples: \(config.patience) rounds in a row kept nothing (see the filter counts)")

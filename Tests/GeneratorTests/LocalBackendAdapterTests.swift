@@ -40,6 +40,24 @@ final class LocalBackendAdapterTests: XCTestCase {
         XCTAssertNil(b[0].error)
         XCTAssertNotEqual(a[0].text, b[0].text, "the adapter must change the greedy text")
 
+        // The iterative variant end to end: given instructions answered again by the adapted model.
+        var config = SelfSpecializer.Configuration()
+        config.count = 2; config.seed = 3; config.promptsPerRound = 1
+        config.respondSampling.maxTokens = 48
+        let given = [InstructionCandidate(instruction: "List two common symptoms of asthma.", input: ""),
+                     InstructionCandidate(instruction: "Name the drug class of atorvastatin.", input: "")]
+        let out = tempPath("iterative")
+        let stats = try SelfSpecializer(backend: tuned, retriever: nil, seeds: try SeedLoader.load(path: Paths.seeds),
+                                        configuration: config, instructions: given)
+            .run(into: try DatasetStore(directory: out, settings: "it", resume: false))
+        XCTAssertEqual(stats.brainstormPrompts, 0)
+        XCTAssertEqual(stats.responsesRequested, 2)
+        let examples = try String(contentsOfFile: out + "/examples.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        print("iterative run: \(stats.examples) of 2 kept, filtered \(stats.filtered)")
+        XCTAssertEqual(examples.count, stats.examples)
+        for e in examples { XCTAssertEqual(e["model"] as? String, tuned.modelIdentifier) }
+
         XCTAssertThrowsError(try LocalBackend(modelPath: LocalBackendTests.model, adapterPath: dir + "/missing")) { error in
             XCTAssertTrue(error.localizedDescription.contains(dir + "/missing"), error.localizedDescription)
         }

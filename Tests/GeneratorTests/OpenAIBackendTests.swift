@@ -36,6 +36,18 @@ final class OpenAIBackendTests: XCTestCase {
         XCTAssertNil(two[1].error)
     }
 
+    func testAPIKeyIsSentAsABearerToken() throws {
+        let server = try TestServer(arguments: ["--api-key", "sk-test-42"])
+        let prompt = ["### Instruction:\nName a statin.\n\n### Response:\n"]
+        let keyed = OpenAIBackend(.init(baseURL: server.baseURL, model: "test", apiKey: "sk-test-42", attempts: 1))
+        XCTAssertNil(keyed.complete(prompt, settings: .respond)[0].error)
+        for key in [nil, "sk-wrong"] {
+            let other = OpenAIBackend(.init(baseURL: server.baseURL, model: "test", apiKey: key, attempts: 1))
+            let e = other.complete(prompt, settings: .respond)[0].error
+            XCTAssertTrue(e?.contains("HTTP 401") == true && e?.contains("invalid API key") == true, e ?? "no error")
+        }
+    }
+
     func testPerExampleErrors() throws {
         let server = try TestServer()
         let rejected = OpenAIBackend(.init(baseURL: server.baseURL, model: "reject", attempts: 3, backoff: 0.01))

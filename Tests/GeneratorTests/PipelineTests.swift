@@ -138,6 +138,41 @@ final class PipelineTests: XCTestCase {
         XCTAssertGreaterThan(stats.filtered["contaminated"] ?? 0, 0)
     }
 
+    /// `--instructions`: an earlier run's instructions answered again, in order, with no brainstorming.
+    func testGivenInstructionsSkipBrainstormingAndEndWhenUsedUp() throws {
+        let server = try TestServer()
+        let seeds = try SeedLoader.load(path: Paths.seeds)
+        let backend = OpenAIBackend(.init(baseURL: server.baseURL, model: "test", parallel: 3))
+        let first = tempPath("first")
+        _ = try SelfSpecializer(backend: backend, retriever: nil, seeds: seeds, configuration: configuration(count: 8))
+            .run(into: try DatasetStore(directory: first, settings: "a", resume: false))
+        let given = try InstructionLoader.load(path: (first as NSString).appendingPathComponent("instructions.jsonl"))
+        XCTAssertGreaterThanOrEqual(given.count, 8)
+        let again = tempPath("again")
+        var config = configuration(count: 1000)
+        config.promptsPerRound = 1  // 4 instructions a round
+        let stats = try SelfSpecializer(backend: backend, retriever: nil, seeds: seeds, configuration: config, instructions: given)
+            .run(into: try DatasetStore(directory: again, settings: "b", resume: false))
+        XCTAssertEqual(stats.brainstormPrompts, 0)
+        XCTAssertEqual(stats.instructionsKept, given.count)
+        XCTAssertEqual(stats.responsesRequested, given.count)
+        XCTAssertEqual(stats.rounds, (given.count + 3) / 4)
+        XCTAssertEqual(try InstructionLoader.load(path: (again as NSString).appendingPathComponent("instructions.jsonl")), given)
+        let answered = try lines(again, "examples.jsonl").map { InstructionCandidate(instruction: $0["instruction"] as! String, input: $0["input"] as! String) }
+        XCTAssertGreaterThan(answered.count, 0)
+        var rest = given[...]
+        for a in answered {  // in the given order
+            guard let i = rest.firstIndex(of: a) else { return XCTFail("\(a) not among the given instructions, in order") }
+            rest = rest[(i + 1)...]
+        }
+        // A bad instructions file names its line.
+        let bad = tempPath("bad") + ".jsonl"
+        try Data("{\"instruction\": \"List the genes.\", \"input\": \"\"}\n{\"input\": \"x\"}\n".utf8).write(to: URL(fileURLWithPath: bad))
+        XCTAssertThrowsError(try InstructionLoader.load(path: bad)) {
+            XCTAssertEqual(($0 as? GeneratorError)?.errorDescription, "\(bad):2: missing string field \"instruction\"")
+        }
+    }
+
     func testUnreachableEndpointStopsWithAClearErrorAndKeepsProgress() throws {
         let seeds = try SeedLoader.load(path: Paths.seeds)
         let backend = OpenAIBackend(.init(baseURL: URL(string: "http://127.0.0.1:\(closedPort())")!, model: "m", attempts: 1))
@@ -153,6 +188,9 @@ final class PipelineTests: XCTestCase {
 
     func testBrainstormPromptsShrinkOnlyNearTheEnd() {
         var c = SelfSpecializer.Configuration()
+        // The paper's stage-1 sampling (after self-instruct) and greedy responses.
+        XCTAssertEqual([c.brainstormSampling.temperature, c.brainstormSampling.topP], [1.0, 0.98])
+        XCTAssertEqual(c.respondSampling.temperature, 0)
         XCTAssertEqual(c.promptsPerRound, 8)
         XCTAssertEqual(c.tasksPerPrompt, 4)
         // Before a full round: 4 tasks per prompt give about half an example (1.25 x needed / 0.5).

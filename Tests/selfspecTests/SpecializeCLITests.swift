@@ -111,6 +111,14 @@ final class SpecializeCLITests: XCTestCase {
                                 "--base-url", "http://127.0.0.1:9", "--model", "m", "--attempts", "1", "--count", "3"])
         XCTAssertNotEqual(down.status, 0)
         XCTAssertTrue(down.stderr.contains("cannot reach http://127.0.0.1:9/v1/completions"), down.stderr)
+        XCTAssertTrue(down.stderr.contains("every brainstorm request of 3 rounds in a row failed"), down.stderr)
+        XCTAssertTrue(down.stderr.contains("ungrounded run (no retrieval)"), down.stderr)
+        let badInstructions = temp("instructions") + ".jsonl"
+        try Data("{\"instruction\": \"\", \"input\": \"\"}\n".utf8).write(to: URL(fileURLWithPath: badInstructions))
+        let given = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("given"), "--seeds", seeds, "--backend", "openai",
+                                 "--base-url", "http://127.0.0.1:9", "--model", "m", "--instructions", badInstructions])
+        XCTAssertNotEqual(given.status, 0)
+        XCTAssertTrue(given.stderr.contains("\(badInstructions):1: field \"instruction\" is empty"), given.stderr)
         let noDB = try cli.run(["specialize", "generate", "--out", temp("x"), "--backend", "openai", "--base-url", "http://127.0.0.1:9", "--model", "m"])
         XCTAssertTrue(noDB.stderr.contains("pass --db FILE"), noDB.stderr)
         let bf16 = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("bf"), "--seeds", seeds, "--backend", "openai",

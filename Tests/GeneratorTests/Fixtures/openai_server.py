@@ -6,14 +6,16 @@ output: brainstorm answers in "Instruction:/Input:" blocks mixed with numbered l
 lines, banned tasks and copies of the prompt's seed instructions; responses that quote the
 retrieved passage with its PMID, and now and then a refusal or a reply cut at max_tokens.
 
-Usage: python3 openai_server.py [--fail-first N]   (prints the port on the first line of stdout)
+Usage: python3 openai_server.py [--fail-first N] [--api-key KEY]   (prints the port on the first line of stdout)
   /v1/completions, /v1/chat/completions (POST); GET /stats -> {"requests": n, "failed": n}
-  model "reject" -> HTTP 400; model "slow" -> sleeps 5 s; the first N POSTs -> HTTP 503.
+  model "reject" -> HTTP 400; model "slow" -> sleeps 5 s; the first N POSTs -> HTTP 503;
+  with --api-key, a POST without "Authorization: Bearer KEY" -> HTTP 401.
 """
 import hashlib, json, re, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAIL_FIRST = int(sys.argv[sys.argv.index("--fail-first") + 1]) if "--fail-first" in sys.argv else 0
+API_KEY = sys.argv[sys.argv.index("--api-key") + 1] if "--api-key" in sys.argv else None
 lock = threading.Lock()
 counts = {"requests": 0, "failed": 0}
 
@@ -105,6 +107,8 @@ class Handler(BaseHTTPRequestHandler):
                 counts["failed"] += 1
         if fail:
             return self.reply(503, {"error": {"message": "warming up"}})
+        if API_KEY is not None and self.headers.get("Authorization") != "Bearer " + API_KEY:
+            return self.reply(401, {"error": {"message": "invalid API key"}})
         if req.get("model") == "reject":
             return self.reply(400, {"error": {"message": "unknown model"}})
         if req.get("model") == "slow":

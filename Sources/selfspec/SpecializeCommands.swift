@@ -234,7 +234,7 @@ struct SpecializeGenerate: ParsableCommand {
 
     static func printSummary(_ s: DatasetStats, dir: String, target: Int, wall: Double) {
         let minutes = max(s.seconds, 1e-3) / 60
-        print("\(s.examples) examples in \(dir)/examples.jsonl (target \(target)) · \(s.rounds) rounds · \(ProgressLine.duration(s.seconds)) · \(String(format: "%.1f", Double(s.examples) / minutes)) examples/min")
+        print("\(s.examples) examples in \(dir)/examples.jsonl (target \(target)) · \(s.rounds) round\(s.rounds == 1 ? "" : "s") · \(ProgressLine.duration(s.seconds)) · \(String(format: "%.1f", Double(s.examples) / minutes)) examples/min")
         print(String(format: "instructions: %d parsed, %d kept (%.0f%%); responses: %d requested, %d kept (%.0f%%)",
                      s.candidates, s.instructionsKept, s.instructionKeptRatio * 100, s.responsesRequested, s.examples, s.responseKeptRatio * 100))
         if !s.filtered.isEmpty {

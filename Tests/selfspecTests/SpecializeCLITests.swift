@@ -22,6 +22,22 @@ final class SpecializeCLITests: XCTestCase {
             return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
         }
 
+        /// Runs the binary on a pseudo-terminal (`script`, util-linux): stdout and stderr both
+        /// come back in `stdout`, as a terminal shows them.
+        func runOnTerminal(_ args: [String]) throws -> CLITests.Result {
+            let quoted = ([CLITests.binary] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+            p.arguments = ["-qec", quoted.joined(separator: " "), "/dev/null"]
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: "")
+        }
+
         func tempDB() -> String {
             FileManager.default.temporaryDirectory.appendingPathComponent("spec-cli-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
         }
@@ -82,6 +98,12 @@ final class SpecializeCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("has no embeddings; grounding with BM25"), r.stderr)
         XCTAssertTrue(r.stdout.contains("examples in \(out)/examples.jsonl"), r.stdout)
         XCTAssertTrue(r.stdout.contains("filtered:") && r.stdout.contains("leading verbs:"), r.stdout)
+        XCTAssertFalse(r.stderr.contains("ETA"), "the progress line is for terminals only: \(r.stderr)")
+        // On a terminal: the progress line with examples, rate, kept ratios and ETA.
+        let tty = try cli.runOnTerminal(args.map { $0 == out ? temp("tty") : $0 } + ["--count", "3"])
+        XCTAssertEqual(tty.status, 0, tty.stdout)
+        XCTAssertNotNil(tty.stdout.range(of: #"generate: \d+/3 examples · [0-9.]+/min · kept \d+% instructions, \d+% responses · round 1 · ETA"#,
+                                         options: .regularExpression), tty.stdout)
         let first = try String(contentsOfFile: out + "/examples.jsonl", encoding: .utf8).split(separator: "\n").count
         XCTAssertGreaterThanOrEqual(first, 6)
 

@@ -106,7 +106,7 @@ public final class SelfSpecializer {
         var labeller = TaskLabeller(seeds: seeds)
         var stats = store.progress.stats
         let start = Date(), startExamples = stats.examples, startSeconds = stats.seconds
-        var barren = 0, failedRounds = 0
+        var barren = 0, failedRounds = ["brainstorm": 0, "response": 0]
         while stats.examples < c.count && barren < c.patience && used < (instructions?.count ?? .max) {
             let round = store.progress.nextRound
             var rng = SeededRandom.forItem(round, seed: c.seed)
@@ -125,7 +125,7 @@ public final class SelfSpecializer {
             }
             let ideas = prompts.isEmpty ? [] : backend.complete(prompts.map(\.text), settings: bs)
             if ideas.contains(where: \.wasCancelled) { return store.progress.stats }
-            lap("brainstorm")
+            if !prompts.isEmpty { lap("brainstorm") }
             stats.brainstormPrompts += prompts.count
             var kept: [InstructionCandidate] = []
             var keptTasks: [String?] = []
@@ -194,11 +194,13 @@ public final class SelfSpecializer {
             barren = examples.isEmpty ? barren + 1 : 0
             // A stage whose every request failed (an unreachable endpoint, prompts the model's
             // context cannot hold): after 3 such rounds in a row, stop with the last error.
-            let failed = [("brainstorm", ideas), ("response", answers)].first { !$1.isEmpty && $1.allSatisfy { $0.error != nil } }
-            failedRounds = failed == nil ? 0 : failedRounds + 1
-            if let (stage, completions) = failed, failedRounds >= 3 {
-                throw GeneratorError.generationFailed(model: backend.modelIdentifier,
-                                                      reason: "every \(stage) request of 3 rounds in a row failed; last error: \(completions.last?.error ?? "?")")
+            for (stage, completions) in [("brainstorm", ideas), ("response", answers)] where !completions.isEmpty {
+                let allFailed = completions.allSatisfy { $0.error != nil }
+                failedRounds[stage] = allFailed ? failedRounds[stage]! + 1 : 0
+                if failedRounds[stage]! >= 3 {
+                    throw GeneratorError.generationFailed(model: backend.modelIdentifier,
+                                                          reason: "every \(stage) request of 3 rounds in a row failed; last error: \(completions.last?.error ?? "?")")
+                }
             }
             let p = Progress(round: round, examples: stats.examples, target: c.count, stats: stats,
                              elapsed: Date().timeIntervalSince(start), examplesThisRun: stats.examples - startExamples)

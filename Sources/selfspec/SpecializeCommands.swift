@@ -218,7 +218,7 @@ struct SpecializeGenerate: ParsableCommand {
         line.finish()
         interrupted = interrupted || interruptRequested.load(ordering: .relaxed)
         if output.json { try Terminal.printJSON(stats) } else { SpecializeGenerate.printSummary(stats, dir: out, target: count, wall: Date().timeIntervalSince(started)) }
-        if interrupted {
+        if interrupted && stats.examples < count {
             Terminal.error("interrupted; finished rounds are kept — run the same command with --resume to continue")
             throw ExitCode(130)
         }
@@ -246,10 +246,11 @@ struct SpecializeGenerate: ParsableCommand {
         let hist = s.rougeLHistogram.enumerated().map { String(format: "%.1f:%d", Double($0.offset) / 10, $0.element) }.joined(separator: " ")
         print("ROUGE-L to the nearest earlier instruction: \(hist)")
         print("leading verbs: " + s.topVerbs(10).map { "\($0.verb) \($0.count)" }.joined(separator: ", "))
-        if let ipm = s.instructionsPerMinute, let epm = s.examplesPerMinute {
+        if let epm = s.examplesPerMinute {
             let share = { (k: String) in String(format: "%.0f%%", 100 * (s.stageSeconds[k] ?? 0) / max(s.seconds, 1e-9)) }
-            print(String(format: "per stage: brainstorm %.1f instructions/min (%@ of the time), retrieval %@, responses %.1f examples/min (%@)",
-                         ipm, share("brainstorm"), share("retrieve"), epm, share("respond")))
+            let brainstorm = s.instructionsPerMinute.map { String(format: "brainstorm %.1f instructions/min (%@ of the time), ", $0, share("brainstorm")) }
+            print("per stage: " + (brainstorm ?? "no brainstorming (given instructions), ")
+                  + String(format: "retrieval %@, responses %.1f examples/min (%@)", share("retrieve"), epm, share("respond")))
         }
         var usage = rusage()
         getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)

@@ -55,7 +55,10 @@ final class LocalBackendAdapterTests: XCTestCase {
         let examples = try String(contentsOfFile: out + "/examples.jsonl", encoding: .utf8).split(separator: "\n")
             .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         print("iterative run: \(stats.examples) of 2 kept, filtered \(stats.filtered)")
+        XCTAssertNil(stats.filtered["backend_error"])
+        XCTAssertGreaterThan(stats.examples, 0, "greedy answers to two plain questions")
         XCTAssertEqual(examples.count, stats.examples)
+        XCTAssertNil(stats.instructionsPerMinute, "no brainstorming, no brainstorm rate")
         for e in examples { XCTAssertEqual(e["model"] as? String, tuned.modelIdentifier) }
 
         XCTAssertThrowsError(try LocalBackend(modelPath: LocalBackendTests.model, adapterPath: dir + "/missing")) { error in

@@ -57,8 +57,8 @@ public final class TextGenerator: @unchecked Sendable {
     /// - Parameters:
     ///   - requests: the requests, admitted in order.
     ///   - maxBatch: most sequences in flight (memory: each holds a cache of prompt + max tokens).
-    ///   - shouldStop: polled once per step; `true` ends every active sequence as `.cancelled`
-    ///     and skips the waiting ones.
+    ///   - shouldStop: polled before admitting waiting requests and before each decode step;
+    ///     `true` ends every active sequence as `.cancelled` and skips the waiting ones.
     ///   - onFinish: called as each request finishes (in finishing order) with its index and
     ///     result, or the error that request gave (an invalid request does not stop the others).
     public func generateBatch(_ requests: [GenerationRequest], maxBatch: Int = 32,
@@ -86,6 +86,7 @@ public final class TextGenerator: @unchecked Sendable {
             // Admit waiting requests into free slots: their prompts prefilled together in one
             // step (one pass over the weights), then their first tokens.
             var admitted = [(index: Int, state: SequenceState)]()
+            if !cancelled && shouldStop() { cancelled = true }  // no new prompts once stopped
             while !cancelled && active.count + admitted.count < max(1, maxBatch), let i = waiting.next() {
                 do {
                     let state = try SequenceState(request: requests[i], model: model, tokenizer: tokenizer,

@@ -193,6 +193,7 @@ struct Generate: ParsableCommand {
             ids.append(object["id"].map(JSONValue.init) ?? .number(Double(requests.count)))
             requests.append(sampling.request(try encode(text, messages), seedOffset: UInt64(requests.count)))
         }
+        if requests.count > 1, let hint = modelOptions.weights.speedHint { Terminal.note(hint) }
         let progress = ProgressLine(enabled: true)
         var done = 0, failed = 0
         try generator.generateBatch(requests, maxBatch: batch,

@@ -35,6 +35,7 @@ struct Ask: ParsableCommand {
     var embedder = "models/all-MiniLM-L6-v2"
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var weights: WeightFormatOptions
+    @OptionGroup var templateOptions: TemplateOptions
     @Flag(name: .long, help: "Print one JSON object at the end instead of streaming text.")
     var json = false
 
@@ -66,7 +67,7 @@ struct Ask: ParsableCommand {
         }
         let file = try GGUFFile(path: model)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
-        let template = try ChatTemplate(metadata: file.metadata)
+        let template = try templateOptions.resolve(file)
         let lm = try loadLanguageModel(file: file, options: try weights.modelOptions(), adapter: try adapter.map { try LoRAAdapter(path: $0) })
         var hits: [SearchHit] = []
         var usedMode: SearchMode?

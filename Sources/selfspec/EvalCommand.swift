@@ -51,6 +51,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Write report.md, report.json and predictions.jsonl into this folder.")
     var report: String?
     @OptionGroup var weights: WeightFormatOptions
+    @OptionGroup var templateOptions: TemplateOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -145,7 +146,7 @@ struct EvalCommand: ParsableCommand {
         }
         let baseFile = try GGUFFile(path: model)
         let tokenizer = try TokenizerFactory.make(metadata: baseFile.metadata)
-        let template = try ChatTemplate(metadata: baseFile.metadata)
+        let template = try templateOptions.resolve(baseFile)
         let adapters = try adapter.map { try LoRAAdapter(path: $0) }
         let names = ["base"] + adapterNames()
         // An adapter of another base model is refused before anything runs (shapes are checked at load).

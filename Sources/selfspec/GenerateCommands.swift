@@ -37,6 +37,19 @@ struct WeightFormatOptions: ParsableArguments {
     }
 }
 
+/// `--template NAME`: a chat template family instead of the one the model file names.
+struct TemplateOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The chat template family to use instead of the model file's: chatml, llama3, gemma, mistral or completion (a plain prompt).", valueName: "name"))
+    var template: String?
+
+    func validate() throws {
+        if let template { _ = try ChatTemplate(name: template) }
+    }
+
+    /// The model's template, or the family asked for (with the file's BOS/EOS texts).
+    func resolve(_ file: GGUFFile) throws -> ChatTemplate { try ChatTemplate(metadata: file.metadata, name: template) }
+}
+
 /// The model file.
 struct GGUFModelOptions: ParsableArguments {
     @Option(name: .long, help: "A GGUF model file (Llama family or Gemma 3), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
@@ -127,12 +140,15 @@ struct Generate: ParsableCommand {
     @Option(name: .long, help: "A JSONL file of prompts (see below).")
     var prompts: String?
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var templateOptions: TemplateOptions
     @Option(name: .long, help: "Most sequences in flight at once with --prompts.")
     var batch = 32
     @Flag(name: .long, help: "Render prompts with the model's chat template as one user turn.")
     var chat = false
     @Flag(name: .long, help: "Print JSON instead of streaming text (with --prompt).")
     var json = false
+    @Flag(name: .long, help: "Recognise special tokens such as <|im_start|> written in the prompt text (without --chat).")
+    var parseSpecial = false
 
     func validate() throws {
         if (prompt == nil) == (prompts == nil) { throw ValidationError("give exactly one of --prompt or --prompts") }
@@ -151,12 +167,12 @@ struct Generate: ParsableCommand {
     func run() throws {
         Terminal.trapInterrupts()
         let (model, tokenizer, file) = try modelOptions.load(adapter: adapterOptions)
-        let template = chat ? try ChatTemplate(metadata: file.metadata) : nil
+        let template = chat || templateOptions.template != nil ? try templateOptions.resolve(file) : nil
         func encode(_ text: String?, _ messages: [ChatMessage]?) throws -> [Int] {
-            if let messages { return try (template ?? ChatTemplate(metadata: file.metadata)).encode(messages, tokenizer: tokenizer) }
+            if let messages { return try (template ?? templateOptions.resolve(file)).encode(messages, tokenizer: tokenizer) }
             let text = text ?? ""
             if let template { return try template.encode([.user(text)], tokenizer: tokenizer) }
-            return tokenizer.encode(text, addBOS: tokenizer.specialTokens.addBOSByDefault, parseSpecial: false)
+            return tokenizer.encode(text, addBOS: tokenizer.specialTokens.addBOSByDefault, parseSpecial: parseSpecial)
         }
         let generator = TextGenerator(model: model, tokenizer: tokenizer)
         if let prompt {
@@ -190,6 +206,7 @@ struct Generate: ParsableCommand {
             guard text != nil || messages != nil else {
                 throw ValidationError("\(prompts!):\(n + 1): needs \"prompt\" (string) or \"messages\"")
             }
+            if messages == nil, text!.isEmpty { throw ValidationError("\(prompts!):\(n + 1): the prompt is empty") }
             ids.append(object["id"].map(JSONValue.init) ?? .number(Double(requests.count)))
             requests.append(sampling.request(try encode(text, messages), seedOffset: UInt64(requests.count)))
         }
@@ -226,10 +243,11 @@ struct Chat: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
     @Option(name: .long, help: "A system prompt (default: the template's own, if any).")
     var system: String?
+    @OptionGroup var templateOptions: TemplateOptions
 
     func run() throws {
         let (model, tokenizer, file) = try modelOptions.load(adapter: adapterOptions)
-        let template = try ChatTemplate(metadata: file.metadata)
+        let template = try templateOptions.resolve(file)
         let generator = TextGenerator(model: model, tokenizer: tokenizer)
         var messages = system.map { [ChatMessage.system($0)] } ?? []
         var stops = sampling.stop
@@ -243,15 +261,22 @@ struct Chat: ParsableCommand {
             if text == "/reset" { messages = system.map { [ChatMessage.system($0)] } ?? []; continue }
             if text.isEmpty { continue }
             messages.append(.user(text))
-            var request = sampling.request(try template.encode(messages, tokenizer: tokenizer))
-            request.stopStrings = stops
             interruptRequested.store(false, ordering: .relaxed)
-            let result = try generator.generate(request) { piece in
-                FileHandle.standardOutput.write(Data(piece.utf8))
-                return interruptRequested.load(ordering: .relaxed) ? .stop : .more
+            do {
+                var request = sampling.request(try template.encode(messages, tokenizer: tokenizer))
+                request.stopStrings = stops
+                let result = try generator.generate(request) { piece in
+                    FileHandle.standardOutput.write(Data(piece.utf8))
+                    return interruptRequested.load(ordering: .relaxed) ? .stop : .more
+                }
+                FileHandle.standardOutput.write(Data("\n".utf8))  // after the streamed pieces, also in a pipe
+                messages.append(.assistant(result.text))
+            } catch let error as ModelError {
+                // The conversation outgrew the context (or the like): this turn is dropped, the
+                // session goes on.
+                messages.removeLast()
+                Terminal.error("\(error.localizedDescription) — this message was not added; /reset starts over, or run chat with --truncate to drop the oldest tokens")
             }
-            print("")
-            messages.append(.assistant(result.text))
         }
     }
 }

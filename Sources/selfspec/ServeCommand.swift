@@ -34,6 +34,7 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("embedder"), help: "The MiniLM folder for /v1/embeddings and dense search.")
     var embedder = "models/all-MiniLM-L6-v2"
     @OptionGroup var weights: WeightFormatOptions
+    @OptionGroup var templateOptions: TemplateOptions
     @Flag(name: .long, help: "Serve no embeddings (and BM25-only search).")
     var noEmbedder = false
     @Option(name: .long, help: "A corpus SQLite file for /v1/search.")
@@ -105,7 +106,7 @@ struct Serve: ParsableCommand {
         }
         let file = try GGUFFile(path: model)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
-        let template = try ChatTemplate(metadata: file.metadata)
+        let template = try templateOptions.resolve(file)
         let options = BatchScheduler.Options(maxBatch: batch, maxQueue: queue)
         let baseID = modelID ?? URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
         let modelOptions = try weights.modelOptions()

@@ -31,7 +31,7 @@ public enum ChatTemplateError: LocalizedError, Equatable, Sendable {
         switch self {
         case let .unrecognisedTemplate(snippet):
             return "tokenizer.chat_template is not a supported family (chatml, llama3, gemma, mistral): "
-                + "\(snippet.debugDescription); choose one with --template"
+                + "\(snippet.debugDescription); choose one with --template NAME (chatml, llama3, gemma, mistral, completion)"
         case let .unknownFamily(name):
             let names = ChatTemplate.Family.allCases.map(\.rawValue).joined(separator: ", ")
             return "unknown chat template '\(name)' (known: \(names))"
@@ -112,18 +112,25 @@ public struct ChatTemplate: Sendable, Equatable {
         }
     }
 
-    /// The template of a GGUF file: `tokenizer.chat_template`, with BOS/EOS texts from its vocabulary.
-    public init(metadata: GGUFMetadata) throws {
-        var bos: String?, eos: String?
-        if case let .array(tokens)? = metadata["tokenizer.ggml.tokens"], let texts = tokens.strings {
-            func text(_ key: String) -> String? {
-                guard let id = metadata[key]?.intValue, texts.indices.contains(id) else { return nil }
-                return texts[id]
-            }
-            bos = text("tokenizer.ggml.bos_token_id")
-            eos = text("tokenizer.ggml.eos_token_id")
+    /// The template of a GGUF file: `tokenizer.chat_template`, with BOS/EOS texts from its
+    /// vocabulary; `name` (a family, as `--template` gives it) overrides the file's template.
+    public init(metadata: GGUFMetadata, name: String? = nil) throws {
+        let (bos, eos) = Self.specialTexts(metadata)
+        let template = metadata["tokenizer.chat_template"]?.stringValue
+        guard let name else { try self.init(template: template, bosText: bos, eosText: eos); return }
+        guard let family = Family(rawValue: name.lowercased()) else { throw ChatTemplateError.unknownFamily(name) }
+        self.init(family: family, defaultSystemPrompt: family == .chatML ? template.flatMap(Self.chatMLDefaultSystemPrompt) : nil,
+                  bosText: bos, eosText: eos)
+    }
+
+    /// The BOS and EOS token texts of a GGUF vocabulary.
+    static func specialTexts(_ metadata: GGUFMetadata) -> (bos: String?, eos: String?) {
+        guard case let .array(tokens)? = metadata["tokenizer.ggml.tokens"], let texts = tokens.strings else { return (nil, nil) }
+        func text(_ key: String) -> String? {
+            guard let id = metadata[key]?.intValue, texts.indices.contains(id) else { return nil }
+            return texts[id]
         }
-        try self.init(template: metadata["tokenizer.chat_template"]?.stringValue, bosText: bos, eosText: eos)
+        return (text("tokenizer.ggml.bos_token_id"), text("tokenizer.ggml.eos_token_id"))
     }
 
     /// The literal system turn a ChatML template writes when the conversation has none, e.g.

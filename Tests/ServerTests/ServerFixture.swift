@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Ingest
 import LLM
 import VectorIndex
@@ -85,33 +86,13 @@ struct ClientOutput {
     var stderr: String
 }
 
-/// Runs a program to its end (stdin closed), off the cooperative pool.
+/// Runs a program to its end (`runToEnd`), off the cooperative pool.
 func runProcess(_ path: String, _ args: [String], input: String? = nil) async throws -> ClientOutput {
     try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
             do {
-                let p = Process()
-                p.executableURL = URL(fileURLWithPath: path)
-                p.arguments = args
-                let out = Pipe(), err = Pipe(), inp = Pipe()
-                p.standardOutput = out
-                p.standardError = err
-                p.standardInput = inp
-                try p.run()
-                if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
-                try? inp.fileHandleForWriting.close()
-                let errData = Locked(Data())
-                let reading = DispatchGroup()
-                reading.enter()
-                DispatchQueue.global().async {
-                    errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }
-                    reading.leave()
-                }
-                let o = out.fileHandleForReading.readDataToEndOfFile()
-                p.waitUntilExit()
-                reading.wait()
-                continuation.resume(returning: ClientOutput(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                                                            stderr: String(decoding: errData.withLock { $0 }, as: UTF8.self)))
+                let r = try runToEnd(path, args, input: input)
+                continuation.resume(returning: ClientOutput(status: r.status, stdout: r.stdout, stderr: r.stderr))
             } catch {
                 continuation.resume(throwing: error)
             }

@@ -17,21 +17,11 @@ final class CLITests: XCTestCase {
         return repo.appendingPathComponent(".build/release/selfspec").path
     }()
 
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
+    typealias Result = ProcessOutput
 
     @discardableResult
     func run(_ args: [String]) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        try runToEnd(Self.binary, args)
     }
 
     /// A fresh database path, removed (with its side files) after the test.

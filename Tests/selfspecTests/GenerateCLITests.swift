@@ -9,25 +9,7 @@ final class GenerateCLITests: XCTestCase {
 
     /// Runs the binary with `input` on stdin.
     func run(_ args: [String], input: String = "") throws -> CLITests.Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLITests.binary)
-        p.arguments = args
-        let inPipe = Pipe(), out = Pipe(), err = Pipe()
-        p.standardInput = inPipe
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        inPipe.fileHandleForWriting.write(Data(input.utf8))
-        try inPipe.fileHandleForWriting.close()
-        final class Box: @unchecked Sendable { var data = Data() }  // written by one thread, read after wait()
-        let errBox = Box(), group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                               stderr: String(decoding: errBox.data, as: UTF8.self))
+        try runToEnd(CLITests.binary, args, input: input)
     }
 
     func temp(_ name: String, _ text: String) throws -> String {

@@ -11,22 +11,7 @@ final class ServeAskCLITests: XCTestCase {
     static let model = repo.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 
     func runCLI(_ args: [String]) throws -> CLITests.Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLITests.binary)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        final class Box: @unchecked Sendable { var data = Data() }  // written by one thread, read after wait()
-        let e = Box()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { e.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
-        return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e.data, as: UTF8.self))
+        try runToEnd(CLITests.binary, args)
     }
 
     /// A fresh database path, removed (with its side files) after the test.

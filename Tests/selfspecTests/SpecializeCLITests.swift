@@ -9,17 +9,7 @@ final class SpecializeCLITests: XCTestCase {
     /// Runs the binary (as `CLITests.run`).
     struct Runner {
         func run(_ args: [String]) throws -> CLITests.Result {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: CLITests.binary)
-            p.arguments = args
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile()
-            let e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return CLITests.Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+            try runToEnd(CLITests.binary, args)
         }
 
         /// Runs the binary on a pseudo-terminal (`script`, util-linux): stdout and stderr both

@@ -10,13 +10,24 @@ public struct SamplingSettings: Codable, Sendable, Equatable {
     /// Per-request seed for backends that honour one (request `i` of a batch gets `seed + i`).
     public var seed: UInt64?
     public var stop: [String]
+    /// Whether the local engine wraps each prompt in the model's chat template (one user turn);
+    /// false sends it as a plain completion prompt, which the model continues. An
+    /// OpenAI-compatible backend ignores it (its `chat` configuration picks the endpoint).
+    public var chat: Bool
 
-    public init(temperature: Double, topP: Double = 1, maxTokens: Int, seed: UInt64? = nil, stop: [String] = []) {
+    public init(temperature: Double, topP: Double = 1, maxTokens: Int, seed: UInt64? = nil, stop: [String] = [], chat: Bool = true) {
         self.temperature = temperature; self.topP = topP; self.maxTokens = maxTokens; self.seed = seed; self.stop = stop
+        self.chat = chat
     }
 
-    /// Stage 1 (the paper, after self-instruct): temperature 1.0, top-p 0.98.
-    public static let brainstorm = SamplingSettings(temperature: 1.0, topP: 0.98, maxTokens: 384)
+    /// Stage 1, as SelfSpec runs it by default: a plain completion prompt (self-instruct's form)
+    /// sampled at temperature 0.5, top-p 0.9. With the 135M-270M models SelfSpec runs locally,
+    /// the paper's 1.0 / 0.98 (``paperBrainstorm``, chosen for 30B-class models) gives almost
+    /// only word salad: in blind ratings (BENCHMARKS.md) 0-2 of 24 brainstormed tasks were
+    /// coherent at 1.0, 6 (SmolLM2) and 11 (Gemma 3) at 0.5.
+    public static let brainstorm = SamplingSettings(temperature: 0.5, topP: 0.9, maxTokens: 384, chat: false)
+    /// Stage 1 as the paper samples it (after self-instruct): temperature 1.0, top-p 0.98.
+    public static let paperBrainstorm = SamplingSettings(temperature: 1.0, topP: 0.98, maxTokens: 384, chat: false)
     /// Stage 2: greedy.
     public static let respond = SamplingSettings(temperature: 0, topP: 1, maxTokens: 320)
 }
@@ -51,8 +62,9 @@ public struct Completion: Sendable, Equatable {
 /// implementations use their own parallelism inside (batched decoding, concurrent requests).
 ///
 /// The local engine plugs in here: `modelIdentifier` = the GGUF path, `modelSHA256` =
-/// ``SHA256/hexDigest(ofFile:)`` of it, `usesChat` = whether the prompts are wrapped in the model's
-/// chat template; `complete` renders each prompt (one user turn), decodes the batch together with
+/// ``SHA256/hexDigest(ofFile:)`` of it, `usesChat` = whether the model has a chat template to wrap
+/// prompts in; `complete` renders each prompt (one user turn when `settings.chat`, else plain
+/// text), decodes the batch together with
 /// `settings` (temperature 0 = greedy; `stop` strings end a sequence), and reports
 /// `.length` when `maxTokens` ran out, `.stop` otherwise, `.failed` for a prompt that does not fit
 /// the context (a per-example error, not a crash).

@@ -7,10 +7,20 @@ public enum FilterReason: String, Codable, Sendable, CaseIterable, Comparable {
     // Stage 1: instructions
     case unparseable, tooShort = "too_short", tooLong = "too_long", banned
     case duplicate, nearDuplicate = "near_duplicate", similar = "rouge_l"
+    /// An instruction that speaks as a chat assistant ("I'm ready to assist you") instead of setting a task.
+    case assistantTalk = "assistant_talk"
+    /// An instruction about "the passage", "the abstract"… with no input that holds it.
+    case missingInput = "missing_input"
+    /// An instruction that copies the brainstorm prompt's own requirements ("write a realistic,
+    /// self-contained input…").
+    case copiesPrompt = "copies_prompt"
     // Stage 2: responses
     case emptyResponse = "empty_response", repetition, truncated, copiesPassage = "copies_passage", refusal
-    /// The response repeats the prompt's framing ("You are a helpful AI assistant…") instead of answering.
+    /// The response repeats the prompt's framing ("You are a helpful AI assistant…") or restates the
+    /// instruction or input instead of answering.
     case echo = "echoes_prompt"
+    /// The response reproduces a seed demonstration's answer from the prompt (a stock answer).
+    case copiesDemonstration = "copies_demonstration"
     case backendError = "backend_error", contaminated
 
     public static func < (a: FilterReason, b: FilterReason) -> Bool { a.rawValue < b.rawValue }
@@ -19,7 +29,8 @@ public enum FilterReason: String, Codable, Sendable, CaseIterable, Comparable {
 // MARK: - Instructions
 
 /// The self-instruct filters for brainstormed instructions, in order: length, banned content,
-/// exact and near duplicates, ROUGE-L against every seed and kept instruction.
+/// assistant talk, a copy of the brainstorm prompt's requirements, a reference to a missing input, exact and near
+/// duplicates, ROUGE-L against every seed and kept instruction.
 public struct InstructionFilter: Sendable {
     /// Words in an instruction: self-instruct keeps 4...150.
     public var instructionWords = 4...150
@@ -57,6 +68,9 @@ public struct InstructionFilter: Sendable {
         if words > instructionWords.upperBound || RougeVocabulary.words(c.input).count > maxInputWords { return (.tooLong, 0) }
         if InstructionFilter.isBanned(c.instruction) || InstructionFilter.hasLink(c.instruction + " " + c.input) { return (.banned, 0) }
         if let f = c.instruction.unicodeScalars.first, !(f.properties.isAlphabetic || f == "\"" || f == "'") { return (.banned, 0) }
+        if InstructionFilter.isAssistantTalk(c.instruction) { return (.assistantTalk, 0) }
+        if InstructionFilter.echoesBrainstormPrompt(c.instruction + " " + c.input) { return (.copiesPrompt, 0) }
+        if InstructionFilter.needsMissingInput(c) { return (.missingInput, 0) }
         if exact.contains(InstructionFilter.exactKey(c)) { return (.duplicate, 0) }
         if near.contains(InstructionFilter.nearKey(c)) { return (.nearDuplicate, 0) }
         let best = rouge.maxScore(c.instruction).score
@@ -76,6 +90,49 @@ public struct InstructionFilter: Sendable {
         let words = " " + RougeVocabulary.words(text).joined(separator: " ") + " "
         if words.hasPrefix(" write a program") { return true }
         return bannedWords.contains { words.contains(" \($0) ") }
+    }
+
+    /// Phrases of a chat assistant talking to its user, not of a task (lowercased words).
+    public static let assistantPhrases = [
+        "ai assistant", "as an ai", "language model", "smollm", "i m ready", "i am ready", "you re ready",
+        "how can i help", "how can i assist", "how may i help", "how may i assist", "here to help", "here to assist",
+        "happy to help", "glad to help", "assist you", "help you with", "what task would you like", "what would you like me to",
+    ]
+
+    static func isAssistantTalk(_ text: String) -> Bool {
+        let words = " " + RougeVocabulary.words(text).joined(separator: " ") + " "
+        return assistantPhrases.contains { words.contains(" \($0) ") }
+    }
+
+    /// Phrases of the brainstorm prompt's own requirements (``BrainstormPrompt``), which a small
+    /// model copies into the task it writes.
+    public static let promptPhrases = [
+        "new diverse tasks", "come up with", "vary the task types", "vary the wording", "self contained input",
+        "answerable in text", "stay in the biomedical domain", "train an assistant", "noinput", "writing tasks",
+        "one or two sentences in english", "mix imperatives and questions",
+    ]
+
+    static func echoesBrainstormPrompt(_ text: String) -> Bool {
+        let words = " " + RougeVocabulary.words(text).joined(separator: " ") + " "
+        return promptPhrases.contains { words.contains(" \($0) ") }
+    }
+
+    /// Texts an instruction may point to ("the passage"); without an input there is nothing to read.
+    public static let referencedTexts = [
+        "passage", "passages", "abstract", "text", "article", "sentence", "sentences", "paragraph", "excerpt",
+        "study", "report", "document", "table", "input",
+    ]
+
+    /// Whether the instruction is about "the passage", "this abstract", "the following text"… and
+    /// the input is empty, so the task cannot be done from the example alone.
+    static func needsMissingInput(_ c: InstructionCandidate) -> Bool {
+        guard RougeVocabulary.words(c.input).isEmpty else { return false }
+        let w = RougeVocabulary.words(c.instruction)
+        let determiners: Set<String> = ["the", "this", "these", "following", "given", "above", "below"]
+        for i in w.indices.dropFirst() where referencedTexts.contains(w[i]) && determiners.contains(w[i - 1]) {
+            return true
+        }
+        return false
     }
 
     static func hasLink(_ text: String) -> Bool {
@@ -119,10 +176,17 @@ public struct ResponseFilter: Sendable {
 
     public init() {}
 
+    /// A response of at least this many words, half of whose words lie in 5-word spans that also
+    /// occur in a demonstration's answer, is that stock answer, not an answer to its task.
+    public var demonstrationMinWords = 6
+    public var demonstrationCoverage = 0.5
+
     /// - Parameters:
     ///   - passages: the texts of the passages in the prompt (a response copying one is dropped);
-    ///   - task: the instruction and input asked for (a response that only restates them is an echo).
-    public func check(_ c: Completion, passages: [String], task: [String] = []) -> FilterReason? {
+    ///   - task: the instruction and input asked for (a response that only restates them is an echo);
+    ///   - demonstrations: the answers of the seed demonstrations in the prompt (a response
+    ///     reproducing one is dropped).
+    public func check(_ c: Completion, passages: [String], task: [String] = [], demonstrations: [String] = []) -> FilterReason? {
         if c.error != nil { return .backendError }
         let text = c.text.trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty || RougeVocabulary.words(text).isEmpty { return .emptyResponse }
@@ -131,6 +195,7 @@ public struct ResponseFilter: Sendable {
         if isEcho(text) || restates(text, task) { return .echo }
         if isRepetitive(text) { return .repetition }
         if copies(text, passages: passages) { return .copiesPassage }
+        if copies(text, demonstrations: demonstrations) { return .copiesDemonstration }
         return nil
     }
 
@@ -147,14 +212,50 @@ public struct ResponseFilter: Sendable {
         return ResponseFilter.echoPhrases.contains { head.contains($0) }
     }
 
-    /// Whether every word of `text` is, in order, the words of the instruction or of the
-    /// instruction and input (a model that answers by repeating the question).
+    /// Whether `text` restates the task instead of answering it (a model that repeats the question):
+    /// its words are exactly the instruction's or the instruction and input's; or, with at least 4
+    /// words, 80% of them are a common subsequence with the instruction ("Does the sentence use 3
+    /// words?" → "The sentence uses 3 words."); or it reproduces most of an input of 8 words or
+    /// more (an LCS of 80% of its words and half of the input's), which an extraction answer,
+    /// a few of the input's words, does not.
     public func restates(_ text: String, _ task: [String]) -> Bool {
         let words = RougeVocabulary.words(text)
         guard !words.isEmpty, !task.isEmpty else { return false }
         let instruction = RougeVocabulary.words(task[0])
         let whole = RougeVocabulary.words(task.joined(separator: " "))
-        return words == instruction || words == whole
+        if words == instruction || words == whole { return true }
+        guard words.count >= 4 else { return false }
+        var v = RougeVocabulary()
+        let r = v.encode(text)
+        let pattern = LCSPattern(r)
+        let fraction = 0.8 * Double(r.count)
+        if Double(pattern.lcs(with: v.lookup(task[0]))) >= fraction { return true }
+        for input in task.dropFirst() {
+            let n = RougeVocabulary.words(input).count
+            guard n >= 8 else { continue }
+            let common = Double(pattern.lcs(with: v.lookup(input)))
+            if common >= fraction && common >= 0.5 * Double(n) { return true }
+        }
+        return false
+    }
+
+    /// Whether `demonstrationCoverage` of the words of `text` (at least `demonstrationMinWords`)
+    /// lie in 5-word spans that also occur in one of the demonstrations' answers. Spans, not a
+    /// common subsequence, so a stock answer the model repeats twice is still caught.
+    public func copies(_ text: String, demonstrations: [String]) -> Bool {
+        let words = RougeVocabulary.words(text)
+        let n = 5
+        guard words.count >= max(demonstrationMinWords, n), !demonstrations.isEmpty else { return false }
+        return demonstrations.contains { d in
+            let reference = RougeVocabulary.words(d)
+            guard reference.count >= n else { return false }
+            let spans = Set((0...(reference.count - n)).map { reference[$0..<($0 + n)].joined(separator: " ") })
+            var covered = [Bool](repeating: false, count: words.count)
+            for i in 0...(words.count - n) where spans.contains(words[i..<(i + n)].joined(separator: " ")) {
+                for j in i..<(i + n) { covered[j] = true }
+            }
+            return Double(covered.filter { $0 }.count) >= demonstrationCoverage * Double(words.count)
+        }
     }
 
     public func isRepetitive(_ text: String) -> Bool {

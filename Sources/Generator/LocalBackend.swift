@@ -3,8 +3,9 @@ import LLM
 import Tensor
 
 /// The in-process engine as a ``GenerationBackend``: each prompt becomes one user turn in the
-/// model's chat template (or a plain completion prompt for a model without one), and a whole
-/// batch is decoded together with continuous batching, so both cores stay busy.
+/// model's chat template when the settings ask for chat (``SamplingSettings/chat``) and the model
+/// has a template, else a plain completion prompt; a whole batch is decoded together with
+/// continuous batching, so both cores stay busy.
 public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     // @unchecked: immutable after init; TextGenerator is shareable.
 
@@ -26,7 +27,8 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     /// - Parameters:
     ///   - adapterPath: a tune run folder, PEFT folder or GGUF LoRA file (`LoRAAdapter(path:)`),
     ///     applied in the forward pass: the iterative variant, an already specialized model.
-    ///   - chat: wrap prompts in the model's chat template (when it has one).
+    ///   - chat: wrap prompts in the model's chat template (when it has one and the settings of a
+    ///     call ask for it; false never does).
     ///   - maxBatch: sequences in flight.
     ///   - weightFormat: format of the weight copies for prompt and batched steps
     ///     (`LlamaModel.Options.weightFormat`); `.bfloat16` is recorded in ``modelIdentifier``.
@@ -67,7 +69,7 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
         for (i, prompt) in prompts.enumerated() {
             do {
                 let ids: [Int]
-                if let template {
+                if let template, settings.chat {
                     ids = try template.encode([.user(prompt)], tokenizer: generator.tokenizer)
                 } else {
                     let t = generator.tokenizer

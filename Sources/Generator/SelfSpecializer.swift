@@ -48,6 +48,7 @@ public final class SelfSpecializer {
         /// The settings a resumed run must share, as one line.
         public func fingerprint(seedsFile: String, model: String, grounded: Bool) -> String {
             "seed=\(seed) seeds=\(seedsFile) model=\(model) retrieval=\(grounded ? searchMode.rawValue : "none") k=\(k) budget=\(passageBudget) demos=\(demonstrations) prompts=\(promptsPerRound)x\(tasksPerPrompt) brainstorm=\(brainstormSampling.temperature)/\(brainstormSampling.topP)/\(brainstormSampling.maxTokens) respond=\(respondSampling.temperature)/\(respondSampling.topP)/\(respondSampling.maxTokens)"
+                + (brainstormSampling.chat ? "" : " brainstorm_prompt=completion") + (respondSampling.chat ? "" : " response_prompt=completion")
         }
     }
 
@@ -177,7 +178,8 @@ public final class SelfSpecializer {
             let settings = ExampleSettings(temperature: rs.temperature, topP: rs.topP, maxTokens: rs.maxTokens,
                                            retrieval: retriever == nil ? "none" : c.searchMode.rawValue, k: c.k, seed: c.seed, round: round)
             for (((cand, task), prompt), answer) in zip(zip(zip(kept, keptTasks), prompts2), answers) {
-                if let reason = c.responseFilter.check(answer, passages: prompt.passageTexts, task: [cand.instruction, cand.input]) { stats.count(reason); continue }
+                if let reason = c.responseFilter.check(answer, passages: prompt.passageTexts, task: [cand.instruction, cand.input],
+                                                         demonstrations: prompt.demonstrationOutputs) { stats.count(reason); continue }
                 let output = answer.text.trimmingCharacters(in: .whitespacesAndNewlines)
                 if contamination.overlaps(cand.instruction) || contamination.overlaps(cand.input) || contamination.overlaps(output) {
                     stats.count(.contaminated); continue

@@ -126,6 +126,18 @@ struct SpecializeGenerate: ParsableCommand {
     var passageBudget = 512
     @Option(help: "Brainstorm prompts per round, generated as one batch (fewer in the last rounds).")
     var promptsPerRound = 8
+    @Option(help: ArgumentHelp("How the local model sees a brainstorm prompt: completion (plain text it continues, as self-instruct) or chat (one user turn of its chat template).", valueName: "chat|completion"))
+    var brainstormPrompt = "completion"
+    @Option(help: ArgumentHelp("How the local model sees a response prompt: chat or completion.", valueName: "chat|completion"))
+    var responsePrompt = "chat"
+    @Option(help: "Seed demonstrations (instruction, input, answer) shown in each response prompt.")
+    var demonstrations = 2
+    @Option(help: "Brainstorm sampling temperature (the paper, for 30B-class models: 1.0).")
+    var brainstormTemperature = SamplingSettings.brainstorm.temperature
+    @Option(help: "Brainstorm nucleus (top-p) (the paper: 0.98).")
+    var brainstormTopP = SamplingSettings.brainstorm.topP
+    @Option(help: "Response temperature (0 = greedy).")
+    var responseTemperature = SamplingSettings.respond.temperature
     @Option(help: "An evaluation file whose 13-grams must not appear in the data (repeatable).")
     var eval: [String] = []
     @Option(name: .customLong("embedder"), help: "The sentence-embedding model folder (dense/hybrid retrieval).")
@@ -138,6 +150,14 @@ struct SpecializeGenerate: ParsableCommand {
         if k < 1 || k > 20 { throw ValidationError("--k must be in 1...20") }
         if promptsPerRound < 1 || promptsPerRound > 256 { throw ValidationError("--prompts-per-round must be in 1...256") }
         if parallel < 1 || attempts < 1 { throw ValidationError("--parallel and --attempts must be positive") }
+        for (name, value) in [("--brainstorm-prompt", brainstormPrompt), ("--response-prompt", responsePrompt)] where !["chat", "completion"].contains(value) {
+            throw ValidationError("\(name) must be chat or completion, not '\(value)'")
+        }
+        for (name, t) in [("--brainstorm-temperature", brainstormTemperature), ("--response-temperature", responseTemperature)] where !(t >= 0 && t <= 5) {
+            throw ValidationError("invalid \(name) \(t): expected in [0, 5]")
+        }
+        if demonstrations < 0 || demonstrations > 8 { throw ValidationError("--demonstrations must be in 0...8") }
+        if !(brainstormTopP > 0 && brainstormTopP <= 1) { throw ValidationError("invalid --brainstorm-top-p \(brainstormTopP): expected in (0, 1]") }
         if let m = mode, SearchMode(rawValue: m) == nil { throw ValidationError("--mode must be dense, bm25 or hybrid") }
         if db == nil && !noRetrieval { throw ValidationError("pass --db FILE for grounded responses, or --no-retrieval") }
         switch backend {
@@ -158,8 +178,8 @@ struct SpecializeGenerate: ParsableCommand {
                                        apiKey: apiKey ?? ProcessInfo.processInfo.environment["OPENAI_API_KEY"],
                                        chat: chat, parallel: parallel, attempts: attempts, timeout: timeout))
         }
-        // The in-process engine: prompts as one user turn of the model's chat template, decoded
-        // together with continuous batching; Ctrl-C ends the current batch.
+        // The in-process engine: prompts as plain completions or one user turn of the model's chat
+        // template (per stage), decoded together with continuous batching; Ctrl-C ends the current batch.
         return try LocalBackend(modelPath: model!, adapterPath: adapter, chat: true, maxBatch: 16,
                                 weightFormat: try weights.modelOptions().weightFormat,
                                 shouldStop: { interruptRequested.load(ordering: .relaxed) })
@@ -198,6 +218,12 @@ struct SpecializeGenerate: ParsableCommand {
         var config = SelfSpecializer.Configuration()
         config.count = count; config.seed = seed; config.k = k; config.passageBudget = passageBudget
         config.promptsPerRound = promptsPerRound
+        config.demonstrations = demonstrations
+        config.brainstormSampling.temperature = brainstormTemperature
+        config.brainstormSampling.topP = brainstormTopP
+        config.brainstormSampling.chat = brainstormPrompt == "chat"
+        config.respondSampling.temperature = responseTemperature
+        config.respondSampling.chat = responsePrompt == "chat"
         config.searchMode = mode.flatMap(SearchMode.init(rawValue:)) ?? (retriever?.embedder == nil ? .bm25 : .hybrid)
         let seedsHash = try SHA256.hexDigest(ofFile: seeds).prefix(16)
         let fingerprint = config.fingerprint(seedsFile: String(seedsHash), model: backend.modelIdentifier, grounded: retriever != nil)

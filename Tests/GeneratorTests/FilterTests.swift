@@ -69,11 +69,31 @@ final class FilterTests: XCTestCase {
         XCTAssertNil(reason("Explain the mechanism of action of metformin in simple words."))
         XCTAssertEqual(reason("explain the mechanism of   action of metformin in simple words."), .duplicate)
         XCTAssertEqual(reason("Explain the mechanism of action of metformin in simple words!"), .nearDuplicate)
-        XCTAssertEqual(reason("List all the adverse events mentioned in the passage, one per line."), .similar)
+        XCTAssertEqual(reason("List all the adverse events mentioned in the passage, one per line.", "Nausea and headache were reported by 12 patients."), .similar)
         let kept = f.check(InstructionCandidate(instruction: "Which gene is most often mutated in cystic fibrosis?", input: ""))
         XCTAssertNil(kept.reason)
         XCTAssertLessThan(kept.rougeL, 0.7)
         XCTAssertEqual(f.pool, 3)
+    }
+
+    /// Real SmolLM2-135M instructions from the 5,000-example run (2026-11-27) that a hand review
+    /// found were not tasks: assistant talk, the brainstorm prompt's own requirements, and
+    /// questions about a passage that is not there.
+    func testAssistantTalkPromptEchoAndMissingInput() {
+        var f = InstructionFilter()
+        func reason(_ i: String, _ x: String = "") -> FilterReason? { f.check(InstructionCandidate(instruction: i, input: x)).reason }
+        XCTAssertEqual(reason("Sure! You're ready to demonstrate your expertise! What task would you like to run?"), .assistantTalk)
+        XCTAssertEqual(reason("I'm here to assist you with your medical tasks today."), .assistantTalk)
+        XCTAssertEqual(reason("Share details with the human compassion AI assistant SmolLM about dosing."), .assistantTalk)
+        XCTAssertNil(reason("Explain how a physician assistant should triage acute chest pain."))
+        XCTAssertEqual(reason("When a task needs an input, write a realistic, self-contained input of up to 150 words."), .copiesPrompt)
+        XCTAssertEqual(reason("Come up with a question about statins and liver enzymes."), .copiesPrompt)
+        XCTAssertEqual(reason("Read the passage and tell me the meaning of the word \"prima facia.\""), .missingInput)
+        XCTAssertEqual(reason("Summarise the following abstract in two sentences."), .missingInput)
+        XCTAssertEqual(reason("Which drug did this study find most effective?"), .missingInput)
+        XCTAssertNil(reason("Summarise the abstract in two sentences.", "Statins lowered LDL cholesterol by 40% in 2,000 adults over five years."))
+        XCTAssertNil(reason("What is the case fatality rate of untreated pneumonic plague?"))
+        XCTAssertNil(reason("Which gene is most often mutated in cystic fibrosis?"))
     }
 
     // MARK: Response filters
@@ -103,6 +123,30 @@ final class FilterTests: XCTestCase {
         XCTAssertEqual(reason("As the passage says, " + passage), .copiesPassage)
         XCTAssertNil(reason("Xanthine oxidase. Allopurinol inhibits it, which lowers the production of uric acid [PMID 123]."))
         XCTAssertNil(reason("Allopurinol inhibits xanthine oxidase, so less hypoxanthine and xanthine become uric acid; serum urate falls, which prevents gout flares over time in most treated patients."))
+    }
+
+    /// Real responses from the 5,000-example run and the 2026-11-27 review that restate the task
+    /// or reproduce a demonstration's answer (a stock answer to a question nobody asked).
+    func testResponseRestatementsAndStockAnswers() {
+        let f = ResponseFilter()
+        func reason(_ text: String, _ task: [String], demos: [String] = []) -> FilterReason? {
+            f.check(Completion(text: text, finishReason: .stop), passages: [], task: task, demonstrations: demos)
+        }
+        XCTAssertEqual(reason("The sentence uses at least 3 words.", ["Does the sentence use at least 3 words?", ""]), .echo)
+        let extract = ["Extract all gene and protein names from the passage.",
+                       "Overexpression of HER2 was associated with shorter survival, whereas loss of PTEN predicted resistance to trastuzumab."]
+        XCTAssertEqual(reason(extract[1], extract), .echo, "the input copied back")
+        XCTAssertNil(reason("HER2, PTEN", extract))
+        XCTAssertNil(reason("The genes are HER2 and PTEN; trastuzumab targets the HER2 protein.", extract))
+        XCTAssertNil(reason("Penicillin, amoxicillin, tetracycline", ["List the antibiotics.", "Patients took penicillin, then amoxicillin or tetracycline for 10 days after surgery."]),
+                     "a short extraction is not an echo")
+        let demo = "Omeprazole inhibits CYP2C19, which is needed to convert clopidogrel into its active metabolite, so the combination can reduce clopidogrel's antiplatelet effect."
+        let stock = "The two drugs interact by inhibiting CYP2C19, which is needed to convert clopidogrel into its active metabolite, and by inhibiting CYP2C19, which is needed to convert clopidogrel into its active metabolite."
+        XCTAssertEqual(reason(stock, ["When designing an AI tool, plan a diverse set of instructions.", ""], demos: [demo]), .copiesDemonstration)
+        XCTAssertNil(reason(stock, ["Why do clopidogrel and omeprazole interact?", ""]), "no demonstrations given")
+        XCTAssertNil(reason("Omeprazole inhibits CYP2C19.", ["Which enzyme does omeprazole inhibit?", ""], demos: [demo]), "under 6 words")
+        XCTAssertNil(reason("Rifampicin induces CYP3A4, which lowers the levels of many drugs such as oral contraceptives.",
+                            ["Why does rifampicin reduce contraceptive efficacy?", ""], demos: [demo]))
     }
 
     // MARK: Contamination

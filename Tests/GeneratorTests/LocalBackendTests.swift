@@ -33,6 +33,12 @@ final class LocalBackendTests: XCTestCase {
         let stopped = backend.complete([prompts[0]], settings: SamplingSettings(temperature: 0, maxTokens: 12, stop: ["Paris"]))
         XCTAssertFalse(stopped[0].text.contains("Paris"))
         XCTAssertEqual(stopped[0].finishReason, .stop)
+        // `chat: false` sends the text as it is, for the model to continue (the brainstorm
+        // stage's form); in the chat template the same text is a user turn the model replies to.
+        let plain = backend.complete(["The capital of France is"], settings: SamplingSettings(temperature: 0, maxTokens: 12, chat: false))
+        let turn = backend.complete(["The capital of France is"], settings: SamplingSettings(temperature: 0, maxTokens: 12))
+        XCTAssertTrue(plain[0].text.hasPrefix(" Paris"), plain[0].text)
+        XCTAssertNotEqual(plain[0].text, turn[0].text)
     }
 
     /// Ctrl-C with the local engine cancels the batch in flight: the pipeline drops that round

@@ -55,10 +55,10 @@ final class PipelineTests: XCTestCase {
         // Every filter the scripted model provokes was counted, and the counts add up.
         print("pipeline stats: \(stats.filtered), kept \(stats.instructionsKept)/\(stats.candidates), rouge \(stats.rougeLHistogram)")
         for reason in [FilterReason.refusal, .truncated, .banned, .similar] { XCTAssertGreaterThan(stats.filtered[reason.rawValue] ?? 0, 0, reason.rawValue) }
-        let stage1 = ["too_short", "too_long", "banned", "duplicate", "near_duplicate", "rouge_l"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
+        let stage1 = ["too_short", "too_long", "banned", "assistant_talk", "copies_prompt", "missing_input", "duplicate", "near_duplicate", "rouge_l"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
         XCTAssertEqual(stats.candidates, stats.instructionsKept + stage1)
         XCTAssertEqual(stats.instructionsKept, stats.responsesRequested)
-        let stage2 = ["empty_response", "repetition", "truncated", "copies_passage", "refusal", "echoes_prompt", "backend_error", "contaminated"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
+        let stage2 = ["empty_response", "repetition", "truncated", "copies_passage", "copies_demonstration", "refusal", "echoes_prompt", "backend_error", "contaminated"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
         XCTAssertEqual(stats.responsesRequested, stats.examples + stage2)
         XCTAssertEqual(stats.rougeLHistogram.reduce(0, +), stats.instructionsKept + (stats.filtered["rouge_l"] ?? 0))
         XCTAssertEqual(stats.leadingVerbs.values.reduce(0, +), stats.instructionsKept)
@@ -188,9 +188,15 @@ final class PipelineTests: XCTestCase {
 
     func testBrainstormPromptsShrinkOnlyNearTheEnd() {
         var c = SelfSpecializer.Configuration()
-        // The paper's stage-1 sampling (after self-instruct) and greedy responses.
-        XCTAssertEqual([c.brainstormSampling.temperature, c.brainstormSampling.topP], [1.0, 0.98])
+        // Stage 1: plain completion prompts at 0.5 / 0.9 (the paper's 1.0 / 0.98 is kept as
+        // `paperBrainstorm`); greedy responses in the chat template.
+        XCTAssertEqual([c.brainstormSampling.temperature, c.brainstormSampling.topP], [0.5, 0.9])
+        XCTAssertFalse(c.brainstormSampling.chat)
+        XCTAssertEqual([SamplingSettings.paperBrainstorm.temperature, SamplingSettings.paperBrainstorm.topP], [1.0, 0.98])
         XCTAssertEqual(c.respondSampling.temperature, 0)
+        XCTAssertTrue(c.respondSampling.chat)
+        XCTAssertFalse(c.fingerprint(seedsFile: "s", model: "m", grounded: true).contains("response_prompt"))
+        XCTAssertTrue(c.fingerprint(seedsFile: "s", model: "m", grounded: true).hasSuffix("brainstorm=0.5/0.9/384 respond=0.0/1.0/320 brainstorm_prompt=completion"))
         XCTAssertEqual(c.promptsPerRound, 8)
         XCTAssertEqual(c.tasksPerPrompt, 4)
         // Before a full round: 4 tasks per prompt give about half an example (1.25 x needed / 0.5).

@@ -137,5 +137,15 @@ final class SpecializeCLITests: XCTestCase {
                                 "--base-url", "http://127.0.0.1:9", "--model", "m", "--bf16"])
         XCTAssertNotEqual(bf16.status, 0)
         XCTAssertTrue(bf16.stderr.contains("--bf16 is for the local model"), bf16.stderr)
+        // Per-stage prompt form and sampling: bad values exit 64 with the option named.
+        for (args, message) in [(["--brainstorm-prompt", "plain"], "--brainstorm-prompt must be chat or completion, not 'plain'"),
+                                (["--response-prompt", "x"], "--response-prompt must be chat or completion"),
+                                (["--brainstorm-temperature", "9"], "invalid --brainstorm-temperature 9.0: expected in [0, 5]"),
+                                (["--brainstorm-top-p", "0"], "invalid --brainstorm-top-p 0.0: expected in (0, 1]"),
+                                (["--demonstrations", "9"], "--demonstrations must be in 0...8")] {
+            let r = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("opt"), "--model", "m.gguf"] + args)
+            XCTAssertEqual(r.status, 64, "\(args)")
+            XCTAssertTrue(r.stderr.contains(message), r.stderr)
+        }
     }
 }

@@ -22,7 +22,7 @@ public struct SamplingSettings: Codable, Sendable, Equatable {
 
     /// Stage 1, as SelfSpec runs it by default: a plain completion prompt (self-instruct's form)
     /// sampled at temperature 0.5, top-p 0.9. With the 135M-270M models SelfSpec runs locally,
-    /// the paper's 1.0 / 0.98 (``paperBrainstorm``, chosen for 30B-class models) gives almost
+    /// the paper's 1.0 / 0.98 (``paperBrainstorm``; its main base model is MPT-30B) gives almost
     /// only word salad: in blind ratings (BENCHMARKS.md) 0-2 of 24 brainstormed tasks were
     /// coherent at 1.0, 6 (SmolLM2) and 11 (Gemma 3) at 0.5.
     public static let brainstorm = SamplingSettings(temperature: 0.5, topP: 0.9, maxTokens: 384, chat: false)

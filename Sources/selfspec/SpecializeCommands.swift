@@ -132,7 +132,7 @@ struct SpecializeGenerate: ParsableCommand {
     var responsePrompt = "chat"
     @Option(help: "Seed demonstrations (instruction, input, answer) shown in each response prompt.")
     var demonstrations = 2
-    @Option(help: "Brainstorm sampling temperature (the paper, for 30B-class models: 1.0).")
+    @Option(help: "Brainstorm sampling temperature (the paper, with a 30B base model: 1.0).")
     var brainstormTemperature = SamplingSettings.brainstorm.temperature
     @Option(help: "Brainstorm nucleus (top-p) (the paper: 0.98).")
     var brainstormTopP = SamplingSettings.brainstorm.topP

@@ -23,6 +23,8 @@ public enum BrainstormParser {
     }
 
     static let noInput: Set<String> = ["", "<noinput>", "<no input>", "none", "n/a", "na", "-", "no input", "(none)", "null", "empty"]
+    /// The same, by words, so "<noinput>." or "(No input)" count too.
+    static let noInputWords: Set<[String]> = [["noinput"], ["no", "input"], ["none"], ["n", "a"]]
 
     public static func parse(_ text: String) -> Result {
         let lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).map { String($0) }
@@ -64,7 +66,7 @@ public enum BrainstormParser {
                 // "Instruction: Task 4: Name …" (the header copied into the field) counts as "Name …".
                 let i = clean(stripTaskHeader(clean(ins.joined(separator: " "))))
                 var x = input.map { clean($0.joined(separator: "\n")) } ?? ""
-                if noInput.contains(x.lowercased()) { x = "" }
+                if noInput.contains(x.lowercased()) || noInputWords.contains(RougeVocabulary.words(x)) { x = "" }
                 if i.isEmpty { unparseable += 1 } else { out.append(InstructionCandidate(instruction: i, input: x)) }
             }
             instruction = nil; input = nil; current = nil

@@ -92,11 +92,13 @@ public struct InstructionFilter: Sendable {
         return bannedWords.contains { words.contains(" \($0) ") }
     }
 
-    /// Phrases of a chat assistant talking to its user, not of a task (lowercased words).
+    /// Phrases of a chat assistant talking to its user, not of a task (lowercased words). First
+    /// person or addressed to the assistant, so "Which devices can help you with…" stays a task.
     public static let assistantPhrases = [
-        "ai assistant", "as an ai", "language model", "smollm", "i m ready", "i am ready", "you re ready",
-        "how can i help", "how can i assist", "how may i help", "how may i assist", "here to help", "here to assist",
-        "happy to help", "glad to help", "assist you", "help you with", "what task would you like", "what would you like me to",
+        "ai assistant", "as an ai", "as a language model", "i am a language model", "smollm", "i m ready", "i am ready",
+        "you re ready", "how can i help", "how can i assist", "how may i help", "how may i assist", "i m here to",
+        "i am here to", "i can help you", "i can assist you", "happy to help", "glad to help", "let me help",
+        "what task would you like", "what would you like me to",
     ]
 
     static func isAssistantTalk(_ text: String) -> Bool {
@@ -107,9 +109,9 @@ public struct InstructionFilter: Sendable {
     /// Phrases of the brainstorm prompt's own requirements (``BrainstormPrompt``), which a small
     /// model copies into the task it writes.
     public static let promptPhrases = [
-        "new diverse tasks", "come up with", "vary the task types", "vary the wording", "self contained input",
-        "answerable in text", "stay in the biomedical domain", "train an assistant", "noinput", "writing tasks",
-        "one or two sentences in english", "mix imperatives and questions",
+        "new diverse tasks", "come up with new", "come up with tasks", "come up with 4", "vary the task types",
+        "vary the wording", "self contained input", "answerable in text", "stay in the biomedical domain",
+        "train an assistant", "noinput", "writing tasks", "one or two sentences in english", "mix imperatives and questions",
     ]
 
     static func echoesBrainstormPrompt(_ text: String) -> Bool {
@@ -118,19 +120,27 @@ public struct InstructionFilter: Sendable {
     }
 
     /// Texts an instruction may point to ("the passage"); without an input there is nothing to read.
-    public static let referencedTexts = [
-        "passage", "passages", "abstract", "text", "article", "sentence", "sentences", "paragraph", "excerpt",
-        "study", "report", "document", "table", "input",
+    public static let referencedTexts: Set<String> = [
+        "passage", "passages", "abstract", "text", "article", "sentence", "sentences", "paragraph", "excerpt", "document",
     ]
+    /// Words that often name a text but also a thing in general ("the study designs", "the input of
+    /// a BLAST search"): they count only after "this", "these", "following", "given", "above", "below".
+    public static let referencedTextsStrict: Set<String> = ["study", "report", "table", "input", "trial"]
 
     /// Whether the instruction is about "the passage", "this abstract", "the following text"… and
-    /// the input is empty, so the task cannot be done from the example alone.
+    /// the input is empty, so the task cannot be done from the example alone. Not when the text
+    /// follows in the instruction itself (8 or more words after a colon), nor for "the abstract
+    /// of a…" (a kind of text, not a given one).
     static func needsMissingInput(_ c: InstructionCandidate) -> Bool {
         guard RougeVocabulary.words(c.input).isEmpty else { return false }
+        if let colon = c.instruction.firstIndex(of: ":"), RougeVocabulary.words(String(c.instruction[colon...])).count >= 8 { return false }
         let w = RougeVocabulary.words(c.instruction)
-        let determiners: Set<String> = ["the", "this", "these", "following", "given", "above", "below"]
-        for i in w.indices.dropFirst() where referencedTexts.contains(w[i]) && determiners.contains(w[i - 1]) {
-            return true
+        let pointing: Set<String> = ["this", "these", "following", "given", "above", "below"]
+        for i in w.indices.dropFirst() {
+            let before = w[i - 1], next = i + 1 < w.count ? w[i + 1] : ""
+            if next == "of" { continue }
+            if referencedTexts.contains(w[i]) && (before == "the" || pointing.contains(before)) { return true }
+            if referencedTextsStrict.contains(w[i]) && pointing.contains(before) { return true }
         }
         return false
     }
@@ -158,7 +168,8 @@ public struct InstructionFilter: Sendable {
 // MARK: - Responses
 
 /// Checks on a generated response, in order: backend error, empty, truncated at the token limit,
-/// refusal, echo of the prompt, degenerate repetition, copy of a retrieved passage.
+/// refusal, echo of the prompt, degenerate repetition, copy of a retrieved passage, copy of a
+/// demonstration.
 public struct ResponseFilter: Sendable {
     /// A response of at least this many words whose LCS with one passage covers `copyFraction` (0.8)
     /// of its words is a copy, not an answer.
@@ -176,17 +187,19 @@ public struct ResponseFilter: Sendable {
 
     public init() {}
 
-    /// A response of at least this many words, half of whose words lie in 5-word spans that also
-    /// occur in a demonstration's answer, is that stock answer, not an answer to its task.
+    /// A response of at least this many words, half of whose words lie in 5-word spans of a
+    /// demonstration (its answer or input) that the task does not share, is that stock text, not an
+    /// answer; demonstrations whose subject the task shares (a word of 5 or more letters outside
+    /// ``ResponseFilter/commonWords``) do not count, so a right answer about the same drug stays.
     public var demonstrationMinWords = 6
     public var demonstrationCoverage = 0.5
 
     /// - Parameters:
     ///   - passages: the texts of the passages in the prompt (a response copying one is dropped);
     ///   - task: the instruction and input asked for (a response that only restates them is an echo);
-    ///   - demonstrations: the answers of the seed demonstrations in the prompt (a response
-    ///     reproducing one is dropped).
-    public func check(_ c: Completion, passages: [String], task: [String] = [], demonstrations: [String] = []) -> FilterReason? {
+    ///   - demonstrations: the seed demonstrations in the prompt (a response reproducing one's
+    ///     answer or input under an unrelated task is dropped).
+    public func check(_ c: Completion, passages: [String], task: [String] = [], demonstrations: [Seed] = []) -> FilterReason? {
         if c.error != nil { return .backendError }
         let text = c.text.trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty || RougeVocabulary.words(text).isEmpty { return .emptyResponse }
@@ -195,7 +208,7 @@ public struct ResponseFilter: Sendable {
         if isEcho(text) || restates(text, task) { return .echo }
         if isRepetitive(text) { return .repetition }
         if copies(text, passages: passages) { return .copiesPassage }
-        if copies(text, demonstrations: demonstrations) { return .copiesDemonstration }
+        if copies(text, demonstrations: demonstrations, task: task) { return .copiesDemonstration }
         return nil
     }
 
@@ -213,11 +226,13 @@ public struct ResponseFilter: Sendable {
     }
 
     /// Whether `text` restates the task instead of answering it (a model that repeats the question):
-    /// its words are exactly the instruction's or the instruction and input's; or, with at least 4
-    /// words, 80% of them are a common subsequence with the instruction ("Does the sentence use 3
-    /// words?" → "The sentence uses 3 words."); or it reproduces most of an input of 8 words or
-    /// more (an LCS of 80% of its words and half of the input's), which an extraction answer,
-    /// a few of the input's words, does not.
+    /// its words are exactly the instruction's or the instruction and input's; or, for an
+    /// instruction that is not a question, a common subsequence covers 80% of both its words and
+    /// the instruction's ("Summarise the trial." → "The trial is summarised."); or, with 8 or more
+    /// input words, it reproduces the input (an LCS of 90% of its words and of the input's) when the
+    /// task is not an editing one (rewrite, correct, tag…), whose answer rightly repeats the input.
+    /// A yes/no question answered by a statement ("Is metformin contraindicated in…?" →
+    /// "Metformin is contraindicated in…") is an answer, so questions only match exactly.
     public func restates(_ text: String, _ task: [String]) -> Bool {
         let words = RougeVocabulary.words(text)
         guard !words.isEmpty, !task.isEmpty else { return false }
@@ -228,30 +243,59 @@ public struct ResponseFilter: Sendable {
         var v = RougeVocabulary()
         let r = v.encode(text)
         let pattern = LCSPattern(r)
-        let fraction = 0.8 * Double(r.count)
-        if Double(pattern.lcs(with: v.lookup(task[0]))) >= fraction { return true }
-        for input in task.dropFirst() {
+        if !task[0].contains("?") {
+            let common = Double(pattern.lcs(with: v.lookup(task[0])))
+            if common >= 0.8 * Double(r.count) && common >= 0.8 * Double(instruction.count) { return true }
+        }
+        let editing = !Set(instruction).isDisjoint(with: ResponseFilter.editingVerbs)
+        for input in task.dropFirst() where !editing {
             let n = RougeVocabulary.words(input).count
             guard n >= 8 else { continue }
             let common = Double(pattern.lcs(with: v.lookup(input)))
-            if common >= fraction && common >= 0.5 * Double(n) { return true }
+            if common >= 0.9 * Double(r.count) && common >= 0.9 * Double(n) { return true }
         }
         return false
     }
 
+    /// Verbs of tasks whose answer is the input, edited.
+    public static let editingVerbs: Set<String> = [
+        "rewrite", "rephrase", "paraphrase", "correct", "fix", "edit", "tag", "mark", "annotate", "highlight",
+        "anonymise", "anonymize", "deidentify", "redact", "convert", "format", "reformat", "punctuate", "bracket", "brackets",
+        "enclose", "wrap", "insert", "capitalise", "capitalize", "underline",
+    ]
+
+    /// Instruction words too common to say two tasks share a subject.
+    public static let commonWords: Set<String> = [
+        "about", "above", "after", "answer", "based", "below", "between", "brief", "classify", "clinical", "describe",
+        "disease", "diseases", "drugs", "explain", "extract", "following", "given", "input", "instruction", "label",
+        "mentioned", "passage", "patient", "patients", "question", "reason", "relation", "sentence", "sentences",
+        "short", "single", "state", "statement", "study", "summarise", "summarize", "their", "there", "these", "think",
+        "those", "treatment", "trial", "which", "whether", "write",
+    ]
+
     /// Whether `demonstrationCoverage` of the words of `text` (at least `demonstrationMinWords`)
-    /// lie in 5-word spans that also occur in one of the demonstrations' answers. Spans, not a
-    /// common subsequence, so a stock answer the model repeats twice is still caught.
-    public func copies(_ text: String, demonstrations: [String]) -> Bool {
+    /// lie in 5-word spans of one demonstration's answer or input that the task (instruction and
+    /// input) does not contain, for a demonstration whose subject the task does not share. Spans,
+    /// not a common subsequence, so a stock answer the model repeats twice is still caught.
+    public func copies(_ text: String, demonstrations: [Seed], task: [String] = []) -> Bool {
         let words = RougeVocabulary.words(text)
         let n = 5
         guard words.count >= max(demonstrationMinWords, n), !demonstrations.isEmpty else { return false }
+        func spans(_ w: [String]) -> Set<String> {
+            w.count < n ? [] : Set((0...(w.count - n)).map { w[$0..<($0 + n)].joined(separator: " ") })
+        }
+        func subject(_ w: [String]) -> Set<String> {
+            Set(w.filter { $0.count >= 5 && !ResponseFilter.commonWords.contains($0) && !$0.allSatisfy(\.isNumber) })
+        }
+        let taskWords = RougeVocabulary.words(task.joined(separator: " "))
+        let taskSpans = spans(taskWords), taskSubject = subject(taskWords)
         return demonstrations.contains { d in
-            let reference = RougeVocabulary.words(d)
-            guard reference.count >= n else { return false }
-            let spans = Set((0...(reference.count - n)).map { reference[$0..<($0 + n)].joined(separator: " ") })
+            let demo = RougeVocabulary.words(d.instruction + " " + d.input)
+            if !subject(demo).isDisjoint(with: taskSubject) { return false }
+            let reference = spans(RougeVocabulary.words(d.output)).union(spans(RougeVocabulary.words(d.input))).subtracting(taskSpans)
+            guard !reference.isEmpty else { return false }
             var covered = [Bool](repeating: false, count: words.count)
-            for i in 0...(words.count - n) where spans.contains(words[i..<(i + n)].joined(separator: " ")) {
+            for i in 0...(words.count - n) where reference.contains(words[i..<(i + n)].joined(separator: " ")) {
                 for j in i..<(i + n) { covered[j] = true }
             }
             return Double(covered.filter { $0 }.count) >= demonstrationCoverage * Double(words.count)

@@ -71,8 +71,8 @@ public struct ResponsePrompt: Sendable, Equatable {
     public var passages: [PassageRef]
     /// Their texts as shown, for the copy filter.
     public var passageTexts: [String]
-    /// The demonstrations' answers as shown, for the stock-answer filter.
-    public var demonstrationOutputs: [String] = []
+    /// The demonstrations shown, for the stock-answer filter.
+    public var demonstrations: [Seed] = []
 
     /// - Parameters:
     ///   - hits: retrieved passages, best first; empty for the ungrounded variant.
@@ -122,7 +122,7 @@ public struct ResponsePrompt: Sendable, Equatable {
             text += section(d.instruction, d.input) + d.output + "\n\n"
         }
         text += section(instruction, input)
-        return ResponsePrompt(text: text, passages: refs, passageTexts: shown, demonstrationOutputs: demonstrations.map(\.output))
+        return ResponsePrompt(text: text, passages: refs, passageTexts: shown, demonstrations: demonstrations)
     }
 
     static func section(_ instruction: String, _ input: String) -> String {

@@ -179,7 +179,7 @@ public final class SelfSpecializer {
                                            retrieval: retriever == nil ? "none" : c.searchMode.rawValue, k: c.k, seed: c.seed, round: round)
             for (((cand, task), prompt), answer) in zip(zip(zip(kept, keptTasks), prompts2), answers) {
                 if let reason = c.responseFilter.check(answer, passages: prompt.passageTexts, task: [cand.instruction, cand.input],
-                                                         demonstrations: prompt.demonstrationOutputs) { stats.count(reason); continue }
+                                                         demonstrations: prompt.demonstrations) { stats.count(reason); continue }
                 let output = answer.text.trimmingCharacters(in: .whitespacesAndNewlines)
                 if contamination.overlaps(cand.instruction) || contamination.overlaps(cand.input) || contamination.overlaps(output) {
                     stats.count(.contaminated); continue

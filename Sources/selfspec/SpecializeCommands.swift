@@ -126,10 +126,10 @@ struct SpecializeGenerate: ParsableCommand {
     var passageBudget = 512
     @Option(help: "Brainstorm prompts per round, generated as one batch (fewer in the last rounds).")
     var promptsPerRound = 8
-    @Option(help: ArgumentHelp("How the local model sees a brainstorm prompt: completion (plain text it continues, as self-instruct) or chat (one user turn of its chat template).", valueName: "chat|completion"))
-    var brainstormPrompt = "completion"
-    @Option(help: ArgumentHelp("How the local model sees a response prompt: chat or completion.", valueName: "chat|completion"))
-    var responsePrompt = "chat"
+    @Option(help: ArgumentHelp("How the local model sees a brainstorm prompt: completion (plain text it continues, as self-instruct; the default) or chat (one user turn of its chat template). With --backend openai, --chat decides.", valueName: "chat|completion"))
+    var brainstormPrompt: String?
+    @Option(help: ArgumentHelp("How the local model sees a response prompt: chat (the default) or completion.", valueName: "chat|completion"))
+    var responsePrompt: String?
     @Option(help: "Seed demonstrations (instruction, input, answer) shown in each response prompt.")
     var demonstrations = 2
     @Option(help: "Brainstorm sampling temperature (the paper, with a 30B base model: 1.0).")
@@ -150,8 +150,10 @@ struct SpecializeGenerate: ParsableCommand {
         if k < 1 || k > 20 { throw ValidationError("--k must be in 1...20") }
         if promptsPerRound < 1 || promptsPerRound > 256 { throw ValidationError("--prompts-per-round must be in 1...256") }
         if parallel < 1 || attempts < 1 { throw ValidationError("--parallel and --attempts must be positive") }
-        for (name, value) in [("--brainstorm-prompt", brainstormPrompt), ("--response-prompt", responsePrompt)] where !["chat", "completion"].contains(value) {
-            throw ValidationError("\(name) must be chat or completion, not '\(value)'")
+        for (name, value) in [("--brainstorm-prompt", brainstormPrompt), ("--response-prompt", responsePrompt)] {
+            guard let value else { continue }
+            if !["chat", "completion"].contains(value) { throw ValidationError("\(name) must be chat or completion, not '\(value)'") }
+            if backend == "openai" { throw ValidationError("\(name) is for the local engine; with --backend openai, --chat picks the endpoint for both stages") }
         }
         for (name, t) in [("--brainstorm-temperature", brainstormTemperature), ("--response-temperature", responseTemperature)] where !(t >= 0 && t <= 5) {
             throw ValidationError("invalid \(name) \(t): expected in [0, 5]")
@@ -221,12 +223,19 @@ struct SpecializeGenerate: ParsableCommand {
         config.demonstrations = demonstrations
         config.brainstormSampling.temperature = brainstormTemperature
         config.brainstormSampling.topP = brainstormTopP
-        config.brainstormSampling.chat = brainstormPrompt == "chat"
         config.respondSampling.temperature = responseTemperature
-        config.respondSampling.chat = responsePrompt == "chat"
+        if backend is LocalBackend {
+            config.brainstormSampling.chat = (brainstormPrompt ?? "completion") == "chat"
+            config.respondSampling.chat = (responsePrompt ?? "chat") == "chat"
+        } else {
+            // The server's endpoint decides the form of both stages (recorded as `endpoint=chat`).
+            config.brainstormSampling.chat = true
+            config.respondSampling.chat = true
+        }
         config.searchMode = mode.flatMap(SearchMode.init(rawValue:)) ?? (retriever?.embedder == nil ? .bm25 : .hybrid)
         let seedsHash = try SHA256.hexDigest(ofFile: seeds).prefix(16)
         let fingerprint = config.fingerprint(seedsFile: String(seedsHash), model: backend.modelIdentifier, grounded: retriever != nil)
+            + (backend is LocalBackend || !chat ? "" : " endpoint=chat")
             + " eval=\(eval.joined(separator: ","))"
             + (instructions.map { " instructions=\((try? SHA256.hexDigest(ofFile: $0).prefix(16)) ?? "?")" } ?? "")
         let store = try DatasetStore(directory: out, settings: fingerprint, resume: resume)
@@ -266,7 +275,7 @@ struct SpecializeGenerate: ParsableCommand {
         if !s.filtered.isEmpty {
             print("filtered:")
             for (reason, n) in s.filtered.sorted(by: { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }) {
-                print("  \(reason.padding(toLength: 16, withPad: " ", startingAt: 0)) \(n)")
+                print("  \(reason.padding(toLength: max(21, reason.count + 1), withPad: " ", startingAt: 0)) \(n)")
             }
         }
         let hist = s.rougeLHistogram.enumerated().map { String(format: "%.1f:%d", Double($0.offset) / 10, $0.element) }.joined(separator: " ")

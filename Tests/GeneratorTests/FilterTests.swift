@@ -78,22 +78,37 @@ final class FilterTests: XCTestCase {
 
     /// Real SmolLM2-135M instructions from the 5,000-example run (2026-11-27) that a hand review
     /// found were not tasks: assistant talk, the brainstorm prompt's own requirements, and
-    /// questions about a passage that is not there.
+    /// questions about a passage that is not there; and good tasks the same filters must keep.
     func testAssistantTalkPromptEchoAndMissingInput() {
         var f = InstructionFilter()
         func reason(_ i: String, _ x: String = "") -> FilterReason? { f.check(InstructionCandidate(instruction: i, input: x)).reason }
         XCTAssertEqual(reason("Sure! You're ready to demonstrate your expertise! What task would you like to run?"), .assistantTalk)
         XCTAssertEqual(reason("I'm here to assist you with your medical tasks today."), .assistantTalk)
         XCTAssertEqual(reason("Share details with the human compassion AI assistant SmolLM about dosing."), .assistantTalk)
-        XCTAssertNil(reason("Explain how a physician assistant should triage acute chest pain."))
         XCTAssertEqual(reason("When a task needs an input, write a realistic, self-contained input of up to 150 words."), .copiesPrompt)
-        XCTAssertEqual(reason("Come up with a question about statins and liver enzymes."), .copiesPrompt)
+        XCTAssertEqual(reason("Come up with new tasks about statins and liver enzymes."), .copiesPrompt)
         XCTAssertEqual(reason("Read the passage and tell me the meaning of the word \"prima facia.\""), .missingInput)
         XCTAssertEqual(reason("Summarise the following abstract in two sentences."), .missingInput)
         XCTAssertEqual(reason("Which drug did this study find most effective?"), .missingInput)
+        // Good tasks: generic uses of the same words, text given inline, an input given.
+        for good in ["Explain how a physician assistant should triage acute chest pain.",
+                     "Which foods can help you with iron deficiency anaemia?",
+                     "Which devices can assist you in monitoring blood glucose at home?",
+                     "Explain how a large language model can extract drug names from clinical notes.",
+                     "Come up with a differential diagnosis for a 45-year-old man with painless jaundice.",
+                     "Describe the study designs used to establish causation in epidemiology.",
+                     "What did the study by Doll and Hill show about smoking and lung cancer?",
+                     "How should the abstract of a randomised trial report be structured according to CONSORT?",
+                     "Explain what the input and output of a BLAST search are.",
+                     "Summarise the following abstract: Statins lowered LDL cholesterol by 40% in 2,000 adults over five years.",
+                     "What is the case fatality rate of untreated pneumonic plague?",
+                     "Which gene is most often mutated in cystic fibrosis?"] {
+            XCTAssertNil(reason(good), good)
+        }
         XCTAssertNil(reason("Summarise the abstract in two sentences.", "Statins lowered LDL cholesterol by 40% in 2,000 adults over five years."))
-        XCTAssertNil(reason("What is the case fatality rate of untreated pneumonic plague?"))
-        XCTAssertNil(reason("Which gene is most often mutated in cystic fibrosis?"))
+        // "<noinput>." is no input, not a copy of the prompt's "<noinput>".
+        XCTAssertEqual(BrainstormParser.parse("Instruction: Name a loop diuretic.\nInput: <noinput>.").candidates,
+                       [InstructionCandidate(instruction: "Name a loop diuretic.", input: "")])
     }
 
     // MARK: Response filters
@@ -126,13 +141,15 @@ final class FilterTests: XCTestCase {
     }
 
     /// Real responses from the 5,000-example run and the 2026-11-27 review that restate the task
-    /// or reproduce a demonstration's answer (a stock answer to a question nobody asked).
+    /// or reproduce a demonstration (a stock answer to a question nobody asked); and right answers
+    /// that look like them and must stay.
     func testResponseRestatementsAndStockAnswers() {
         let f = ResponseFilter()
-        func reason(_ text: String, _ task: [String], demos: [String] = []) -> FilterReason? {
+        func reason(_ text: String, _ task: [String], demos: [Seed] = []) -> FilterReason? {
             f.check(Completion(text: text, finishReason: .stop), passages: [], task: task, demonstrations: demos)
         }
-        XCTAssertEqual(reason("The sentence uses at least 3 words.", ["Does the sentence use at least 3 words?", ""]), .echo)
+        XCTAssertEqual(reason("The most common diseases or adverse conditions mentioned in the passage.",
+                              ["Identify the most common diseases or adverse conditions mentioned in the passage.", ""]), .echo)
         let extract = ["Extract all gene and protein names from the passage.",
                        "Overexpression of HER2 was associated with shorter survival, whereas loss of PTEN predicted resistance to trastuzumab."]
         XCTAssertEqual(reason(extract[1], extract), .echo, "the input copied back")
@@ -140,13 +157,31 @@ final class FilterTests: XCTestCase {
         XCTAssertNil(reason("The genes are HER2 and PTEN; trastuzumab targets the HER2 protein.", extract))
         XCTAssertNil(reason("Penicillin, amoxicillin, tetracycline", ["List the antibiotics.", "Patients took penicillin, then amoxicillin or tetracycline for 10 days after surgery."]),
                      "a short extraction is not an echo")
-        let demo = "Omeprazole inhibits CYP2C19, which is needed to convert clopidogrel into its active metabolite, so the combination can reduce clopidogrel's antiplatelet effect."
+        // Answers that restate a question or the input rightly.
+        XCTAssertNil(reason("Metformin is contraindicated in severe renal impairment.", ["Is metformin contraindicated in severe renal impairment?", ""]))
+        XCTAssertNil(reason("Aspirin irreversibly inhibits COX-1.", ["Does aspirin irreversibly inhibit COX-1?", ""]))
+        XCTAssertNil(reason("True: statins lower LDL cholesterol.", ["True or false: statins lower LDL cholesterol.", ""]))
+        XCTAssertNil(reason("Furosemide is a loop diuretic.", ["Which of the following is a loop diuretic: furosemide, metoprolol, amlodipine?", ""]))
+        XCTAssertNil(reason("The patient was given 5 mg of warfarin daily and the INR was checked weekly.",
+                            ["Correct the grammar of the sentence.", "The patient were given 5 mg of warfarin daily and the INR were checked weekly."]))
+        XCTAssertNil(reason("[Warfarin] and [aspirin] were stopped before surgery, and [heparin] was started at admission.",
+                            ["Put square brackets around every drug name.", "Warfarin and aspirin were stopped before surgery, and heparin was started at admission."]))
+        let seed = Seed(task: "re_drug_drug", instruction: "Explain in one sentence why the two drugs interact.",
+                        input: "Drug 1: clopidogrel\nDrug 2: omeprazole",
+                        output: "Omeprazole inhibits CYP2C19, which is needed to convert clopidogrel into its active metabolite, so the combination can reduce clopidogrel's antiplatelet effect.")
         let stock = "The two drugs interact by inhibiting CYP2C19, which is needed to convert clopidogrel into its active metabolite, and by inhibiting CYP2C19, which is needed to convert clopidogrel into its active metabolite."
-        XCTAssertEqual(reason(stock, ["When designing an AI tool, plan a diverse set of instructions.", ""], demos: [demo]), .copiesDemonstration)
-        XCTAssertNil(reason(stock, ["Why do clopidogrel and omeprazole interact?", ""]), "no demonstrations given")
-        XCTAssertNil(reason("Omeprazole inhibits CYP2C19.", ["Which enzyme does omeprazole inhibit?", ""], demos: [demo]), "under 6 words")
+        XCTAssertEqual(reason(stock, ["When designing an AI tool, plan a diverse set of instructions.", ""], demos: [seed]), .copiesDemonstration)
+        XCTAssertNil(reason(stock, ["When designing an AI tool, plan a diverse set of instructions.", ""]), "no demonstrations given")
+        XCTAssertNil(reason(seed.output, ["Why can omeprazole weaken clopidogrel?", ""], demos: [seed]), "the right answer about the same drugs")
+        XCTAssertNil(reason("Omeprazole inhibits CYP2C19.", ["Which enzyme does omeprazole inhibit?", ""], demos: [seed]), "under 6 words")
         XCTAssertNil(reason("Rifampicin induces CYP3A4, which lowers the levels of many drugs such as oral contraceptives.",
-                            ["Why does rifampicin reduce contraceptive efficacy?", ""], demos: [demo]))
+                            ["Why does rifampicin reduce contraceptive efficacy?", ""], demos: [seed]))
+        // A demonstration's input reproduced as the answer to an unrelated task.
+        let croup = Seed(task: "inference", instruction: "Does the premise entail the hypothesis?",
+                         input: "Premise: The child has a barking cough and inspiratory stridor that worsen at night.\nHypothesis: The child may have croup.",
+                         output: "entailment")
+        XCTAssertEqual(reason("The child has a barking cough and inspiratory stridor that worsen at night.",
+                              ["List three vaccines given to adults over 65.", ""], demos: [croup]), .copiesDemonstration)
     }
 
     // MARK: Contamination

@@ -197,6 +197,27 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(c.respondSampling.chat)
         XCTAssertFalse(c.fingerprint(seedsFile: "s", model: "m", grounded: true).contains("response_prompt"))
         XCTAssertTrue(c.fingerprint(seedsFile: "s", model: "m", grounded: true).hasSuffix("brainstorm=0.5/0.9/384 respond=0.0/1.0/320 brainstorm_prompt=completion"))
+        // Every setting that changes the data changes the fingerprint; the settings of a run made
+        // before the stage-1 defaults changed give its old fingerprint back (no suffix).
+        let base = c.fingerprint(seedsFile: "s", model: "m", grounded: true)
+        var variants: [SelfSpecializer.Configuration] = []
+        for change in 0..<5 {
+            var v = c
+            switch change {
+            case 0: v.respondSampling.temperature = 0.2
+            case 1: v.demonstrations = 0
+            case 2: v.respondSampling.chat = false
+            case 3: v.brainstormSampling.chat = true
+            default: v.brainstormSampling.topP = 0.95
+            }
+            variants.append(v)
+        }
+        let prints = variants.map { $0.fingerprint(seedsFile: "s", model: "m", grounded: true) }
+        XCTAssertEqual(Set(prints + [base]).count, 6, "\(prints)")
+        var paper = c
+        paper.brainstormSampling = .paperBrainstorm
+        paper.brainstormSampling.chat = true
+        XCTAssertTrue(paper.fingerprint(seedsFile: "s", model: "m", grounded: true).hasSuffix("brainstorm=1.0/0.98/384 respond=0.0/1.0/320"))
         XCTAssertEqual(c.promptsPerRound, 8)
         XCTAssertEqual(c.tasksPerPrompt, 4)
         // Before a full round: 4 tasks per prompt give about half an example (1.25 x needed / 0.5).

@@ -49,9 +49,11 @@ final class PromptTests: XCTestCase {
             for ref in p.passages { XCTAssertTrue(p.text.contains("[PMID \(ref.pmid!)]")) }
             XCTAssertTrue(p.text.hasSuffix("### Instruction:\nExplain metformin.\n\n### Response:\n"))
             XCTAssertTrue(p.text.contains(seeds[0].output))
+            XCTAssertEqual(p.demonstrations, Array(seeds.prefix(2)), "kept for the stock-answer filter")
         }
         let small = ResponsePrompt.make(instruction: "x", input: "", hits: hits, demonstrations: [], passageBudget: 40, countTokens: count)
         XCTAssertEqual(small.passages.count, 1, "only the short first passage fits in 40 tokens")
+        XCTAssertEqual(small.demonstrations, [])
         let mid = ResponsePrompt.make(instruction: "x", input: "", hits: hits, demonstrations: [], passageBudget: 200, countTokens: count)
         XCTAssertEqual(mid.passages.count, 2, "the second passage is shortened to fit")
         XCTAssertTrue(mid.passageTexts[1].hasSuffix(" …"))

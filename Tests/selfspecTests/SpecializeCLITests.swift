@@ -142,7 +142,12 @@ final class SpecializeCLITests: XCTestCase {
                                 (["--response-prompt", "x"], "--response-prompt must be chat or completion"),
                                 (["--brainstorm-temperature", "9"], "invalid --brainstorm-temperature 9.0: expected in [0, 5]"),
                                 (["--brainstorm-top-p", "0"], "invalid --brainstorm-top-p 0.0: expected in (0, 1]"),
-                                (["--demonstrations", "9"], "--demonstrations must be in 0...8")] {
+                                (["--brainstorm-top-p", "1.5"], "invalid --brainstorm-top-p 1.5"),
+                                (["--response-temperature", "6"], "invalid --response-temperature 6.0"),
+                                (["--demonstrations=-1"], "--demonstrations must be in 0...8"),
+                                (["--demonstrations", "9"], "--demonstrations must be in 0...8"),
+                                (["--backend", "openai", "--base-url", "http://127.0.0.1:9", "--brainstorm-prompt", "chat"],
+                                 "--brainstorm-prompt is for the local engine; with --backend openai, --chat picks the endpoint")] {
             let r = try cli.run(["specialize", "generate", "--no-retrieval", "--out", temp("opt"), "--model", "m.gguf"] + args)
             XCTAssertEqual(r.status, 64, "\(args)")
             XCTAssertTrue(r.stderr.contains(message), r.stderr)

@@ -87,9 +87,15 @@ public struct InstructionFilter: Sendable {
     }
 
     static func isBanned(_ text: String) -> Bool {
+        if RougeVocabulary.words(text).joined(separator: " ").hasPrefix("write a program") { return true }
+        return containsPhrase(text, of: bannedWords)
+    }
+
+    /// Whether the words of `text` (lowercased, as ROUGE-L splits them) contain one of `phrases`
+    /// as whole words.
+    static func containsPhrase(_ text: String, of phrases: [String]) -> Bool {
         let words = " " + RougeVocabulary.words(text).joined(separator: " ") + " "
-        if words.hasPrefix(" write a program") { return true }
-        return bannedWords.contains { words.contains(" \($0) ") }
+        return phrases.contains { words.contains(" \($0) ") }
     }
 
     /// Phrases of a chat assistant talking to its user, not of a task (lowercased words). First
@@ -101,10 +107,7 @@ public struct InstructionFilter: Sendable {
         "what task would you like", "what would you like me to",
     ]
 
-    static func isAssistantTalk(_ text: String) -> Bool {
-        let words = " " + RougeVocabulary.words(text).joined(separator: " ") + " "
-        return assistantPhrases.contains { words.contains(" \($0) ") }
-    }
+    static func isAssistantTalk(_ text: String) -> Bool { containsPhrase(text, of: assistantPhrases) }
 
     /// Phrases of the brainstorm prompt's own requirements (``BrainstormPrompt``), which a small
     /// model copies into the task it writes.
@@ -114,10 +117,7 @@ public struct InstructionFilter: Sendable {
         "train an assistant", "noinput", "writing tasks", "one or two sentences in english", "mix imperatives and questions",
     ]
 
-    static func echoesBrainstormPrompt(_ text: String) -> Bool {
-        let words = " " + RougeVocabulary.words(text).joined(separator: " ") + " "
-        return promptPhrases.contains { words.contains(" \($0) ") }
-    }
+    static func echoesBrainstormPrompt(_ text: String) -> Bool { containsPhrase(text, of: promptPhrases) }
 
     /// Texts an instruction may point to ("the passage"); without an input there is nothing to read.
     public static let referencedTexts: Set<String> = [

@@ -76,6 +76,9 @@ public protocol GenerationBackend: Sendable {
     var modelSHA256: String? { get }
     /// Whether prompts are sent as chat messages (the backend applies the template).
     var usesChat: Bool { get }
+    /// Whether a batch with `settings` goes out as chat messages: for the local engine when the
+    /// model has a template and `settings.chat`; for an endpoint, when it is the chat endpoint.
+    func usesChat(for settings: SamplingSettings) -> Bool
     /// Completions for `prompts`, in order; a failed prompt gives ``Completion/failed(_:)``.
     func complete(_ prompts: [String], settings: SamplingSettings) -> [Completion]
 }

@@ -2,7 +2,9 @@ import Foundation
 
 // MARK: - Records
 
-/// How an example was generated, stored with it.
+/// How an example was generated, stored with it: the response's decoding (`temperature`,
+/// `top_p`, `max_tokens`, `prompt`), its grounding and demonstrations, and how its instruction
+/// was brainstormed. The fields after `round` came later: files written before lack them (nil).
 public struct ExampleSettings: Codable, Sendable, Equatable {
     public var temperature: Double
     public var topP: Double
@@ -12,8 +14,28 @@ public struct ExampleSettings: Codable, Sendable, Equatable {
     public var k: Int
     public var seed: UInt64
     public var round: Int
+    /// How the response prompt was sent: `chat` (the model's chat template or the chat endpoint)
+    /// or `completion` (plain text).
+    public var prompt: String?
+    /// Seed demonstrations in the response prompt.
+    public var demonstrations: Int?
+    /// Stage 1's decoding; nil (and not written) for an instruction given with `--instructions`.
+    public var brainstorm: BrainstormSettings?
 
-    enum CodingKeys: String, CodingKey { case temperature, topP = "top_p", maxTokens = "max_tokens", retrieval, k, seed, round }
+    /// How the instruction was brainstormed.
+    public struct BrainstormSettings: Codable, Sendable, Equatable {
+        public var temperature: Double
+        public var topP: Double
+        public var maxTokens: Int
+        /// `chat` or `completion`, as for the response.
+        public var prompt: String
+
+        enum CodingKeys: String, CodingKey { case temperature, topP = "top_p", maxTokens = "max_tokens", prompt }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case temperature, topP = "top_p", maxTokens = "max_tokens", retrieval, k, seed, round, prompt, demonstrations, brainstorm
+    }
 }
 
 /// One line of `examples.jsonl`.

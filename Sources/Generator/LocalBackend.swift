@@ -63,6 +63,8 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     /// Token count of `text` with the model's tokenizer (for prompt budgets).
     public func countTokens(_ text: String) -> Int { generator.tokenizer.encode(text).count }
 
+    public func usesChat(for settings: SamplingSettings) -> Bool { usesChat && settings.chat }
+
     public func complete(_ prompts: [String], settings: SamplingSettings) -> [Completion] {
         var out = [Completion](repeating: .failed("not run"), count: prompts.count)
         var requests = [GenerationRequest](), indices = [Int]()

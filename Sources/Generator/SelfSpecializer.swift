@@ -175,8 +175,12 @@ public final class SelfSpecializer {
             lap("respond")
             stats.responsesRequested += answers.count
             var examples: [Example] = []
-            let settings = ExampleSettings(temperature: rs.temperature, topP: rs.topP, maxTokens: rs.maxTokens,
-                                           retrieval: retriever == nil ? "none" : c.searchMode.rawValue, k: c.k, seed: c.seed, round: round)
+            func form(_ s: SamplingSettings) -> String { backend.usesChat(for: s) ? "chat" : "completion" }
+            let settings = ExampleSettings(
+                temperature: rs.temperature, topP: rs.topP, maxTokens: rs.maxTokens,
+                retrieval: retriever == nil ? "none" : c.searchMode.rawValue, k: c.k, seed: c.seed, round: round,
+                prompt: form(rs), demonstrations: c.demonstrations,
+                brainstorm: instructions != nil ? nil : .init(temperature: bs.temperature, topP: bs.topP, maxTokens: bs.maxTokens, prompt: form(bs)))
             for (((cand, task), prompt), answer) in zip(zip(zip(kept, keptTasks), prompts2), answers) {
                 if let reason = c.responseFilter.check(answer, passages: prompt.passageTexts, task: [cand.instruction, cand.input],
                                                          demonstrations: prompt.demonstrations) { stats.count(reason); continue }

@@ -9,6 +9,8 @@ final class LocalBackendTests: XCTestCase {
     func testBatchedGreedyCompletionsAreDeterministicAndFailPerPrompt() throws {
         let backend = try LocalBackend(modelPath: Self.model, maxBatch: 2)
         XCTAssertTrue(backend.usesChat, "SmolLM2 has a ChatML template")
+        XCTAssertTrue(backend.usesChat(for: .respond))
+        XCTAssertFalse(backend.usesChat(for: .brainstorm), "stage 1 is a plain completion prompt by default")
         XCTAssertEqual(backend.modelSHA256, "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")
         let prompts = ["What is the capital of France?", "Name one symptom of asthma.", "List two statins."]
         let settings = SamplingSettings(temperature: 0, maxTokens: 12)

@@ -49,12 +49,24 @@ final class PipelineTests: XCTestCase {
             let passages = e["passages"] as! [[String: Any]]
             XCTAssertFalse(passages.isEmpty, "grounded example without passages")
             for p in passages { XCTAssertTrue(pmids.contains(p["pmid"] as! Int)); XCTAssertNotNil(p["passage_id"]); XCTAssertNotNil(p["score"]) }
-            XCTAssertTrue((e["output"] as! String).contains("[PMID \(passages[0]["pmid"] as! Int)]"))
-            XCTAssertEqual((e["settings"] as! [String: Any])["retrieval"] as? String, "bm25")
+            // A cited answer, or a demonstration's answer kept because the task shares its subject.
+            let output = e["output"] as! String
+            XCTAssertTrue(output.contains("[PMID \(passages[0]["pmid"] as! Int)]") || seeds.contains { $0.output == output }, output)
+            let settings = e["settings"] as! [String: Any]
+            XCTAssertEqual(settings["retrieval"] as? String, "bm25")
+            // How it was made: the completions endpoint for both stages, the default demonstrations and stage-1 sampling.
+            XCTAssertEqual(settings["prompt"] as? String, "completion")
+            XCTAssertEqual(settings["demonstrations"] as? Int, 2)
+            let brainstorm = settings["brainstorm"] as? [String: Any]
+            XCTAssertEqual(brainstorm?["temperature"] as? Double, 0.5)
+            XCTAssertEqual(brainstorm?["top_p"] as? Double, 0.9)
+            XCTAssertEqual(brainstorm?["max_tokens"] as? Int, 384)
+            XCTAssertEqual(brainstorm?["prompt"] as? String, "completion")
         }
         // Every filter the scripted model provokes was counted, and the counts add up.
         print("pipeline stats: \(stats.filtered), kept \(stats.instructionsKept)/\(stats.candidates), rouge \(stats.rougeLHistogram)")
-        for reason in [FilterReason.refusal, .truncated, .banned, .similar] { XCTAssertGreaterThan(stats.filtered[reason.rawValue] ?? 0, 0, reason.rawValue) }
+        let provoked: [FilterReason] = [.refusal, .truncated, .banned, .similar, .assistantTalk, .missingInput, .copiesPrompt, .echo, .copiesDemonstration]
+        for reason in provoked { XCTAssertGreaterThan(stats.filtered[reason.rawValue] ?? 0, 0, reason.rawValue) }
         let stage1 = ["too_short", "too_long", "banned", "assistant_talk", "copies_prompt", "missing_input", "duplicate", "near_duplicate", "rouge_l"].reduce(0) { $0 + (stats.filtered[$1] ?? 0) }
         XCTAssertEqual(stats.candidates, stats.instructionsKept + stage1)
         XCTAssertEqual(stats.instructionsKept, stats.responsesRequested)
@@ -132,10 +144,24 @@ final class PipelineTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(examples.count, 10)
         for e in examples {
             XCTAssertEqual((e["passages"] as! [Any]).count, 0)
-            XCTAssertEqual((e["settings"] as! [String: Any])["retrieval"] as? String, "none")
+            let settings = e["settings"] as! [String: Any]
+            XCTAssertEqual(settings["retrieval"] as? String, "none")
+            XCTAssertEqual(settings["prompt"] as? String, "chat", "the chat endpoint")
+            XCTAssertEqual((settings["brainstorm"] as? [String: Any])?["prompt"] as? String, "chat")
             for topic in ["asthma", "breast cancer", "heart failure"] { XCTAssertFalse((e["input"] as! String).contains("with \(topic) reported outcomes")) }
         }
         XCTAssertGreaterThan(stats.filtered["contaminated"] ?? 0, 0)
+    }
+
+    /// A line written before the settings recorded the prompt form, demonstrations and stage 1 still reads.
+    func testExamplesOfEarlierVersionsDecode() throws {
+        let old = #"{"instruction":"List two statins.","input":"","output":"Atorvastatin and simvastatin.","task":null,"passages":[],"model_sha256":null,"model":"m","settings":{"temperature":0,"top_p":1,"max_tokens":320,"retrieval":"none","k":3,"seed":0,"round":4}}"#
+        let e = try JSONDecoder().decode(Example.self, from: Data(old.utf8))
+        XCTAssertEqual(e.settings.round, 4)
+        XCTAssertNil(e.settings.prompt)
+        XCTAssertNil(e.settings.brainstorm)
+        let again = try JSONDecoder().decode(Example.self, from: JSONEncoder().encode(e))
+        XCTAssertEqual(again, e)
     }
 
     /// `--instructions`: an earlier run's instructions answered again, in order, with no brainstorming.
@@ -158,7 +184,9 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(stats.responsesRequested, given.count)
         XCTAssertEqual(stats.rounds, (given.count + 3) / 4)
         XCTAssertEqual(try InstructionLoader.load(path: (again as NSString).appendingPathComponent("instructions.jsonl")), given)
-        let answered = try lines(again, "examples.jsonl").map { InstructionCandidate(instruction: $0["instruction"] as! String, input: $0["input"] as! String) }
+        let answeredLines = try lines(again, "examples.jsonl")
+        for e in answeredLines { XCTAssertTrue((e["settings"] as! [String: Any])["brainstorm"] == nil, "given, not brainstormed") }
+        let answered = answeredLines.map { InstructionCandidate(instruction: $0["instruction"] as! String, input: $0["input"] as! String) }
         XCTAssertGreaterThan(answered.count, 0)
         var rest = given[...]
         for a in answered {  // in the given order

@@ -3,8 +3,10 @@
 It stands in for a language model with scripted, deterministic behaviour derived from the
 request (a hash of prompt and seed), so the pipeline's parsing and filters meet realistic
 output: brainstorm answers in "Instruction:/Input:" blocks mixed with numbered lists, junk
-lines, banned tasks and copies of the prompt's seed instructions; responses that quote the
-retrieved passage with its PMID, and now and then a refusal or a reply cut at max_tokens.
+lines, banned tasks, copies of the prompt's seed instructions or requirements, assistant talk and
+tasks about a text they do not give; responses that quote the retrieved passage with its PMID, and
+now and then a refusal, a reply cut at max_tokens, a demonstration's answer or the instruction
+restated.
 
 Usage: python3 openai_server.py [--fail-first N] [--api-key KEY]   (prints the port on the first line of stdout)
   /v1/completions, /v1/chat/completions (POST); GET /stats -> {"requests": n, "failed": n}
@@ -59,6 +61,11 @@ def brainstorm(prompt, seed):
             text += "Task 9\nInstruction: " + seen[0] + "\nInput: <noinput>\n"
         if kind == 3:
             text += "Task 9\nInstruction: Go\nInput:\n\nlorem ipsum ::: ###\n"
+        if kind == 4:   # a chat assistant's talk, and a task about a text it does not give
+            text += f"Task 9\nInstruction: I am ready to help you with questions about {topic}.\nInput: <noinput>\n\n"
+            text += f"Task 10\nInstruction: Summarise the main findings of the abstract on {topic}.\nInput: <noinput>\n"
+        if kind == 5:   # the prompt's own requirements copied as a task
+            text += f"Task 9\nInstruction: Vary the task types and stay in the biomedical domain when writing about {topic}.\nInput: <noinput>\n"
     return text, "stop"
 
 
@@ -68,6 +75,11 @@ def respond(prompt, max_tokens):
     if n % 9 == 0:
         return "I'm sorry, but I cannot answer that question.", "stop"
     last = prompt.rsplit("### Instruction:\n", 1)[-1].split("\n")[0]
+    demos = re.findall(r"### Response:\n(.*?)\n\n(?=### Instruction)", prompt, re.S)
+    if n % 6 == 1 and demos:   # a demonstration's answer as a stock reply
+        return max(demos, key=len), "stop"
+    if n % 6 == 2:             # the instruction restated instead of answered
+        return last, "stop"
     m = re.search(r"\[PMID (\d+)\] [^\n]*\n([^\n]+)", prompt)
     if m:
         first = re.split(r"(?<=[.!?]) ", m.group(2))[0]

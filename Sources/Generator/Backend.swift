@@ -24,7 +24,7 @@ public struct SamplingSettings: Codable, Sendable, Equatable {
     /// sampled at temperature 0.5, top-p 0.9. With the 135M-270M models SelfSpec runs locally,
     /// the paper's 1.0 / 0.98 (``paperBrainstorm``; its main base model is MPT-30B) gives almost
     /// only word salad: in blind ratings (BENCHMARKS.md) 0-2 of 24 brainstormed tasks were
-    /// coherent at 1.0, 6 (SmolLM2) and 11 (Gemma 3) at 0.5.
+    /// coherent at 1.0, 7 (SmolLM2) and 12 (Gemma 3) at 0.5.
     public static let brainstorm = SamplingSettings(temperature: 0.5, topP: 0.9, maxTokens: 384, chat: false)
     /// Stage 1 as the paper samples it (after self-instruct): temperature 1.0, top-p 0.98.
     public static let paperBrainstorm = SamplingSettings(temperature: 1.0, topP: 0.98, maxTokens: 384, chat: false)
@@ -37,7 +37,8 @@ public enum FinishReason: String, Codable, Sendable {
     case stop, length, error
 }
 
-/// One generated text, or the error that replaced it (reported per example, never fatal).
+/// One generated text, or the error that replaced it (reported per example; the pipeline stops
+/// only when every request of a stage fails 3 rounds in a row).
 public struct Completion: Sendable, Equatable {
     public var text: String
     public var finishReason: FinishReason
@@ -61,15 +62,17 @@ public struct Completion: Sendable, Equatable {
 /// OpenAI-compatible server. Synchronous: a call returns when the whole batch is done, and
 /// implementations use their own parallelism inside (batched decoding, concurrent requests).
 ///
-/// The local engine plugs in here: `modelIdentifier` = the GGUF path, `modelSHA256` =
-/// ``SHA256/hexDigest(ofFile:)`` of it, `usesChat` = whether the model has a chat template to wrap
-/// prompts in; `complete` renders each prompt (one user turn when `settings.chat`, else plain
-/// text), decodes the batch together with
+/// The local engine plugs in here: `modelIdentifier` = the GGUF file's SHA-256 (plus the adapter
+/// and ` weights=bfloat16` when used), `modelSHA256` = ``SHA256/hexDigest(ofFile:)`` of it,
+/// `usesChat` = whether the model has a chat template to wrap prompts in; `complete` renders each
+/// prompt (one user turn when `settings.chat`, else plain text), decodes the batch together with
 /// `settings` (temperature 0 = greedy; `stop` strings end a sequence), and reports
 /// `.length` when `maxTokens` ran out, `.stop` otherwise, `.failed` for a prompt that does not fit
-/// the context (a per-example error, not a crash).
+/// the context (a per-example error, not a crash), ``Completion/cancelled`` for prompts a Ctrl-C
+/// stopped.
 public protocol GenerationBackend: Sendable {
-    /// Names the model in every example: the model file's SHA-256 for a local model, or
+    /// Names the model in every example: the model file's SHA-256 for a local model (with
+    /// ` adapter=PATH adapter_sha256=HASH` and ` weights=bfloat16` when used), or
     /// "openai:<model>@<base URL>" for an endpoint.
     var modelIdentifier: String { get }
     /// The SHA-256 of the model file when known.

@@ -43,7 +43,7 @@ public struct Example: Codable, Sendable, Equatable {
     public var instruction: String
     public var input: String
     public var output: String
-    /// The task family, when known (nil for brainstormed tasks).
+    /// The nearest seed's task family (see `TaskLabeller`); nil when no seed shares a word with the instruction.
     public var task: String?
     public var passages: [PassageRef]
     /// SHA-256 of the model file (nil for an HTTP endpoint, see `model`).

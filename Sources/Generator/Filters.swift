@@ -19,7 +19,8 @@ public enum FilterReason: String, Codable, Sendable, CaseIterable, Comparable {
     /// The response repeats the prompt's framing ("You are a helpful AI assistant…") or restates the
     /// instruction or input instead of answering.
     case echo = "echoes_prompt"
-    /// The response reproduces a seed demonstration's answer from the prompt (a stock answer).
+    /// The response reproduces a seed demonstration's answer or input from the prompt under an
+    /// unrelated task (a stock answer).
     case copiesDemonstration = "copies_demonstration"
     case backendError = "backend_error", contaminated
 

@@ -13,8 +13,8 @@ public final class SelfSpecializer {
         public var count = 200
         /// Makes the run reproducible (with a deterministic backend).
         public var seed: UInt64 = 0
-        /// Brainstorm prompts per round (sent as one batch; fewer when the examples still needed
-        /// are fewer than `tasksPerPrompt` per prompt; see ``prompts(needed:)``).
+        /// Brainstorm prompts per round (sent as one batch; fewer in the last rounds, see
+        /// ``prompts(needed:examples:promptsSoFar:)``).
         public var promptsPerRound = 8
         /// New tasks asked for in each brainstorm prompt.
         public var tasksPerPrompt = 4
@@ -90,8 +90,8 @@ public final class SelfSpecializer {
         self.instructions = instructions
     }
 
-    /// Runs rounds until `count` examples are in `store`, the callback says stop, `patience`
-    /// rounds in a row keep nothing, or the backend cancels a batch (Ctrl-C with the local
+    /// Runs rounds until `count` examples are in `store`, the given `instructions` are used up,
+    /// the callback says stop, `patience` rounds in a row keep nothing, or the backend cancels a batch (Ctrl-C with the local
     /// engine): that round is dropped whole, so `--resume` redoes it from its start.
     /// - Returns: the stats of the last committed round.
     /// - Throws: ``GeneratorError/generationFailed(model:reason:)`` when every request of one

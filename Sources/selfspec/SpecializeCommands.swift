@@ -115,7 +115,7 @@ struct SpecializeGenerate: ParsableCommand {
     var timeout: Double = 120
     @Option(help: "Attempts per request (openai).")
     var attempts = 3
-    @Option(help: "A GGUF file whose tokenizer counts prompt tokens (default: an approximation).")
+    @Option(help: "A GGUF file whose tokenizer counts prompt tokens (default: the local model's; with openai, an approximation).")
     var tokenizer: String?
 
     @Option(help: "dense, bm25 or hybrid (default: hybrid when the corpus is embedded, else bm25).")

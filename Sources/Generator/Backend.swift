@@ -77,7 +77,8 @@ public protocol GenerationBackend: Sendable {
     var modelIdentifier: String { get }
     /// The SHA-256 of the model file when known.
     var modelSHA256: String? { get }
-    /// Whether prompts are sent as chat messages (the backend applies the template).
+    /// Whether the backend can send chat messages (the local model has a chat template; the
+    /// endpoint is the chat one); per batch, see ``usesChat(for:)``.
     var usesChat: Bool { get }
     /// Whether a batch with `settings` goes out as chat messages: for the local engine when the
     /// model has a template and `settings.chat`; for an endpoint, when it is the chat endpoint.

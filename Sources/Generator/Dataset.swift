@@ -53,7 +53,8 @@ public struct Example: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey { case instruction, input, output, task, passages, modelSHA256 = "model_sha256", model, settings }
 
-    /// Every key is written, unknown values as null, so each line has the same fields.
+    /// Every key is written, unknown values as null, so each line has the same fields (within
+    /// `settings`, `brainstorm` is left out for given instructions, as in the whole run).
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(instruction, forKey: .instruction)

@@ -44,8 +44,8 @@ public struct InstructionFilter: Sendable {
     /// plus links and attachments.
     public static let bannedWords: [String] = [
         "image", "images", "graph", "graphs", "picture", "pictures", "photo", "photos", "file", "files",
-        "map", "maps", "draw", "plot", "go to", "video", "videos", "audio", "music", "flowchart",
-        "diagram", "diagrams", "chart", "figure", "url", "link", "links", "website", "attached", "attachment",
+        "map", "maps", "draw", "plot", "plots", "go to", "video", "videos", "audio", "music", "flowchart", "flowcharts",
+        "diagram", "diagrams", "chart", "charts", "figure", "url", "link", "links", "website", "attached", "attachment",
     ]
 
     private var rouge = RougeLIndex()

@@ -6,7 +6,7 @@ import FoundationNetworking
 /// An OpenAI-compatible HTTP endpoint (vLLM, llama.cpp's server, `selfspec serve`…):
 /// `POST {base}/v1/completions` or `{base}/v1/chat/completions`, requests in parallel, retries
 /// with exponential backoff on connection errors, timeouts, 429 and 5xx (and, for `http://`,
-/// broken connections and malformed responses). `http://` URLs use a
+/// broken connections and malformed HTTP). `http://` URLs use a
 /// blocking socket client (``PlainHTTP``: URLSession busy-polls on Linux while it waits);
 /// `https://` uses URLSession.
 public final class OpenAIBackend: GenerationBackend, @unchecked Sendable {

@@ -179,7 +179,7 @@ public final class SelfSpecializer {
             let settings = ExampleSettings(
                 temperature: rs.temperature, topP: rs.topP, maxTokens: rs.maxTokens,
                 retrieval: retriever == nil ? "none" : c.searchMode.rawValue, k: c.k, seed: c.seed, round: round,
-                prompt: form(rs), demonstrations: c.demonstrations,
+                prompt: form(rs), demonstrations: min(c.demonstrations, seeds.count),
                 brainstorm: instructions != nil ? nil : .init(temperature: bs.temperature, topP: bs.topP, maxTokens: bs.maxTokens, prompt: form(bs)))
             for (((cand, task), prompt), answer) in zip(zip(zip(kept, keptTasks), prompts2), answers) {
                 if let reason = c.responseFilter.check(answer, passages: prompt.passageTexts, task: [cand.instruction, cand.input],

@@ -63,6 +63,7 @@ final class FilterTests: XCTestCase {
         XCTAssertEqual(reason("Summarise this abstract in a sentence.", String(repeating: "x ", count: 401)), .tooLong)
         XCTAssertEqual(reason("Draw the signalling pathway described in the abstract."), .banned)
         XCTAssertEqual(reason("Look at the attached figure and describe the trend."), .banned)
+        XCTAssertEqual(reason("Describe what the Kaplan-Meier plots of the trial show."), .banned, "plurals too")
         XCTAssertEqual(reason("Summarise the paper at https://example.org/paper for a clinician."), .banned)
         XCTAssertEqual(reason("Write a program that parses MEDLINE records."), .banned)
         XCTAssertEqual(reason("1) Summarise the main finding of the trial."), .banned, "starts with punctuation or a digit")

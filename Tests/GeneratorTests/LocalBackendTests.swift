@@ -66,6 +66,14 @@ final class LocalBackendTests: XCTestCase {
         let done = try SelfSpecializer(backend: backend, retriever: nil, seeds: seeds, configuration: config).run(into: store)
         XCTAssertGreaterThanOrEqual(done.examples, 1)
         XCTAssertNil(done.filtered["backend_error"])
+        // Each example records the forms the local engine used: stage 1 plain text, stage 2 chat.
+        let lines = try String(contentsOfFile: dir + "/examples.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertFalse(lines.isEmpty)
+        for line in lines {
+            let settings = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["settings"] as? [String: Any])
+            XCTAssertEqual(settings["prompt"] as? String, "chat")
+            XCTAssertEqual((settings["brainstorm"] as? [String: Any])?["prompt"] as? String, "completion")
+        }
     }
 
     func testMissingModelIsATypedError() {

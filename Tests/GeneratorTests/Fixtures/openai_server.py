@@ -4,7 +4,7 @@ It stands in for a language model with scripted, deterministic behaviour derived
 request (a hash of prompt and seed), so the pipeline's parsing and filters meet realistic
 output: brainstorm answers in "Instruction:/Input:" blocks mixed with numbered lists, junk
 lines, banned tasks, copies of the prompt's seed instructions or requirements, assistant talk and
-tasks about a text they do not give; responses that quote the retrieved passage with its PMID, and
+tasks about "the abstract" with no input; responses that quote the retrieved passage with its PMID, and
 now and then a refusal, a reply cut at max_tokens, a demonstration's answer or the instruction
 restated.
 
@@ -61,11 +61,10 @@ def brainstorm(prompt, seed):
             text += "Task 9\nInstruction: " + seen[0] + "\nInput: <noinput>\n"
         if kind == 3:
             text += "Task 9\nInstruction: Go\nInput:\n\nlorem ipsum ::: ###\n"
-        if kind == 4:   # a chat assistant's talk, and a task about a text it does not give
+        if kind >= 4:   # a chat assistant's talk and the prompt's own requirements copied as a task
+            topic = pick(h, 2, TOPICS)
             text += f"Task 9\nInstruction: I am ready to help you with questions about {topic}.\nInput: <noinput>\n\n"
-            text += f"Task 10\nInstruction: Summarise the main findings of the abstract on {topic}.\nInput: <noinput>\n"
-        if kind == 5:   # the prompt's own requirements copied as a task
-            text += f"Task 9\nInstruction: Vary the task types and stay in the biomedical domain when writing about {topic}.\nInput: <noinput>\n"
+            text += f"Task 10\nInstruction: Vary the task types and stay in the biomedical domain when writing about {topic}.\nInput: <noinput>\n"
     return text, "stop"
 
 

@@ -219,7 +219,8 @@ public final class SelfSpecializer {
 // MARK: - Task labels
 
 /// Labels a brainstormed task with the task family of the seed it is most like: the seed whose
-/// instruction has the highest ROUGE-L against the new instruction (ties: the earlier seed).
+/// instruction has the highest ROUGE-L against the new instruction (ties: the one with the higher
+/// word-overlap bound, then the earlier seed; deterministic).
 /// Nil when no seed shares a word with it.
 struct TaskLabeller {
     private var index = RougeLIndex()

@@ -64,7 +64,7 @@ public struct Completion: Sendable, Equatable {
 ///
 /// The local engine plugs in here: `modelIdentifier` = the GGUF file's SHA-256 (plus the adapter
 /// and ` weights=bfloat16` when used), `modelSHA256` = ``SHA256/hexDigest(ofFile:)`` of it,
-/// `usesChat` = whether the model has a chat template to wrap prompts in; `complete` renders each
+/// `usesChat(for:)` = whether the model has a chat template and `settings.chat`; `complete` renders each
 /// prompt (one user turn when `settings.chat`, else plain text), decodes the batch together with
 /// `settings` (temperature 0 = greedy; `stop` strings end a sequence), and reports
 /// `.length` when `maxTokens` ran out, `.stop` otherwise, `.failed` for a prompt that does not fit
@@ -77,9 +77,6 @@ public protocol GenerationBackend: Sendable {
     var modelIdentifier: String { get }
     /// The SHA-256 of the model file when known.
     var modelSHA256: String? { get }
-    /// Whether the backend can send chat messages (the local model has a chat template; the
-    /// endpoint is the chat one); per batch, see ``usesChat(for:)``.
-    var usesChat: Bool { get }
     /// Whether a batch with `settings` goes out as chat messages: for the local engine when the
     /// model has a template and `settings.chat`; for an endpoint, when it is the chat endpoint.
     func usesChat(for settings: SamplingSettings) -> Bool

@@ -282,21 +282,23 @@ public struct ResponseFilter: Sendable {
         let words = RougeVocabulary.words(text)
         let n = 5
         guard words.count >= max(demonstrationMinWords, n), !demonstrations.isEmpty else { return false }
-        func spans(_ w: [String]) -> Set<String> {
-            w.count < n ? [] : Set((0...(w.count - n)).map { w[$0..<($0 + n)].joined(separator: " ") })
+        func spanList(_ w: [String]) -> [String] {
+            w.count < n ? [] : (0...(w.count - n)).map { w[$0..<($0 + n)].joined(separator: " ") }
         }
+        func spans(_ w: [String]) -> Set<String> { Set(spanList(w)) }
         func subject(_ w: [String]) -> Set<String> {
             Set(w.filter { $0.count >= 5 && !ResponseFilter.commonWords.contains($0) && !$0.allSatisfy(\.isNumber) })
         }
         let taskWords = RougeVocabulary.words(task.joined(separator: " "))
         let taskSpans = spans(taskWords), taskSubject = subject(taskWords)
+        let own = spanList(words)  // the response's spans, position i starting at word i
         return demonstrations.contains { d in
             let demo = RougeVocabulary.words(d.instruction + " " + d.input)
             if !subject(demo).isDisjoint(with: taskSubject) { return false }
             let reference = spans(RougeVocabulary.words(d.output)).union(spans(RougeVocabulary.words(d.input))).subtracting(taskSpans)
             guard !reference.isEmpty else { return false }
             var covered = [Bool](repeating: false, count: words.count)
-            for i in 0...(words.count - n) where reference.contains(words[i..<(i + n)].joined(separator: " ")) {
+            for (i, span) in own.enumerated() where reference.contains(span) {
                 for j in i..<(i + n) { covered[j] = true }
             }
             return Double(covered.filter { $0 }.count) >= demonstrationCoverage * Double(words.count)

@@ -16,6 +16,8 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
     /// The adapter's tensor file (a run folder resolves to its `adapter.gguf` or latest
     /// checkpoint) and its SHA-256, when the model runs with one (iterative specialization).
     public let adapterPath: String?, adapterSHA256: String?
+    /// Whether prompts can go out in the model's chat template (it has one, and `chat` was not
+    /// turned off); a batch uses it when its settings ask for chat, see ``usesChat(for:)``.
     public let usesChat: Bool
     /// Most sequences decoded at once (each holds a KV cache of prompt + max tokens).
     public let maxBatch: Int

@@ -48,7 +48,6 @@ public final class OpenAIBackend: GenerationBackend, @unchecked Sendable {
 
     public var modelIdentifier: String { "openai:\(configuration.model)@\(configuration.baseURL.absoluteString)" }
     public var modelSHA256: String? { nil }
-    public var usesChat: Bool { configuration.chat }
     public func usesChat(for settings: SamplingSettings) -> Bool { configuration.chat }
 
     var endpoint: URL {

@@ -225,8 +225,9 @@ struct SpecializeGenerate: ParsableCommand {
         config.brainstormSampling.topP = brainstormTopP
         config.respondSampling.temperature = responseTemperature
         if backend is LocalBackend {
-            config.brainstormSampling.chat = (brainstormPrompt ?? "completion") == "chat"
-            config.respondSampling.chat = (responsePrompt ?? "chat") == "chat"
+            // Unset, each stage keeps its default form (SamplingSettings.brainstorm / .respond).
+            if let p = brainstormPrompt { config.brainstormSampling.chat = p == "chat" }
+            if let p = responsePrompt { config.respondSampling.chat = p == "chat" }
         } else {
             // The server's endpoint decides the form of both stages (recorded as `endpoint=chat`).
             config.brainstormSampling.chat = true

@@ -14,7 +14,9 @@ demo: setup
 
 ## All tests, in release (numeric code is 10-100x slower in debug); the server tests drive the
 ## official openai Python client, installed into .venv-test by scripts/python-clients.
+## scripts/check-standalone fails if a tracked file reads the developers' reference folder beside the checkout.
 test: setup
+	@scripts/check-standalone
 	@scripts/python-clients
 	swift test -c release -Xswiftc -enable-testing
 

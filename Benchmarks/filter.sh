@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage-1 novelty filter: `selfspec specialize bench-filter` (pruned bit-parallel ROUGE-L) vs the
 # self-instruct loop over Google's rouge_score, on the same real instructions (PubMedQA and
-# MedMCQA questions from ../shared/data); both must keep the same number of lines.
+# MedMCQA questions from corpora/eval); both must keep the same number of lines.
 # usage: Benchmarks/filter.sh [N]   (N instructions, default 1500)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +14,8 @@ file=$(mktemp)
 $py - "$n" > "$file" <<'PY'
 import json, sys
 n = int(sys.argv[1])
-q = [v["QUESTION"] for v in json.load(open("../shared/data/pubmedqa/pqal_dev.json")).values()]
-q += [v["question"].replace("\n", " ") for v in json.load(open("../shared/data/mirage/medmcqa_dev.json"))["medmcqa"].values()]
+q = [v["QUESTION"] for v in json.load(open("corpora/eval/pubmedqa/pqal_dev.json")).values()]
+q += [v["question"].replace("\n", " ") for v in json.load(open("corpora/eval/medmcqa/medmcqa_dev.json"))["medmcqa"].values()]
 print("\n".join(q[:n]))
 PY
 peer=$($py Benchmarks/filter_peer.py "$file" --json)

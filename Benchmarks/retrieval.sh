@@ -20,7 +20,7 @@ if [ -z "${SELFSPEC_BIN:-}" ]; then swift build -c release --product selfspec >&
 bin=${SELFSPEC_BIN:-.build/release/selfspec}
 dir=runs/retrieval; mkdir -p "$dir"
 db=$dir/corpus.sqlite
-pqal=../shared/data/pubmedqa/pqal_dev.json
+pqal=corpora/eval/pubmedqa/pqal_dev.json
 steps=${*:-embed exact hnsw scale pubmedqa}
 j() { $py -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 

@@ -19,7 +19,7 @@ db=$run/corpus.sqlite
 mkdir -p "$run"
 [ -f "$db" ] || $bin ingest data/pubmed_baseline/pubmed21n1298.xml.gz --db "$db" --quiet
 $bin embed --db "$db" --quiet   # resumes; nothing to do once every passage is embedded
-eval_file=${EVAL:-../shared/data/pubmedqa/pqal_dev.json}
+eval_file=${EVAL:-corpora/eval/pubmedqa/pqal_dev.json}
 held=(); [ -f "$eval_file" ] && held=(--eval "$eval_file")
 resume=(); [ -f "$run/data/progress.json" ] && resume=(--resume)
 /usr/bin/time -v $bin specialize generate --db "$db" --model "${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}" \

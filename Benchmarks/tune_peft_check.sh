@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
-GOLDEN=../shared/golden/smollm2_lora_golden.json
+GOLDEN=Tests/Fixtures/golden/smollm2_lora_golden.json
 PY=.venv-bench/bin/python
 BIN=${SELFSPEC:-.build/release/selfspec}
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT

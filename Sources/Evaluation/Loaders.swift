@@ -1,6 +1,6 @@
 import Foundation
 
-/// Reads the four benchmark layouts (see `../shared/data`) into `TaskDataset`s.
+/// Reads the four benchmark layouts (`corpora/eval`, see its SOURCES.md) into `TaskDataset`s.
 ///
 /// | task | layout |
 /// | --- | --- |

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The labelled benchmark layouts `selfspec seeds sample` reads (see `../shared/data`).
+/// The labelled benchmark layouts `selfspec seeds sample` reads (`corpora/eval`, see its SOURCES.md).
 public enum BenchmarkFormat: String, Sendable, CaseIterable {
     /// PubMedQA: one JSON object keyed by PMID, each `{QUESTION, CONTEXTS[], final_decision, LONG_ANSWER}`.
     case pubmedqa

@@ -132,7 +132,7 @@ public final class LoRAParameters: @unchecked Sendable {
 
     // MARK: Initialisation
 
-    /// The closed-form initialisation of `shared/golden/make_lora_golden.py`:
+    /// The closed-form initialisation of `Tests/Fixtures/golden/make_lora_golden.py`:
     /// `A[i, j] = 0.02 sin(0.37 (i·IN + j) + 0.11 layer)`;
     /// `B[i, j] = 0.01 cos(0.53 (i·r + j) + 0.07 layer)` in Hugging Face row order for v, o, gate,
     /// up, down, and `B = 0` for q and k.

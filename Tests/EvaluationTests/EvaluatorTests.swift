@@ -14,7 +14,7 @@ final class EvaluatorTests: XCTestCase {
     /// metrics recompute from the predictions, the intervals hold the point estimates, and the JSON
     /// round-trips.
     func testPubMedQAReport() throws {
-        let data = try EvalDataLoader.load(task: .pubmedqa, path: Paths.shared("pubmedqa/pqal_dev.json")).sample(limit: 20, seed: 0)
+        let data = try EvalDataLoader.load(task: .pubmedqa, path: Paths.eval("pubmedqa/pqal_dev.json")).sample(limit: 20, seed: 0)
         let run = try evaluator().run(data, demos: nil)
         XCTAssertEqual(run.predictions.count, 20)
         guard case let .labels(items) = data.items, case let .labels(gold, predicted, count) = run.outcomes else { return XCTFail() }
@@ -49,8 +49,8 @@ final class EvaluatorTests: XCTestCase {
 
     /// NER on 6 sentences, 1-shot from the train split: every gold entity is a hit or a miss.
     func testNEROneShot() throws {
-        let data = try EvalDataLoader.load(task: .ner, path: Paths.shared("ner/BC5CDR-chem/devel.tsv")).sample(limit: 6, seed: 1)
-        let demos = try DemonstrationPool.candidates(try EvalDataLoader.load(task: .ner, path: Paths.shared("ner/BC5CDR-chem/train.tsv")),
+        let data = try EvalDataLoader.load(task: .ner, path: Paths.eval("ner/BC5CDR-chem/devel.tsv")).sample(limit: 6, seed: 1)
+        let demos = try DemonstrationPool.candidates(try EvalDataLoader.load(task: .ner, path: Paths.eval("ner/BC5CDR-chem/train.tsv")),
                                                      excluding: data)
         let run = try evaluator(shots: 1).run(data, demos: demos)
         guard case let .sentences(s) = data.items, case let .spans(counts) = run.outcomes else { return XCTFail() }
@@ -61,7 +61,7 @@ final class EvaluatorTests: XCTestCase {
     }
 
     func testShotsNeedSeparateDemonstrations() throws {
-        let data = try EvalDataLoader.load(task: .gad, path: Paths.shared("gad/dev.jsonl")).sample(limit: 2, seed: 0)
+        let data = try EvalDataLoader.load(task: .gad, path: Paths.eval("gad/dev.jsonl")).sample(limit: 2, seed: 0)
         XCTAssertThrowsError(try evaluator(shots: 2).run(data, demos: nil)) { error in
             XCTAssertEqual(error as? EvaluationError, .missingDemonstrations(task: "gad", shots: 2))
             XCTAssertEqual(error.localizedDescription, "gad: --shots 2 needs demonstrations from a separate file (--demos gad=FILE)")

@@ -3,11 +3,10 @@ import XCTest
 import TestSupport
 @testable import Evaluation
 
-/// Paths shared by the evaluation tests: the labelled sets in `../shared/data`, the model in `models/`.
+/// Paths of the evaluation tests: the labelled sets in `corpora/eval`, the model in `models/`.
 enum Paths {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let data = repo.deletingLastPathComponent().appendingPathComponent("shared/data")
-    static func shared(_ path: String) -> String { data.appendingPathComponent(path).path }
+    static let repo = RepositoryFiles.root
+    static func eval(_ path: String) -> String { RepositoryFiles.eval(path) }
     static let smolLM2 = repo.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
 }
 
@@ -26,7 +25,7 @@ final class LoaderTests: XCTestCase {
     // MARK: Real files
 
     func testPubMedQADevFile() throws {
-        let d = try EvalDataLoader.load(task: .pubmedqa, path: Paths.shared("pubmedqa/pqal_dev.json"))
+        let d = try EvalDataLoader.load(task: .pubmedqa, path: Paths.eval("pubmedqa/pqal_dev.json"))
         guard case let .labels(items) = d.items else { return XCTFail("labels expected") }
         XCTAssertEqual(items.count, 500)
         // Label counts as Python's collections.Counter gives them: yes 276, no 169, maybe 55.
@@ -40,7 +39,7 @@ final class LoaderTests: XCTestCase {
     }
 
     func testMedMCQADevFile() throws {
-        let d = try EvalDataLoader.load(task: .mcq, path: Paths.shared("mirage/medmcqa_dev.json"))
+        let d = try EvalDataLoader.load(task: .mcq, path: Paths.eval("medmcqa/medmcqa_dev.json"))
         guard case let .labels(items) = d.items else { return XCTFail("labels expected") }
         XCTAssertEqual(items.count, 4183)
         let item = try XCTUnwrap(items.first { $0.id == "45258d3d-b974-44dd-a161-c3fccbdadd88" })
@@ -50,7 +49,7 @@ final class LoaderTests: XCTestCase {
     }
 
     func testGADDevFile() throws {
-        let d = try EvalDataLoader.load(task: .gad, path: Paths.shared("gad/dev.jsonl"))
+        let d = try EvalDataLoader.load(task: .gad, path: Paths.eval("gad/dev.jsonl"))
         guard case let .labels(items) = d.items else { return XCTFail("labels expected") }
         XCTAssertEqual(items.count, 535)
         XCTAssertEqual(items.filter { $0.gold == 0 }.count, 293)  // positive, counted with Python
@@ -61,12 +60,12 @@ final class LoaderTests: XCTestCase {
     func testNERDevFiles() throws {
         // Sentences and entities counted with Python (an I- tag not continuing its type opens an entity).
         for (path, sentences, entities) in [("ner/BC5CDR-chem/devel.tsv", 4581, 5347), ("ner/NCBI-disease/devel.tsv", 923, 787)] {
-            let d = try EvalDataLoader.load(task: .ner, path: Paths.shared(path))
+            let d = try EvalDataLoader.load(task: .ner, path: Paths.eval(path))
             guard case let .sentences(s) = d.items else { return XCTFail("sentences expected") }
             XCTAssertEqual(s.count, sentences, path)
             XCTAssertEqual(s.map(\.entities.count).reduce(0, +), entities, path)
         }
-        let d = try EvalDataLoader.load(task: .ner, path: Paths.shared("ner/BC5CDR-chem/devel.tsv"))
+        let d = try EvalDataLoader.load(task: .ner, path: Paths.eval("ner/BC5CDR-chem/devel.tsv"))
         guard case let .sentences(s) = d.items else { return XCTFail("sentences expected") }
         XCTAssertEqual(s[0].id, "line 1")
         XCTAssertEqual(Array(s[0].tokens.prefix(3)), ["22", "-", "oxacalcitriol"])
@@ -114,7 +113,7 @@ final class LoaderTests: XCTestCase {
     }
 
     func testBrokenPubMedQA() throws {
-        var root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Paths.shared("pubmedqa/pqal_dev.json")))) as? [String: Any])
+        var root = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Paths.eval("pubmedqa/pqal_dev.json")))) as? [String: Any])
         var record = try XCTUnwrap(root["10808977"] as? [String: Any])
         record["final_decision"] = "perhaps"
         root["10808977"] = record
@@ -133,7 +132,7 @@ final class LoaderTests: XCTestCase {
     }
 
     func testBrokenGAD() throws {
-        let real = try String(contentsOfFile: Paths.shared("gad/dev.jsonl"), encoding: .utf8).split(separator: "\n").prefix(3).map(String.init)
+        let real = try String(contentsOfFile: Paths.eval("gad/dev.jsonl"), encoding: .utf8).split(separator: "\n").prefix(3).map(String.init)
         var (error, path) = try loadError(.gad, [real[0], "{not json", real[2]].joined(separator: "\n"), name: "gad.jsonl")
         XCTAssertEqual(error, .wrongFormat(file: path, task: "gad (JSONL)", location: "line 2", reason: "not a JSON object"))
         XCTAssertEqual(error.localizedDescription, "\(path): not gad (JSONL) format at line 2: not a JSON object")
@@ -147,7 +146,7 @@ final class LoaderTests: XCTestCase {
     }
 
     func testBrokenNER() throws {
-        var lines = try String(contentsOfFile: Paths.shared("ner/BC5CDR-chem/devel.tsv"), encoding: .utf8)
+        var lines = try String(contentsOfFile: Paths.eval("ner/BC5CDR-chem/devel.tsv"), encoding: .utf8)
             .split(separator: "\n", omittingEmptySubsequences: false).prefix(30).map(String.init)
         lines[4] = "turnover O"  // a space instead of the tab
         var (error, path) = try loadError(.ner, lines.joined(separator: "\n"), name: "ner.tsv")
@@ -188,7 +187,7 @@ final class LoaderTests: XCTestCase {
     // MARK: Sampling and demonstrations
 
     func testSeededSampleAndDemonstrationPool() throws {
-        let d = try EvalDataLoader.load(task: .pubmedqa, path: Paths.shared("pubmedqa/pqal_dev.json"))
+        let d = try EvalDataLoader.load(task: .pubmedqa, path: Paths.eval("pubmedqa/pqal_dev.json"))
         let a = d.sample(limit: 20, seed: 7), b = d.sample(limit: 20, seed: 7), c = d.sample(limit: 20, seed: 8)
         XCTAssertEqual(a.contentKeys, b.contentKeys)
         XCTAssertNotEqual(a.contentKeys, c.contentKeys)

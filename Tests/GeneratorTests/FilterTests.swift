@@ -190,7 +190,7 @@ final class FilterTests: XCTestCase {
     func testContaminationAgainstRealEvaluationFiles() throws {
         var index = ContaminationIndex()
         try index.addFile(Paths.data("pubmedqa/pqal_dev.json"))
-        try index.addFile(Paths.data("mirage/medmcqa_dev.json"))
+        try index.addFile(Paths.data("medmcqa/medmcqa_dev.json"))
         try index.addFile(Paths.data("gad/dev.jsonl"))
         try index.addFile(Paths.data("ner/NCBI-disease/devel.tsv"))
         XCTAssertGreaterThan(index.count, 100_000)

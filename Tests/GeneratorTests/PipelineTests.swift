@@ -2,12 +2,13 @@ import Foundation
 import Ingest
 import VectorIndex
 import XCTest
+import TestSupport
 @testable import Generator
 
 /// End to end: a real PubMed file ingested into a temporary corpus, BM25 retrieval, the scripted
 /// OpenAI-compatible server as the model, our seed set.
 final class PipelineTests: XCTestCase {
-    static let pubmed = Paths.data("pubmed_xml/xizhou_pubMR_pubmed_result.xml")
+    static let pubmed = RepositoryFiles.pubmedSample("xizhou_pubMR_pubmed_result.xml")
 
     func makeRetriever() throws -> Retriever {
         let corpus = try CorpusStore(path: tempPath("corpus") + ".sqlite")

@@ -74,7 +74,7 @@ final class SeedTests: XCTestCase {
         let gad = try BenchmarkSeedSampler.read(path: Paths.data("gad/dev.jsonl"), format: .gad)
         XCTAssertEqual(gad.count, 535)
         XCTAssertEqual(gad[0].output, "positive"); XCTAssertEqual(gad[1].output, "negative")
-        let mcq = try BenchmarkSeedSampler.sample(path: Paths.data("mirage/medmcqa_dev.json"), format: .mcq, count: 5, seed: 1)
+        let mcq = try BenchmarkSeedSampler.sample(path: Paths.data("medmcqa/medmcqa_dev.json"), format: .mcq, count: 5, seed: 1)
         XCTAssertEqual(mcq.count, 5)
         for s in mcq {
             XCTAssertTrue(s.input.contains("\nA. ") && s.input.contains("\nD. "), s.input)

@@ -2,13 +2,13 @@ import Foundation
 import XCTest
 import TestSupport
 
-/// Paths of the repository, the shared data and this target's fixtures.
+/// Paths of the repository, its labelled sets (`corpora/eval`) and this target's fixtures.
 enum Paths {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
-    static let repo = fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let shared = repo.deletingLastPathComponent().appendingPathComponent("shared/data")
+    static let repo = RepositoryFiles.root
     static let seeds = repo.appendingPathComponent("corpora/seeds/biomedical.jsonl").path
-    static func data(_ rel: String) -> String { shared.appendingPathComponent(rel).path }
+    /// `corpora/eval/<rel>`.
+    static func data(_ rel: String) -> String { RepositoryFiles.eval(rel) }
 }
 
 extension XCTestCase {

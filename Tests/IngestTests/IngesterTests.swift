@@ -113,7 +113,7 @@ final class IngesterTests: XCTestCase {
     func testInterruptionCommitsWholeBatchesAndResumes() throws {
         let path = temporaryDatabase()
         let store = try CorpusStore(path: path)
-        let realFile = Paths.shared.appendingPathComponent("data/pubmed_xml/qi29_main_finding_pubmed_result.xml").path
+        let realFile = Paths.pubmedSamples.appendingPathComponent("qi29_main_finding_pubmed_result.xml").path
         let calls = Counter()
         var o = Ingester.Options()
         o.batchSize = 10
@@ -160,7 +160,7 @@ final class IngesterTests: XCTestCase {
 
     func testRealFilesIngestEndToEnd() throws {
         let store = try CorpusStore(path: temporaryDatabase())
-        let dir = Paths.shared.appendingPathComponent("data/pubmed_xml").path
+        let dir = Paths.pubmedSamples.path
         let r = try Ingester(store: store).ingest(paths: [dir])
         XCTAssertEqual(r.documentsRead, 819)
         XCTAssertEqual(try store.stats().documents, 819)

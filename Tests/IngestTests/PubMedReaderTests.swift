@@ -121,7 +121,7 @@ final class PubMedReaderTests: XCTestCase {
     }
 
     func testRealPubMedFilesHaveTheirExactArticleCounts() throws {
-        let dir = Paths.shared.appendingPathComponent("data/pubmed_xml")
+        let dir = Paths.pubmedSamples
         let expected = ["medline16n0902.xml.gz": 604, "pubmed-29768149.xml": 1,
                         "qi29_main_finding_pubmed_result.xml": 121, "xizhou_pubMR_pubmed_result.xml": 93]
         for (name, count) in expected {

@@ -7,8 +7,8 @@ import TestSupport
 enum Paths {
     /// The repository root, found from this file's location.
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    /// `../shared` next to the repository (read-only data and golden files).
-    static let shared = repo.deletingLastPathComponent().appendingPathComponent("shared")
+    /// Small real PubMed files tracked in the repository (`corpora/samples/pubmed_xml`).
+    static let pubmedSamples = RepositoryFiles.pubmedSamples
     static let pubmedFixtures = repo.appendingPathComponent("Tests/IngestTests/Fixtures/pubmed")
     static func fixture(_ name: String) -> String { pubmedFixtures.appendingPathComponent(name).path }
 }

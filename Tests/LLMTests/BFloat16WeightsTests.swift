@@ -4,7 +4,7 @@ import XCTest
 @testable import LLM
 
 /// The opt-in bfloat16 weight copies (`Options.weightFormat = .bfloat16`, AVX-512 BF16) against
-/// `shared/golden/smollm2_logits.json`: prompt logits of every golden case with a looser
+/// `Tests/Fixtures/golden/smollm2_logits.json`: prompt logits of every golden case with a looser
 /// tolerance than the float32 path (each product keeps about 3 significant digits), and batched
 /// greedy decoding through the bfloat16 kernel agreeing with the golden continuation's start.
 final class BFloat16WeightsTests: XCTestCase {

@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import LLM
 
-/// Dequantization against `shared/golden/gguf_dequant_golden.json` (gguf Python package) and the
+/// Dequantization against `Tests/Fixtures/golden/gguf_dequant_golden.json` (gguf Python package) and the
 /// random-block fixtures in `DequantFixtures.swift`.
 final class DequantTests: XCTestCase {
     func testBlockLayouts() {
@@ -46,24 +47,16 @@ final class DequantTests: XCTestCase {
         }
     }
 
-    /// Sum and sum of squares of whole tensors, for the model files present (SmolLM2 always;
-    /// Gemma 3 only when `models/gemma-3-270m-q4_k_m.gguf` exists).
+    /// Sum and sum of squares of whole tensors of every model file the golden file names (set-up
+    /// downloads them all; a missing one fails).
     func testGoldenTensorSums() throws {
         let golden = try TestPaths.json("gguf_dequant_golden.json")
         let items = try XCTUnwrap(golden["items"] as? [[String: Any]])
         var checked = 0
         for item in items {
             let fileName = try XCTUnwrap(item["file"] as? String)
-            let path = TestPaths.repoRoot.appendingPathComponent("models/\(fileName)").path
-            let file: GGUFFile
-            if fileName == TestPaths.smolLM2.lastPathComponent {
-                file = try SharedModel.open()
-            } else if FileManager.default.fileExists(atPath: path) {
-                file = try GGUFFile(path: path)
-            } else {
-                print("dequant golden: \(fileName) not present, whole-tensor sums for \(item["type"] ?? "") skipped")
-                continue
-            }
+            let file = fileName == TestPaths.smolLM2.lastPathComponent ? try SharedModel.open()
+                                                                        : try GGUFFile(path: try RepositoryFiles.model(fileName))
             let tensor = try file.tensor(named: try XCTUnwrap(item["tensor"] as? String))
             XCTAssertEqual("\(tensor.type)", item["type"] as? String)
             XCTAssertEqual(tensor.info.dims, item["shape_ne"] as? [Int])

@@ -13,7 +13,7 @@ extension SharedGemma {
 }
 
 /// The KV-cached, batched Gemma 3 forward pass (`Gemma3Model.forward(_:logits:)`, the engine
-/// `TextGenerator` runs) against `shared/golden/gemma3_270m_logits.json` and against itself
+/// `TextGenerator` runs) against `Tests/Fixtures/golden/gemma3_270m_logits.json` and against itself
 /// run one sequence at a time.
 final class Gemma3CachedTests: XCTestCase {
     private struct Case {

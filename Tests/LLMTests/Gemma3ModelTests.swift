@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import LLM
 
-/// Gemma 3 270M against `shared/golden/gemma3_270m_logits.json` (transformers' GGUF loader,
+/// Gemma 3 270M against `Tests/Fixtures/golden/gemma3_270m_logits.json` (transformers' GGUF loader,
 /// float32): prompt ids, top-20 logits at the last position within 2e-2, per-position
 /// log-probabilities and mean NLL within 1e-3, and the 24 greedy tokens identical.
 final class Gemma3ModelTests: XCTestCase {

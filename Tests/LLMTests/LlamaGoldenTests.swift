@@ -2,32 +2,13 @@ import Foundation
 import XCTest
 @testable import LLM
 
-/// The SmolLM2 forward pass against `shared/golden/smollm2_logits.json` (transformers, float32
+/// The SmolLM2 forward pass against `Tests/Fixtures/golden/smollm2_logits.json` (transformers, float32
 /// weights dequantized from the same GGUF): same ids, top-20 logits at the last position within
 /// 2e-2, mean NLL within 1e-3, and the 24 greedy tokens identical when generated with the KV
 /// cache. Checked twice: the float32 reference path (sgemm, f32 cache) and the fast path
 /// (fused quantized decode kernels, f16 cache), which is also compared with the reference.
 final class LlamaGoldenTests: XCTestCase {
-    struct Case {
-        let prompt: String
-        let ids: [Int]
-        let top20IDs: [Int]
-        let top20Logits: [Float]
-        let meanNLL: Double
-        let greedy: [Int]
-    }
-
-    static func cases() throws -> [Case] {
-        let golden = try TestPaths.json("smollm2_logits.json")
-        let items = try XCTUnwrap(golden["cases"] as? [[String: Any]])
-        return try items.map { item in
-            Case(prompt: try XCTUnwrap(item["prompt"] as? String), ids: try XCTUnwrap(item["ids"] as? [Int]),
-                 top20IDs: try XCTUnwrap(item["last_top20_ids"] as? [Int]),
-                 top20Logits: try XCTUnwrap(item["last_top20_logits"] as? [Double]).map(Float.init),
-                 meanNLL: try XCTUnwrap(item["mean_nll"] as? Double),
-                 greedy: try XCTUnwrap(item["greedy_24"] as? [Int]))
-        }
-    }
+    static func cases() throws -> [GoldenLogits.Case] { try GoldenLogits.cases("smollm2_logits.json") }
 
     func testConfig() throws {
         let model = try SharedLlama.model()
@@ -69,11 +50,44 @@ final class LlamaGoldenTests: XCTestCase {
     }
 
     private func checkGolden(kernels: LlamaModel.Options.Kernels, precision: KVCache.Precision) throws {
-        let model = try SharedLlama.model()
         let tokenizer = try SharedModel.bpe()
+        for g in try Self.cases() {
+            XCTAssertEqual(tokenizer.encode(g.prompt, addBOS: false, parseSpecial: true), g.ids, "ids of \(g.prompt)")
+        }
+        try GoldenLogits.check(try SharedLlama.model(), try Self.cases(), kernels: kernels, precision: precision, label: "golden")
+    }
+}
+
+/// A logits golden file (`*_logits.json`: per prompt the ids, the top-20 logits at the last
+/// position, the mean NLL and 24 greedy tokens) and the check of a Llama-family model against it.
+enum GoldenLogits {
+    struct Case {
+        let prompt: String
+        let ids: [Int]
+        let top20IDs: [Int]
+        let top20Logits: [Float]
+        let meanNLL: Double
+        let greedy: [Int]
+    }
+
+    static func cases(_ file: String) throws -> [Case] {
+        let golden = try TestPaths.json(file)
+        let items = try XCTUnwrap(golden["cases"] as? [[String: Any]])
+        return try items.map { item in
+            Case(prompt: try XCTUnwrap(item["prompt"] as? String), ids: try XCTUnwrap(item["ids"] as? [Int]),
+                 top20IDs: try XCTUnwrap(item["last_top20_ids"] as? [Int]),
+                 top20Logits: try XCTUnwrap(item["last_top20_logits"] as? [Double]).map(Float.init),
+                 meanNLL: try XCTUnwrap(item["mean_nll"] as? Double),
+                 greedy: try XCTUnwrap(item["greedy_24"] as? [Int]))
+        }
+    }
+
+    /// Top-20 logits at the last position within 2e-2, mean NLL within 1e-3, and the 24 greedy
+    /// tokens identical when generated through the KV cache; the differences are printed.
+    static func check(_ model: LlamaModel, _ cases: [Case], kernels: LlamaModel.Options.Kernels,
+                      precision: KVCache.Precision, label: String) throws {
         let v = model.config.vocabularySize
-        for (n, g) in try Self.cases().enumerated() {
-            XCTAssertEqual(tokenizer.encode(g.prompt, addBOS: false, parseSpecial: true), g.ids, "ids of case \(n)")
+        for (n, g) in cases.enumerated() {
             let cache = model.makeCache(capacity: g.ids.count + 24, precision: precision)
             let logits = try model.forward([.init(cache: cache, tokens: g.ids)], logits: .all, kernels: kernels)
             XCTAssertEqual(logits.count, g.ids.count * v)
@@ -102,8 +116,8 @@ final class LlamaGoldenTests: XCTestCase {
                 generated.append(next)
                 next = argmax(try model.forward([.init(cache: cache, tokens: [next])], kernels: kernels))
             }
-            print("golden case \(n) [\(kernels), \(precision) cache]: top-20 max |diff| \(maxDiff), "
-                  + "mean NLL \(nll) vs \(g.meanNLL) (diff \(abs(nll - g.meanNLL))), greedy \(generated == g.greedy ? "identical" : "DIFFERENT")")
+            print("\(label) case \(n) [\(kernels), \(precision) cache]: top-20 max |diff| \(maxDiff), "
+                  + "mean NLL \(nll) vs \(g.meanNLL) (diff \(abs(nll - g.meanNLL))), greedy \(generated == g.greedy ? "identical" : "DIFFERENT \(generated)")")
             XCTAssertLessThan(maxDiff, 2e-2, "case \(n) top-20 logits")
             XCTAssertEqual(nll, g.meanNLL, accuracy: 1e-3, "case \(n) mean NLL")
             XCTAssertEqual(generated, g.greedy, "case \(n) greedy tokens")

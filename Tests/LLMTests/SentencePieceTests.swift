@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import LLM
 
 /// The Gemma 3 270M file and its tokenizer, opened once per test run.
@@ -23,7 +24,7 @@ enum SharedGemma {
     }
 }
 
-/// The Gemma 3 SentencePiece-style tokenizer against `shared/golden/gemma3_270m_tokenizer.json`
+/// The Gemma 3 SentencePiece-style tokenizer against `Tests/Fixtures/golden/gemma3_270m_tokenizer.json`
 /// (transformers' GGUF loader, `tok.encode(text, add_special_tokens=False)`).
 ///
 /// Checked offline beyond the golden file:
@@ -169,11 +170,11 @@ final class SentencePieceTests: XCTestCase {
     func testThroughput() throws {
         let tok = try SharedGemma.spm()
         var text = ""
-        for name in ["pubmed_xml/xizhou_pubMR_pubmed_result.xml", "mirage/medmcqa_dev.json"] {
-            let url = TestPaths.shared.appendingPathComponent("data/\(name)")
-            if let s = try? String(contentsOf: url, encoding: .utf8) { text += s }
+        for name in ["pubmed_xml/xizhou_pubMR_pubmed_result.xml", "medmcqa/medmcqa_dev.json"] {
+            text += try String(contentsOfFile: name.hasPrefix("pubmed_xml/") ? RepositoryFiles.pubmedSample(String(name.dropFirst(11)))
+                                                                              : RepositoryFiles.eval(name), encoding: .utf8)
         }
-        guard text.utf8.count > 1_000_000 else { throw XCTSkip("shared/data text not found") }
+        XCTAssertGreaterThan(text.utf8.count, 1_000_000)
         let start = Date()
         let ids = tok.encode(text)
         let seconds = Date().timeIntervalSince(start)

@@ -3,12 +3,9 @@ import XCTest
 import TestSupport
 @testable import LLM
 
-/// Paths the tests use: the repository root is found from this file, `shared/` sits beside it.
+/// Paths the tests use, all inside the repository (see `RepositoryFiles`).
 enum TestPaths {
-    static let repoRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let shared = repoRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    static let golden = shared.appendingPathComponent("golden")
+    static let repoRoot = RepositoryFiles.root
     static let smolLM2 = repoRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
     /// The SmolLM2 model path; fails the test (rather than skipping) when `scripts/setup` has
@@ -21,10 +18,8 @@ enum TestPaths {
         return smolLM2.path
     }
 
-    static func json(_ name: String) throws -> [String: Any] {
-        let data = try Data(contentsOf: golden.appendingPathComponent(name))
-        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-    }
+    /// The golden reference `name` from `Tests/Fixtures/golden`.
+    static func json(_ name: String) throws -> [String: Any] { try RepositoryFiles.goldenJSON(name) }
 }
 
 /// A fresh temporary directory per test, removed when released and, in any case (e.g. when

@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import LLM
 
-/// The SmolLM2 byte-level BPE tokenizer against `shared/golden/smollm2_tokenizer.json` (made with
+/// The SmolLM2 byte-level BPE tokenizer against `Tests/Fixtures/golden/smollm2_tokenizer.json` (made with
 /// transformers' GGUF loader; `tok.encode(text, add_special_tokens=False)`, which recognises
 /// special tokens written in the text — hence `parseSpecial: true` here).
 ///
@@ -83,6 +84,18 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(words("é中文 ½ ?!x", .gpt2), ["é中文", " ½", " ?!", "x"])
         XCTAssertEqual(words("\u{3000}a\u{A0}b", .gpt2), ["\u{3000}", "a", "\u{A0}", "b"])
         XCTAssertEqual(words("", .gpt2), [])
+        // qwen2: one leading non-letter joins the letters, single digits, punctuation keeps the
+        // line breaks after it, a whitespace run ends at its last line break.
+        XCTAssertEqual(words("Hello  world", .qwen2), ["Hello", " ", " world"])
+        XCTAssertEqual(words("a   \n\nb  ", .qwen2), ["a", "   \n\n", "b", "  "])
+        XCTAssertEqual(words("a \n b", .qwen2), ["a", " \n", " b"])
+        XCTAssertEqual(words("don't I'M 're'll", .qwen2), ["don", "'t", " I", "'M", " '", "re", "'ll"])
+        XCTAssertEqual(words("x 123 4.5", .qwen2), ["x", " ", "1", "2", "3", " ", "4", ".", "5"])
+        XCTAssertEqual(words("a  1", .qwen2), ["a", " ", " ", "1"])
+        XCTAssertEqual(words("(NSAID) \u{3B2}-x\tand", .qwen2), ["(NSAID", ")", " \u{3B2}", "-x", "\tand"])
+        XCTAssertEqual(words("end.\n\nNext", .qwen2), ["end", ".\n\n", "Next"])
+        XCTAssertEqual(words("\u{3000}a\u{A0}b", .qwen2), ["\u{3000}a", "\u{A0}b"])
+        XCTAssertEqual(words("", .qwen2), [])
     }
 
     func testDecodeRoundTripTrickyUnicode() throws {
@@ -153,15 +166,15 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(D.completePrefixLength([0xFF]), 1)
     }
 
-    /// Throughput on a few MB of real text (PubMed XML, MedMCQA, PubMedQA from shared/data).
+    /// Throughput on a few MB of real text (PubMed XML, MedMCQA, PubMedQA, all tracked in the repository).
     func testThroughput() throws {
         let tok = try SharedModel.bpe()
         var text = ""
-        for name in ["pubmed_xml/xizhou_pubMR_pubmed_result.xml", "mirage/medmcqa_dev.json", "pubmedqa/pqal_dev.json"] {
-            let url = TestPaths.shared.appendingPathComponent("data/\(name)")
-            if let s = try? String(contentsOf: url, encoding: .utf8) { text += s }
+        for name in ["pubmed_xml/xizhou_pubMR_pubmed_result.xml", "medmcqa/medmcqa_dev.json", "pubmedqa/pqal_dev.json"] {
+            text += try String(contentsOfFile: name.hasPrefix("pubmed_xml/") ? RepositoryFiles.pubmedSample(String(name.dropFirst(11)))
+                                                                              : RepositoryFiles.eval(name), encoding: .utf8)
         }
-        guard text.utf8.count > 1_000_000 else { throw XCTSkip("shared/data text not found") }
+        XCTAssertGreaterThan(text.utf8.count, 1_000_000)
         let start = Date()
         let ids = tok.encode(text)
         let seconds = Date().timeIntervalSince(start)

@@ -7,12 +7,12 @@ import XCTest
 @testable import Server
 
 /// One real server for the tests: SmolLM2 (Q4_1 GGUF), MiniLM and a small real corpus (PubMed
-/// XML from ../shared/data, ingested and embedded here), on an ephemeral loopback port.
+/// XML from `corpora/samples`, ingested and embedded here), on an ephemeral loopback port.
 final class ServerFixture: @unchecked Sendable {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let modelPath = repo.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
     static let embedderPath = repo.appendingPathComponent("models/all-MiniLM-L6-v2").path
-    static let pubmed = repo.deletingLastPathComponent().appendingPathComponent("shared/data/pubmed_xml")
+    static let pubmed = RepositoryFiles.pubmedSamples
     static let apiKey = "test-key-123"
     /// The corpus of the shared fixture; removed by `ServerTests.tearDown()` (its only user).
     static let corpusFile = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path

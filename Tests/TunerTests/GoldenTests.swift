@@ -1,7 +1,7 @@
 import XCTest
 @testable import Tuner
 
-/// The training forward/backward and AdamW against `shared/golden/smollm2_lora_golden.json`
+/// The training forward/backward and AdamW against `Tests/Fixtures/golden/smollm2_lora_golden.json`
 /// (PEFT on the same GGUF dequantized to float32, same closed-form LoRA init).
 final class GoldenTests: XCTestCase {
     func testLossGradientNormsAndAdamWTrajectory() throws {

@@ -5,11 +5,9 @@ import TestSupport
 @testable import Tuner
 import Tensor
 
-/// Paths the tests use: the repository root is found from this file, `shared/` sits beside it.
+/// Paths the tests use, all inside the repository (see `RepositoryFiles`).
 enum TestPaths {
-    static let repoRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let golden = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/golden")
+    static let repoRoot = RepositoryFiles.root
     static let smolLM2 = repoRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
     /// Fails (rather than skips) when the model is missing, so a missing model cannot pass silently.
@@ -21,10 +19,8 @@ enum TestPaths {
         return smolLM2.path
     }
 
-    static func json(_ name: String) throws -> [String: Any] {
-        let data = try Data(contentsOf: golden.appendingPathComponent(name))
-        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
-    }
+    /// The golden reference `name` from `Tests/Fixtures/golden`.
+    static func json(_ name: String) throws -> [String: Any] { try RepositoryFiles.goldenJSON(name) }
 }
 
 /// The SmolLM2 file and its float32 weights, loaded once per test run.

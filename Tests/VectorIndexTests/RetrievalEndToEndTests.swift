@@ -12,10 +12,8 @@ import TestSupport
 /// One ingested and embedded corpus shared by the tests of this file (embedding is the slow
 /// part); each test that changes the corpus works on its own copy (`VACUUM INTO`).
 final class RetrievalCorpus: @unchecked Sendable {
-    static let file = MiniLMFixtures.repoRoot.deletingLastPathComponent()
-        .appendingPathComponent("shared/data/pubmed_xml/xizhou_pubMR_pubmed_result.xml").path
-    static let extraFile = MiniLMFixtures.repoRoot.deletingLastPathComponent()
-        .appendingPathComponent("shared/data/pubmed_xml/pubmed-29768149.xml").path
+    static let file = RepositoryFiles.pubmedSample("xizhou_pubMR_pubmed_result.xml")
+    static let extraFile = RepositoryFiles.pubmedSample("pubmed-29768149.xml")
 
     static let shared = Result { try RetrievalCorpus() }
     /// Where `shared` keeps its corpus; removed by `RetrievalEndToEndTests.tearDown()` (its only user).

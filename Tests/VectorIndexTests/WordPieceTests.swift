@@ -1,13 +1,13 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import VectorIndex
 
-/// The golden file and model folder, found from this file (`../shared` beside the repository).
+/// The golden file and model folder, inside the repository (see `RepositoryFiles`).
 enum MiniLMFixtures {
-    static let repoRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let modelDirectory = repoRoot.appendingPathComponent("models/all-MiniLM-L6-v2")
-    static let goldenFile = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/golden/minilm_embeddings.json")
+    static let repoRoot = RepositoryFiles.root
+    static let modelDirectory = RepositoryFiles.models.appendingPathComponent("all-MiniLM-L6-v2")
+    static let goldenFile = RepositoryFiles.golden.appendingPathComponent("minilm_embeddings.json")
 
     struct Golden: Decodable {
         struct Item: Decodable {

@@ -6,7 +6,8 @@ import TestSupport
 final class CLITests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let fixtures = repo.appendingPathComponent("Tests/IngestTests/Fixtures/pubmed").path
-    static let shared = repo.deletingLastPathComponent().appendingPathComponent("shared/data/pubmed_xml").path
+    /// Small real PubMed files tracked in the repository.
+    static let samples = RepositoryFiles.pubmedSamples.path
 
     /// The binary built next to this test bundle.
     static let binary: String = {
@@ -33,7 +34,7 @@ final class CLITests: XCTestCase {
 
     func testIngestStatsShowSearchRoundTrip() throws {
         let db = tempDB()
-        let r = try run(["ingest", Self.shared, "--db", db, "--json"])
+        let r = try run(["ingest", Self.samples, "--db", db, "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertFalse(r.stderr.contains("\r"), "no progress line in a pipe")
         let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
@@ -57,7 +58,7 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(hits?.first?["pmid"] as? Int, 29768149)
 
         // Running again skips the unchanged files and leaves the same corpus.
-        let again = try run(["ingest", Self.shared, "--db", db])
+        let again = try run(["ingest", Self.samples, "--db", db])
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stdout.contains("4 unchanged file(s) skipped"), again.stdout)
         let stats2 = try run(["stats", "--db", db, "--json"])

@@ -4,7 +4,7 @@ import TestSupport
 
 /// The README's main job (`scripts/demo`), end to end on a small real PubMed file: ingest,
 /// stats, embed, search, a grounded dataset from SmolLM2, a LoRA adapter, base vs specialized on
-/// PubMedQA, an answer with citations, the run report; then a second run that reuses every stage.
+/// the in-repository PubMedQA dev set (the default), an answer with citations, the run report; then a second run that reuses every stage.
 final class DemoTests: XCTestCase {
     func runDemo(_ dir: String) throws -> (status: Int32, out: String) {
         let p = Process()
@@ -13,10 +13,9 @@ final class DemoTests: XCTestCase {
         var env = ProcessInfo.processInfo.environment
         env["SELFSPEC_BIN"] = CLITests.binary
         env["SELFSPEC_RUN"] = dir
-        env["SELFSPEC_INPUT"] = CLITests.shared + "/qi29_main_finding_pubmed_result.xml"
+        env["SELFSPEC_INPUT"] = CLITests.samples + "/qi29_main_finding_pubmed_result.xml"
         env["SELFSPEC_COUNT"] = "2"
         env["SELFSPEC_STEPS"] = "1"
-        env["SELFSPEC_PUBMEDQA"] = CLITests.shared + "/../pubmedqa/pqal_dev.json"
         env["SELFSPEC_EVAL_LIMIT"] = "6"
         p.environment = env
         let out = Pipe()

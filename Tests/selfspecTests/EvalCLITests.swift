@@ -5,7 +5,7 @@ import TestSupport
 /// `selfspec eval` end to end: the real SmolLM2 on 20 real PubMedQA items, and its input errors.
 final class EvalCLITests: XCTestCase {
     static let model = CLITests.repo.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
-    static let data = CLITests.repo.deletingLastPathComponent().appendingPathComponent("shared/data").path
+    static let data = RepositoryFiles.eval.path
 
     func run(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()

@@ -6,7 +6,7 @@ import TestSupport
 /// End-to-end tests of `selfspec embed` and `selfspec search` on a real PubMed file (121
 /// articles, 150 passages) with the real MiniLM model.
 final class SearchCLITests: XCTestCase {
-    static let file = CLITests.shared + "/qi29_main_finding_pubmed_result.xml"
+    static let file = CLITests.samples + "/qi29_main_finding_pubmed_result.xml"
     static let model = CLITests.repo.appendingPathComponent("models/all-MiniLM-L6-v2").path
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
@@ -127,7 +127,7 @@ final class SearchCLITests: XCTestCase {
 
     func testEmbedAndSearchErrorsNameTheirInput() throws {
         let db = tempDB()
-        XCTAssertEqual(try run(["ingest", CLITests.shared + "/pubmed-29768149.xml", "--db", db]).status, 0)
+        XCTAssertEqual(try run(["ingest", CLITests.samples + "/pubmed-29768149.xml", "--db", db]).status, 0)
         let noModel = try run(["embed", "--db", db, "--embedder", "/nonexistent/minilm"])
         XCTAssertEqual(noModel.status, 1)
         XCTAssertTrue(noModel.stderr.contains("/nonexistent/minilm"), noModel.stderr)

@@ -24,7 +24,7 @@ final class ServeAskCLITests: XCTestCase {
     func testAskWithRAGStreamsAnAnswerAndListsItsSources() throws {
         let db = tempDB()
         defer { try? FileManager.default.removeItem(atPath: db) }
-        let xml = URL(fileURLWithPath: CLITests.shared).appendingPathComponent("qi29_main_finding_pubmed_result.xml").path
+        let xml = URL(fileURLWithPath: CLITests.samples).appendingPathComponent("qi29_main_finding_pubmed_result.xml").path
         XCTAssertEqual(try runCLI(["ingest", xml, "--db", db, "--quiet"]).status, 0)
         let r = try runCLI(["ask", "What was the main finding about depression?", "--rag", "--db", db, "--k", "2",
                             "--mode", "bm25", "--model", Self.model, "--max-tokens", "24"])

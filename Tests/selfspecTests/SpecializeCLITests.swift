@@ -33,7 +33,7 @@ final class SpecializeCLITests: XCTestCase {
         }
     }
     let cli = Runner()
-    static let data = CLITests.repo.deletingLastPathComponent().appendingPathComponent("shared/data").path
+    static let data = RepositoryFiles.eval.path
 
     /// A fresh temporary path; it and every path that extends it are removed after the test.
     func temp(_ tag: String) -> String {
@@ -79,7 +79,7 @@ final class SpecializeCLITests: XCTestCase {
 
         let db = cli.tempDB()
         removeAfterTest(db)
-        XCTAssertEqual(try cli.run(["ingest", Self.data + "/pubmed_xml/xizhou_pubMR_pubmed_result.xml", "--db", db, "--quiet"]).status, 0)
+        XCTAssertEqual(try cli.run(["ingest", RepositoryFiles.pubmedSample("xizhou_pubMR_pubmed_result.xml"), "--db", db, "--quiet"]).status, 0)
         let out = temp("run")
         let args = ["specialize", "generate", "--db", db, "--out", out, "--backend", "openai", "--base-url", url, "--model", "test",
                     "--seed", "7", "--seeds", CLITests.repo.appendingPathComponent("corpora/seeds/biomedical.jsonl").path]

@@ -2,7 +2,7 @@ import Foundation
 import Tensor
 
 /// Gemma 3 (`general.architecture = gemma3`): a float32 reference forward pass over a GGUF file,
-/// checked against `shared/golden/gemma3_270m_logits.json`.
+/// checked against `Tests/Fixtures/golden/gemma3_270m_logits.json`.
 ///
 /// Differences from Llama, as llama.cpp's `llm_build_gemma3` and Hugging Face's `Gemma3TextModel`
 /// compute them:

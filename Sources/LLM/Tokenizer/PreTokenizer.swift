@@ -9,9 +9,16 @@
 ///   `tokenizer.ggml.pre = "smollm"` (SmolLM/SmolLM2, and StarCoder, Refact, Command-R ... in
 ///   llama.cpp); it equals Hugging Face's `Sequence[Digits(individual_digits=true), ByteLevel]`
 ///   from SmolLM2's `tokenizer.json`.
+/// - `qwen2`: the Qwen2 split (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2`, Hugging Face's
+///   `Split` regex in Qwen2.5's `tokenizer.json`)
+///   `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`:
+///   one leading non-letter (a space, a tab, punctuation) joins the letters after it, every digit
+///   is a word, punctuation keeps the line breaks after it, and a run of whitespace ends at its
+///   last line break.
 public enum PreTokenizer: String, Sendable, CaseIterable {
     case gpt2
     case isolatedDigits
+    case qwen2
 
     /// `tokenizer.ggml.pre` names handled, and the split each uses.
     static let names: [String: PreTokenizer] = [
@@ -19,6 +26,7 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
         "smollm": .isolatedDigits, "starcoder": .isolatedDigits, "refact": .isolatedDigits,
         "command-r": .isolatedDigits, "codeshell": .isolatedDigits, "exaone": .isolatedDigits,
         "minerva-7b": .isolatedDigits,
+        "qwen2": .qwen2, "deepseek-r1-qwen": .qwen2,
     ]
     static var supportedNames: [String] { names.keys.sorted() }
 
@@ -42,6 +50,8 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
                 start = i + 1
             }
             if start < range.upperBound { gpt2Split(text, start..<range.upperBound, emit: emit) }
+        case .qwen2:
+            qwen2Split(text, range, emit: emit)
         }
     }
 
@@ -83,6 +93,70 @@ public enum PreTokenizer: String, Sendable, CaseIterable {
                     // `\s+(?!\S)` leaves the last space of a run for the next word; `\s+` otherwise.
                     var e = run(.whitespace, from: pos)
                     if e < end && e - pos > 1 { e -= 1 }
+                    emit(pos..<e); pos = e
+                }
+            }
+        }
+    }
+}
+
+extension PreTokenizer {
+    /// The Qwen2 regex (see the type's documentation), alternative by alternative, on scalars
+    /// `range` (the end of the range is the end of text for the look-ahead).
+    private func qwen2Split(_ text: ScalarText, _ range: Range<Int>, emit: (Range<Int>) -> Void) {
+        let end = range.upperBound
+        text.values.withUnsafeBufferPointer { values in
+            text.classes.withUnsafeBufferPointer { classes in
+                /// End of the run of scalars of class `c` starting at `from`.
+                func run(_ c: CharClass, from: Int) -> Int {
+                    var e = from
+                    while e < end && classes[e] == c { e += 1 }
+                    return e
+                }
+                func isLineBreak(_ i: Int) -> Bool { values[i] == 0x0A || values[i] == 0x0D }
+                /// ASCII lower case of scalar `i` (for the case-insensitive contractions).
+                func lower(_ i: Int) -> UInt32 { values[i] >= 0x41 && values[i] <= 0x5A ? values[i] | 0x20 : values[i] }
+                var pos = range.lowerBound
+                while pos < end {
+                    let cls = classes[pos]
+                    // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+                    if values[pos] == 0x27 && pos + 1 < end {
+                        let n = lower(pos + 1)
+                        if n == 0x73 || n == 0x74 || n == 0x6D || n == 0x64 {  // s t m d
+                            emit(pos..<(pos + 2)); pos += 2; continue
+                        }
+                        if pos + 2 < end {
+                            let n2 = lower(pos + 2)
+                            if (n == 0x72 && n2 == 0x65) || (n == 0x76 && n2 == 0x65) || (n == 0x6C && n2 == 0x6C) {
+                                emit(pos..<(pos + 3)); pos += 3; continue  // re ve ll
+                            }
+                        }
+                    }
+                    // [^\r\n\p{L}\p{N}]?\p{L}+
+                    if cls == .letter {
+                        let e = run(.letter, from: pos); emit(pos..<e); pos = e; continue
+                    }
+                    if cls != .number && !isLineBreak(pos) && pos + 1 < end && classes[pos + 1] == .letter {
+                        let e = run(.letter, from: pos + 1); emit(pos..<e); pos = e; continue
+                    }
+                    // \p{N}
+                    if cls == .number { emit(pos..<(pos + 1)); pos += 1; continue }
+                    //  ?[^\s\p{L}\p{N}]+[\r\n]*
+                    let body = (values[pos] == 0x20 && pos + 1 < end) ? pos + 1 : pos
+                    if classes[body] == .other {
+                        var e = run(.other, from: body)
+                        while e < end && isLineBreak(e) { e += 1 }
+                        emit(pos..<e); pos = e; continue
+                    }
+                    // Whitespace: \s*[\r\n]+ ends the word at the run's last line break; else
+                    // \s+(?!\S) leaves the run's last space for the next word, and \s+ takes one.
+                    let runEnd = run(.whitespace, from: pos)
+                    var e = runEnd
+                    while e > pos && !isLineBreak(e - 1) { e -= 1 }
+                    if e == pos {
+                        e = runEnd
+                        if e < end && e - pos > 1 { e -= 1 }
+                    }
                     emit(pos..<e); pos = e
                 }
             }

@@ -9,7 +9,7 @@ from rouge_score import rouge_scorer
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.normpath(os.path.join(here, "..", "..", ".."))
 seeds = [json.loads(l) for l in open(os.path.join(root, "corpora/seeds/biomedical.jsonl"))]
-pqa = json.load(open(os.path.join(root, "..", "shared/data/pubmedqa/pqal_dev.json")))
+pqa = json.load(open(os.path.join(root, "corpora/eval/pubmedqa/pqal_dev.json")))
 texts = [s["instruction"] for s in seeds] + [s["input"] for s in seeds if s["input"]]
 texts += [v["QUESTION"] for v in list(pqa.values())[:60]] + [" ".join(v["CONTEXTS"]) for v in list(pqa.values())[:20]]
 tricky = [("", "empty candidate"), ("Same words, same ORDER!", "same words same order"),

@@ -4,10 +4,12 @@ import Tensor
 
 // Saving, loading and exporting LoRA adapters.
 //
-// The tuner trains in GGUF orientation: the rows of q and k (and so of their LoRA B) are in the
-// order llama.cpp's converter permuted them to, for adjacent-pair RoPE. Hugging Face keeps the
-// original order and uses rotate-half. Within each head of HS rows, HF row `half·HS/2 + i` is
-// GGUF row `2i + half` (i < HS/2, half ∈ {0, 1}). A (input side) is unaffected.
+// The tuner trains in GGUF orientation. For Llama the rows of q and k (and so of their LoRA B) are
+// in the order llama.cpp's converter permuted them to, for adjacent-pair RoPE; Hugging Face keeps
+// the original order and uses rotate-half. Within each head of HS rows, HF row `half·HS/2 + i` is
+// GGUF row `2i + half` (i < HS/2, half ∈ {0, 1}). A (input side) is unaffected. Qwen2 and Gemma 3
+// use rotate-half in both worlds: their GGUF rows are Hugging Face's, and nothing is permuted
+// (``TrainModelConfig/ropeStyle`` `.halves`).
 
 public enum AdapterFiles {
     /// The Hugging Face row of GGUF row `row` of a q (heads = NH) or k (heads = NKV) projection.
@@ -78,7 +80,7 @@ public enum AdapterFiles {
     // MARK: Base model identity
 
     /// What an exported adapter records about its base model, so the runtime refuses it on
-    /// another one (`LoRAAdapter.BaseModel`): architecture (`llama` or `gemma3`), name and dims.
+    /// another one (`LoRAAdapter.BaseModel`): architecture (`llama`, `qwen2` or `gemma3`), name and dims.
     static func baseFields(_ lora: LoRAParameters, baseName: String) -> [(key: String, value: String)] {
         let k = LoRAAdapter.baseKeys, m = lora.model
         return [(k.architecture, m.architecture), (k.name, baseName), (k.embeddingLength, "\(m.width)"),
@@ -89,6 +91,7 @@ public enum AdapterFiles {
 
     /// Writes `adapter_model.safetensors` (names `base_model.model.model.layers.L.….lora_A.weight`,
     /// A `(r, in)`, B `(out, r)` in Hugging Face row order) and `adapter_config.json` into `directory`.
+    /// The frozen q/k/v biases of Qwen2 are part of the base, not of the adapter (`"bias": "none"`).
     /// The base model's identity goes into the safetensors `__metadata__` as `base.*` (PEFT
     /// ignores it there; unknown keys in `adapter_config.json` make PEFT warn).
     public static func exportPEFT(_ lora: LoRAParameters, to directory: URL, baseModel: String) throws {
@@ -102,7 +105,7 @@ public enum AdapterFiles {
                                        shape: [r, s.inF], values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))))
             tensors.append(NamedTensor(name: prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: true),
                                        shape: [s.outF, r], values: lora.model.ropeStyle == .adjacentPairs ? hfOrderB(b, slot: s, rank: r, headSize: hs)
-                                           : Array(UnsafeBufferPointer(start: b, count: s.outF * r))))   // Gemma: rows not permuted
+                                           : Array(UnsafeBufferPointer(start: b, count: s.outF * r))))   // Qwen2, Gemma: rows not permuted
         }
         var metadata = ["format": "pt"]
         for (key, value) in baseFields(lora, baseName: URL(fileURLWithPath: baseModel).lastPathComponent) {

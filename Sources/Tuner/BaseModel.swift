@@ -2,7 +2,7 @@ import Foundation
 import LLM
 import Tensor
 
-// The frozen base model the tuner differentiates: a Llama or Gemma 3 GGUF dequantized to float32.
+// The frozen base model the tuner differentiates: a Llama, Qwen2 or Gemma 3 GGUF dequantized to float32.
 // Dimension letters as in Ops.swift; QW = NH·HS.
 
 /// How the frozen base weights are held while training.
@@ -57,10 +57,13 @@ public struct BlockWeights {
     public let qNorm: UnsafeMutablePointer<Float>?, kNorm: UnsafeMutablePointer<Float>?
     public let postAttnNorm: UnsafeMutablePointer<Float>?, postFFNNorm: UnsafeMutablePointer<Float>?
     /// wq `(QW, C)`, wk `(KV, C)`, wv `(KV, C)`, wo `(C, QW)`, all `(out, in)`; Llama's q/k rows
-    /// in GGUF's permuted order (Gemma 3's are not permuted).
+    /// in GGUF's permuted order (Qwen2's and Gemma 3's are not permuted).
     public let wq: FrozenWeight, wk: FrozenWeight, wv: FrozenWeight, wo: FrozenWeight
     /// wgate `(F, C)`, wup `(F, C)`, wdown `(C, F)`.
     public let wgate: FrozenWeight, wup: FrozenWeight, wdown: FrozenWeight
+    /// The frozen biases of q `(QW)`, k `(KV)` and v `(KV)`, float32 in both precisions; `nil`
+    /// unless ``TrainModelConfig/attentionBias`` (Qwen2).
+    public let bq: UnsafeMutablePointer<Float>?, bk: UnsafeMutablePointer<Float>?, bv: UnsafeMutablePointer<Float>?
 
     /// The frozen weight of a LoRA target.
     public func weight(_ target: LoRATarget) -> FrozenWeight {
@@ -74,9 +77,19 @@ public struct BlockWeights {
         case .down: return wdown
         }
     }
+
+    /// The frozen bias `(OUT)` of a LoRA target's projection, or `nil` when it has none.
+    public func bias(_ target: LoRATarget) -> UnsafeMutablePointer<Float>? {
+        switch target {
+        case .q: return bq
+        case .k: return bk
+        case .v: return bv
+        case .o, .gate, .up, .down: return nil
+        }
+    }
 }
 
-/// A Llama or Gemma 3 GGUF's weights as float32, in one allocation with named views (llm.c style); with
+/// A Llama, Qwen2 or Gemma 3 GGUF's weights as float32, in one allocation with named views (llm.c style); with
 /// ``BasePrecision/quantized`` the block projections stay in the GGUF's quantized form instead.
 public final class BaseModel: @unchecked Sendable {
     /// The configuration.
@@ -87,7 +100,8 @@ public final class BaseModel: @unchecked Sendable {
     public let path: String
     /// Token embedding `(V, C)`, also the output head when the model ties them.
     public let wte: UnsafeMutablePointer<Float>
-    /// Output head `(V, C)` (equal to `wte` when tied).
+    /// Output head `(V, C)`: `output.weight` when the file has one (Qwen2.5-Coder), else `wte`
+    /// itself (tied: SmolLM2, Gemma 3).
     public let head: UnsafeMutablePointer<Float>
     /// Final RMSNorm weight `(C)`.
     public let outNorm: UnsafeMutablePointer<Float>
@@ -95,7 +109,7 @@ public final class BaseModel: @unchecked Sendable {
     public let blocks: [BlockWeights]
     private let storage: UnsafeMutableBufferPointer<Float>
 
-    /// Loads `file`: embeddings, head and norms as float32; block projections as `precision` says.
+    /// Loads `file`: embeddings, head, norms and biases as float32; block projections as `precision` says.
     /// - Throws: `TunerError.invalidModel` naming a missing or mis-shaped tensor or a type that
     ///   cannot be dequantized; `GGUFError` from dequantization.
     public init(file: GGUFFile, precision: BasePrecision = .float32) throws {
@@ -104,9 +118,10 @@ public final class BaseModel: @unchecked Sendable {
         path = file.path
         self.precision = precision
         let c = cfg.width, kv = cfg.kvWidth, f = cfg.ffn, v = cfg.vocab, qw = cfg.queryWidth, hs = cfg.headSize
-        let tied = !file.contains(tensor: "output.weight")
+        let tied = cfg.tiedEmbeddings
         let norms = 2 * c + (cfg.queryKeyNorm ? 2 * hs : 0) + (cfg.postNorms ? 2 * c : 0)
-        let perBlock = norms + (precision == .float32 ? 2 * qw * c + 2 * kv * c + 3 * f * c : 0)
+        let biases = cfg.attentionBias ? qw + 2 * kv : 0
+        let perBlock = norms + biases + (precision == .float32 ? 2 * qw * c + 2 * kv * c + 3 * f * c : 0)
         let total = v * c * (tied ? 1 : 2) + c + cfg.layers * perBlock
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: total)
         storage = buffer
@@ -128,7 +143,7 @@ public final class BaseModel: @unchecked Sendable {
         func load(_ name: String, _ shape: [Int]) throws -> UnsafeMutablePointer<Float> {
             let tensor = try find(name, shape)
             let count = shape.reduce(1, *), out = cursor
-            try tensor.dequantizeRows(0..<tensor.info.rowCount, into: UnsafeMutableBufferPointer(start: out, count: count))
+            try Self.dequantizeAll(tensor, into: out)
             cursor += count
             return out
         }
@@ -151,12 +166,40 @@ public final class BaseModel: @unchecked Sendable {
                     wq: try linear(p + "attn_q.weight", [qw, c]), wk: try linear(p + "attn_k.weight", [kv, c]),
                     wv: try linear(p + "attn_v.weight", [kv, c]), wo: try linear(p + "attn_output.weight", [c, qw]),
                     wgate: try linear(p + "ffn_gate.weight", [f, c]), wup: try linear(p + "ffn_up.weight", [f, c]),
-                    wdown: try linear(p + "ffn_down.weight", [c, f]))
+                    wdown: try linear(p + "ffn_down.weight", [c, f]),
+                    bq: cfg.attentionBias ? try load(p + "attn_q.bias", [qw]) : nil,
+                    bk: cfg.attentionBias ? try load(p + "attn_k.bias", [kv]) : nil,
+                    bv: cfg.attentionBias ? try load(p + "attn_v.bias", [kv]) : nil)
             }
         } catch {
             buffer.deallocate()
             throw error
         }
+        precondition(cursor == buffer.baseAddress! + total, "base weight layout mismatch")
+    }
+
+    /// Dequantizes every row of `tensor` into `out` `(rows, columns)`, the rows split over the cores
+    /// (a 1.5B-parameter base is ≈ 6 GB of floats to write).
+    /// - Throws: the first piece's `GGUFError`, if any.
+    private static func dequantizeAll(_ tensor: GGUFTensor, into out: UnsafeMutablePointer<Float>) throws {
+        let rows = tensor.info.rowCount, cols = tensor.info.rowLength
+        let pieces = min(rows, rows * cols >= 1 << 16 ? 2 * Parallel.coreCount : 1)
+        guard pieces > 1 else {
+            try tensor.dequantizeRows(0..<rows, into: UnsafeMutableBufferPointer(start: out, count: rows * cols))
+            return
+        }
+        let errors = UnsafeMutableBufferPointer<Error?>.allocate(capacity: pieces)   // (pieces) one slot per task
+        errors.initialize(repeating: nil)
+        defer { errors.deinitialize(); errors.deallocate() }
+        let box = UncheckedSendable((tensor, out, errors))
+        Parallel.forEachIndex(0..<pieces) { piece in
+            let (tensor, out, errors) = box.value
+            let part = (piece * rows / pieces)..<((piece + 1) * rows / pieces)
+            do {
+                try tensor.dequantizeRows(part, into: UnsafeMutableBufferPointer(start: out + part.lowerBound * cols, count: part.count * cols))
+            } catch { errors[piece] = error }
+        }
+        if let error = errors.lazy.compactMap({ $0 }).first { throw error }
     }
 
     /// Opens `path` and loads it.

@@ -24,14 +24,10 @@ public struct ChatMLRenderer: ConversationRenderer {
     public var defaultSystemPrompt: String?
 
     /// Reads the default system prompt from a GGUF `tokenizer.chat_template`, if it spells one out
-    /// as `<|im_start|>system\n…<|im_end|>` (SmolLM2 does).
+    /// as a literal `<|im_start|>system\n…<|im_end|>` (SmolLM2 does; Qwen2.5 does after a
+    /// tool-calling branch), exactly as the runtime's `ChatTemplate` does for inference.
     public init(chatTemplate: String?) {
-        defaultSystemPrompt = nil
-        if let tpl = chatTemplate, let start = tpl.range(of: "<|im_start|>system\\n") ?? tpl.range(of: "<|im_start|>system\n"),
-           let end = tpl.range(of: "<|im_end|>", range: start.upperBound..<tpl.endIndex) {
-            let text = String(tpl[start.upperBound..<end.lowerBound])
-            if !text.contains("{") && !text.contains("'") { defaultSystemPrompt = text }
-        }
+        defaultSystemPrompt = chatTemplate.flatMap { try? ChatTemplate(template: $0) }?.defaultSystemPrompt
     }
 
     /// - Parameter defaultSystemPrompt: see the property.

@@ -4,7 +4,7 @@ import Tensor
 // LoRA adapters: which projections get one, their hyper-parameters, and all A/B matrices in one
 // allocation with named views (llm.c style). Dimension letters as in Ops.swift.
 
-/// A projection of a Llama or Gemma 3 block that can carry a LoRA adapter.
+/// A projection of a Llama, Qwen2 or Gemma 3 block that can carry a LoRA adapter.
 public enum LoRATarget: String, CaseIterable, Codable, Sendable {
     case q, k, v, o, gate, up, down
 

@@ -136,16 +136,22 @@ public enum Ops {
 
     // MARK: Linear (frozen weight) and LoRA
 
-    /// `out = inp · weightᵀ` (+ `out` when `accumulate`).
-    /// - Parameters: out `(N, OUT)`; inp `(N, IN)`; weight `(OUT, IN)`.
+    /// `out = inp · weightᵀ (+ bias)` (+ `out` when `accumulate`).
+    /// - Parameters: out `(N, OUT)`; inp `(N, IN)`; weight `(OUT, IN)`; bias `(OUT)`, added to every row (Qwen2's q/k/v).
     public static func matmulForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
-                                     weight: UnsafePointer<Float>, n: Int, inF: Int, outF: Int,
-                                     accumulate: Bool = false) {
+                                     weight: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil,
+                                     n: Int, inF: Int, outF: Int, accumulate: Bool = false) {
         BLAS.gemm(a: inp, b: weight, transB: true, c: out, m: n, n: outF, k: inF,
                   beta: accumulate ? 1 : 0, parallel: true)
+        guard let bias else { return }
+        for i in 0..<n {
+            let row = out + i * outF
+            for j in 0..<outF { row[j] += bias[j] }
+        }
     }
 
-    /// `dinp += alpha · dout · weight` (the weight is frozen: no weight gradient).
+    /// `dinp += alpha · dout · weight` (the weight is frozen: no weight gradient; a bias is frozen
+    /// too and does not change the input's gradient).
     /// - Parameters: dinp `(N, IN)`; dout `(N, OUT)`; weight `(OUT, IN)`; alpha: a scale folded into the product.
     public static func matmulBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                       weight: UnsafePointer<Float>, n: Int, inF: Int, outF: Int, alpha: Float = 1) {

@@ -2,7 +2,7 @@ import Foundation
 import LLM
 
 // How a conversation becomes training text. ChatML (Dataset.swift) for models whose chat template
-// is ChatML (SmolLM2); plain completion for models without a chat template (the Gemma 3 270M base).
+// is ChatML (SmolLM2, Qwen2.5); plain completion for models without a chat template (the Gemma 3 270M base).
 
 /// Renders a conversation as text segments, each flagged whether the loss is taken on it.
 public protocol ConversationRenderer: Sendable {

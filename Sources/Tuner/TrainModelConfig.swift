@@ -1,8 +1,10 @@
 import Foundation
 import LLM
 
-// The hyper-parameters of the model the tuner differentiates, read from GGUF metadata. Two
-// families: Llama (`llama`) and Gemma 3 (`gemma3`). The Gemma 3 semantics mirror the runtime's
+// The hyper-parameters of the model the tuner differentiates, read from GGUF metadata. Three
+// architectures: Llama (`llama`), Qwen2 (`qwen2`: the Llama block with q/k/v biases, rotate-half
+// RoPE on un-permuted q/k rows and, in the files we use, an untied output head) and Gemma 3
+// (`gemma3`). The semantics mirror the runtime's `ModelConfig(file:)` / `LlamaModel` and
 // `ModelConfig(gemma3:)` / `Gemma3Model` exactly (which match the golden logits).
 // Dimension letters as in Ops.swift; QW = NH·HS (the query width, C for Llama, not for Gemma 3).
 
@@ -12,7 +14,7 @@ public struct TrainModelConfig: Sendable, Equatable, Codable {
     public enum RoPEStyle: String, Sendable, Codable {
         /// `(x[2i], x[2i+1])`: GGUF's permuted Llama q/k rows.
         case adjacentPairs
-        /// `(x[i], x[i + HS/2])`: rotate-half (NeoX), Gemma 3 (its q/k rows are not permuted).
+        /// `(x[i], x[i + HS/2])`: rotate-half (NeoX), Qwen2 and Gemma 3 (their q/k rows are not permuted).
         case halves
     }
 
@@ -24,7 +26,7 @@ public struct TrainModelConfig: Sendable, Equatable, Codable {
         case geluTanh
     }
 
-    /// `general.architecture`: `llama` or `gemma3`.
+    /// `general.architecture`: `llama`, `qwen2` or `gemma3`.
     public var architecture: String
     /// C, L, NH, NKV, HS, F, V.
     public var width: Int, layers: Int, heads: Int, kvHeads: Int, headSize: Int, ffn: Int, vocab: Int
@@ -47,6 +49,11 @@ public struct TrainModelConfig: Sendable, Equatable, Codable {
     /// An RMSNorm on the attention output and on the feed-forward output before each is added to
     /// the residual stream (Gemma 3's post-norms).
     public var postNorms: Bool
+    /// The q, k and v projections add a frozen float32 bias `(QW)`, `(KV)`, `(KV)` (Qwen2; a Llama
+    /// file that stores `blk.N.attn_q.bias` too, as the runtime reads it).
+    public var attentionBias: Bool
+    /// The output head is the token embedding `(V, C)`; `false` when the file has `output.weight`.
+    public var tiedEmbeddings: Bool
     /// The longest sequence the model was trained for.
     public var contextLength: Int
 
@@ -55,9 +62,10 @@ public struct TrainModelConfig: Sendable, Equatable, Codable {
     /// QW = NH·HS, the query width (the input width of the o projection).
     public var queryWidth: Int { heads * headSize }
     /// Architectures the tuner trains.
-    public static let supportedArchitectures = ["llama", "gemma3"]
+    public static let supportedArchitectures = ["llama", "qwen2", "gemma3"]
 
-    /// Reads the `llama.*` or `gemma3.*` metadata of `file`.
+    /// Reads the `llama.*`, `qwen2.*` or `gemma3.*` metadata of `file`, and which optional tensors
+    /// (q/k/v biases, `output.weight`) it has.
     /// - Throws: `TunerError.invalidModel` for another architecture or bad values; `GGUFError` for missing keys.
     public init(file: GGUFFile) throws {
         let m = file.metadata
@@ -81,6 +89,10 @@ public struct TrainModelConfig: Sendable, Equatable, Codable {
         let base: Float = m.contains("\(arch).rope.freq_base") ? try m.float("\(arch).rope.freq_base")
             : (arch == "gemma3" ? 1_000_000 : 10_000)
         attentionScale = 1 / Float(max(headSize, 1)).squareRoot()
+        tiedEmbeddings = !file.contains(tensor: "output.weight")
+        // Qwen2 always has them (a missing one is reported by `BaseModel`); the runtime uses a
+        // Llama file's biases when present, so the tuner does too.
+        attentionBias = arch == "qwen2" || (arch == "llama" && file.contains(tensor: "blk.0.attn_q.bias"))
         if arch == "gemma3" {
             contextLength = try int("context_length", default: 32_768)
             let window = try int("attention.sliding_window", default: 512)
@@ -100,14 +112,15 @@ public struct TrainModelConfig: Sendable, Equatable, Codable {
             contextLength = try int("context_length")
             ropeBases = [Float](repeating: base, count: max(layers, 0))
             slidingWindows = [Int?](repeating: nil, count: max(layers, 0))
-            ropeStyle = .adjacentPairs
+            // llama.cpp's converter permutes only Llama's q/k rows for adjacent-pair RoPE.
+            ropeStyle = arch == "llama" ? .adjacentPairs : .halves
             activation = .silu
             embeddingScale = 1
             queryKeyNorm = false
             postNorms = false
         }
-        // Llama's q and o are (C, C): its head size is C / NH.
-        let llamaShaped = arch != "llama" || headSize * heads == width
+        // Llama's and Qwen2's q and o are (C, C): their head size is C / NH.
+        let llamaShaped = arch == "gemma3" || headSize * heads == width
         guard width > 0, layers > 0, heads > 0, kvHeads > 0, heads % kvHeads == 0, headSize > 0, headSize % 2 == 0,
               llamaShaped, ffn > 0, vocab > 0, base > 0, normEpsilon > 0 else {
             throw TunerError.invalidModel(path: file.path, detail: "inconsistent \(arch) dimensions C=\(width) L=\(layers) NH=\(heads) NKV=\(kvHeads) HS=\(headSize) F=\(ffn) V=\(vocab) rope base \(base) eps \(normEpsilon)")

@@ -1,11 +1,12 @@
 import Foundation
 import Tensor
 
-// The training forward and hand-written backward of a Llama or Gemma 3 model with LoRA adapters
-// (llm.c's `gpt2_forward` / `gpt2_backward`). The base weights are frozen; only LoRA gradients are
-// formed. Dimension letters as in Ops.swift; N = B·T rows, QW = NH·HS.
+// The training forward and hand-written backward of a Llama, Qwen2 or Gemma 3 model with LoRA
+// adapters (llm.c's `gpt2_forward` / `gpt2_backward`). The base weights are frozen; only LoRA
+// gradients are formed. Dimension letters as in Ops.swift; N = B·T rows, QW = NH·HS.
 //
-// Gemma 3's block, as the runtime's `Gemma3Model` computes it (the Llama block lacks the starred parts):
+// Gemma 3's block, as the runtime's `Gemma3Model` computes it (the Llama block lacks the starred
+// parts; Qwen2's is Llama's plus the frozen biases +bq, +bk, +bv on q, k, v, which change no gradient):
 //   h = norm(x); q = *qnorm*(Wq h); k = *knorm*(Wk h); v = Wv h; rope(q, k)
 //   x' = x + *postnorm*(Wo attention(q, k, v))            (* sliding window on local layers)
 //   x'' = x' + *postnorm*(Wdown (act(Wgate norm(x')) · Wup norm(x')))   act = silu or *gelu_tanh*
@@ -37,7 +38,7 @@ struct BlockActivations {
     var rstdPF: UnsafeMutablePointer<Float>     // (N)
 }
 
-/// A Llama or Gemma 3 model with LoRA adapters that computes the loss and the LoRA gradients of a batch.
+/// A Llama, Qwen2 or Gemma 3 model with LoRA adapters that computes the loss and the LoRA gradients of a batch.
 ///
 /// Buffers are sized once for at most `maxBatch` sequences of at most `maxTime` tokens; a call may
 /// use any `B ≤ maxBatch`, `T ≤ maxTime`.
@@ -214,12 +215,12 @@ public final class TrainingModel: @unchecked Sendable {
     /// The per-position losses of the last forward `(B·T)` (0 where ignored).
     public func lastLosses() -> [Float] { Array(UnsafeBufferPointer(start: losses, count: b * t)) }
 
-    /// A projection with its adapter: `out = inp · Wᵀ (+ out) + scale · (inp · Aᵀ) · Bᵀ`.
+    /// A projection with its adapter: `out = inp · Wᵀ (+ bias) (+ out) + scale · (inp · Aᵀ) · Bᵀ`.
     private func linear(_ target: LoRATarget, layer: Int, out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                         n: Int, accumulate: Bool = false) {
-        let (inF, outF) = target.features(base.config)
-        Ops.matmulForward(out: out, inp: inp, weight: base.blocks[layer].weight(target).floats(scratch: weightScratch), n: n, inF: inF, outF: outF,
-                          accumulate: accumulate)
+        let (inF, outF) = target.features(base.config), frozen = base.blocks[layer]
+        Ops.matmulForward(out: out, inp: inp, weight: frozen.weight(target).floats(scratch: weightScratch), bias: frozen.bias(target),
+                          n: n, inF: inF, outF: outF, accumulate: accumulate)
         if let s = lora.slot(layer: layer, target: target) {
             let w = lora.views(s)
             var x = inp
@@ -318,7 +319,8 @@ public final class TrainingModel: @unchecked Sendable {
         for l in stride(from: c.layers - 1, through: 0, by: -1) { blockBackward(l, n: n) }
     }
 
-    /// Backward of ``linear(_:layer:out:inp:n:accumulate:)``: `dinp += dout · W` plus the adapter's part.
+    /// Backward of ``linear(_:layer:out:inp:n:accumulate:)``: `dinp += dout · W` plus the adapter's
+    /// part (a bias is frozen and does not enter the input's gradient).
     private func linearBackward(_ target: LoRATarget, layer: Int, dinp: UnsafeMutablePointer<Float>,
                                 dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, n: Int) {
         let (inF, outF) = target.features(base.config)

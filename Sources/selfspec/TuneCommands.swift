@@ -24,7 +24,7 @@ struct TuneTrain: ParsableCommand {
         (llama.cpp --lora). Ctrl-C saves a checkpoint; --resume continues exactly.
         """)
 
-    @Option(help: "The base model (GGUF, llama or gemma3 architecture).") var model: String = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    @Option(help: "The base model (GGUF, llama, qwen2 or gemma3 architecture).") var model: String = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
     @Option(help: "The training data (JSONL).") var data: String?
     @Option(help: "The run folder.") var out: String
     @Flag(help: "Continue the run in --out from its latest checkpoint (its saved settings are used).") var resume = false

@@ -10,6 +10,9 @@ import TestSupport
 /// position within 2e-2, mean NLL within 1e-3 and the 24 greedy tokens identical, on the float32
 /// reference path and on the fast path (fused quantized decode kernels, f16 cache).
 final class QwenGoldenTests: XCTestCase {
+    /// The model (≈ 7 GB with its float32 weight copies) is freed when this class is done.
+    override class func tearDown() { SharedQwen.release(); super.tearDown() }
+
     func testConfig() throws {
         let model = try SharedQwen.model()
         let c = model.config
@@ -82,17 +85,24 @@ final class QwenGoldenTests: XCTestCase {
     }
 }
 
-/// The Qwen2.5 1.5B file, tokenizer and model, loaded once per test run; a missing model fails.
+/// The Qwen2.5 1.5B file, tokenizer and model, loaded once (the model until ``release()``); a
+/// missing model fails.
 enum SharedQwen {
     static let name = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
     private static let file = Result { try GGUFFile(path: RepositoryFiles.models.appendingPathComponent(name).path) }
     private static let tokenizer = Result { try BPETokenizer(metadata: try file.get().metadata) }
-    private static let loaded = Result { try LlamaModel(file: try file.get()) }
+    nonisolated(unsafe) private static var loaded: LlamaModel?
 
     static func open(file: StaticString = #filePath, line: UInt = #line) throws -> GGUFFile {
         _ = try RepositoryFiles.model(name, file: file, line: line)
         return try self.file.get()
     }
     static func bpe() throws -> BPETokenizer { _ = try open(); return try tokenizer.get() }
-    static func model() throws -> LlamaModel { _ = try open(); return try loaded.get() }
+    static func model() throws -> LlamaModel {
+        if let model = loaded { return model }
+        let model = try LlamaModel(file: try open())
+        loaded = model
+        return model
+    }
+    static func release() { loaded = nil }
 }

@@ -11,10 +11,7 @@ enum SharedGemma {
 
     /// Fails the test (rather than skipping) when `scripts/setup` has not placed the model.
     static func open(file: StaticString = #filePath, line: UInt = #line) throws -> GGUFFile {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            XCTFail("missing \(url.path): run scripts/setup", file: file, line: line)
-            throw XCTSkip("model missing")
-        }
+        _ = try RepositoryFiles.model(url.lastPathComponent, file: file, line: line)
         return try self.file.get()
     }
 

@@ -11,11 +11,7 @@ enum TestPaths {
     /// The SmolLM2 model path; fails the test (rather than skipping) when `scripts/setup` has
     /// not placed it, so a missing model cannot pass silently.
     static func smolLM2Path(file: StaticString = #filePath, line: UInt = #line) throws -> String {
-        guard FileManager.default.fileExists(atPath: smolLM2.path) else {
-            XCTFail("missing \(smolLM2.path): run scripts/setup", file: file, line: line)
-            throw XCTSkip("model missing")
-        }
-        return smolLM2.path
+        try RepositoryFiles.model(smolLM2.lastPathComponent, file: file, line: line)
     }
 
     /// The golden reference `name` from `Tests/Fixtures/golden`.

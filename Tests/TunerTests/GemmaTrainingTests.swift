@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import TestSupport
 @testable import LLM
 import Tensor
 @testable import Tuner
@@ -13,10 +14,7 @@ final class GemmaTrainingTests: XCTestCase {
 
     /// The float32 Gemma base, loaded once; fails (not skips) when the model is missing.
     private func base() throws -> BaseModel {
-        guard FileManager.default.fileExists(atPath: Self.gemma.path) else {
-            XCTFail("missing \(Self.gemma.path): run scripts/setup")
-            throw XCTSkip("model missing")
-        }
+        _ = try RepositoryFiles.model(Self.gemma.lastPathComponent)
         return try Self.shared.get()
     }
 

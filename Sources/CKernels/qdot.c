@@ -343,9 +343,121 @@ ROWS_I16(rows_i16_q5_1, CK_Q5_1, 24)
 ROWS_I16(rows_i16_q8_0, CK_Q8_0, 34)
 #undef ROWS_I16
 
+// MARK: int16 activations, k-quants
+
+/// Adds one 32-weight block (`w0`: elements 0-15, `w1`: 16-31, as int16) times the activation
+/// block `bx` of every vector: acc[v] += ds * xscale * (w . xq), off[v] += offset * xsum.
+TGT __attribute__((always_inline)) static inline void acc_block32(
+    __m256i w0, __m256i w1, float ds, float offset, long bx, const int16_t *xq, const float *xscale,
+    const float *xsums, long vectors, long columns, __m256 *acc, float *off) {
+    const long nb = columns / 32;
+    for (long v = 0; v < vectors; v++) {
+        const int16_t *x = xq + v * columns + 32 * bx;
+        const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)x)),
+                                           _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(x + 16))));
+        acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(ds * xscale[v * nb + bx]), _mm256_cvtepi32_ps(p), acc[v]);
+        off[v] += offset * xsums[v * nb + bx];
+    }
+}
+
+/// 32 signed bytes as two vectors of 16 int16 (elements 0-15, 16-31).
+TGT static inline void widen32(__m256i b, __m256i *w0, __m256i *w1) {
+    *w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(b));
+    *w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(b, 1));
+}
+
+/// One 256-weight super-block of Q4_K (`five` = 0, 144 bytes) or Q5_K (176 bytes) against the
+/// activation blocks `8 sb ..< 8 sb + 8`. Sub-block j: weight = d*sc_j*q - dmin*m_j, with q
+/// centered (q - 8, q5 - 16) so the integer part is small and the rest goes into the offset.
+TGT __attribute__((always_inline)) static inline void superblock_qk_i16(
+    const uint8_t *p, int five, long sb, const int16_t *xq, const float *xscale, const float *xsums,
+    long vectors, long columns, __m256 *acc, float *off) {
+    const float d = half_at(p), dmin = half_at(p + 2);
+    const uint8_t *scales = p + 4;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i center = _mm256_set1_epi8(five ? 16 : 8);
+    const __m256i hbits = five ? _mm256_loadu_si256((const __m256i *)(p + 16)) : _mm256_setzero_si256();
+    const uint8_t *qs = p + (five ? 48 : 16);
+    for (int g = 0; g < 4; g++) {
+        const __m256i bytes = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+        __m256i lo = _mm256_and_si256(bytes, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), m4);
+        if (five) {  // bit 2g of qh[l] is the fifth bit of weight l of sub-block 2g; bit 2g+1 of 2g+1
+            const __m256i b0 = _mm256_and_si256(_mm256_srl_epi16(hbits, _mm_cvtsi32_si128(2 * g)), one);
+            const __m256i b1 = _mm256_and_si256(_mm256_srl_epi16(hbits, _mm_cvtsi32_si128(2 * g + 1)), one);
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(b0, 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(b1, 4));
+        }
+        float s1, m1, s2, m2;
+        scale_min_k4(scales, 2 * g, &s1, &m1);
+        scale_min_k4(scales, 2 * g + 1, &s2, &m2);
+        const float c = five ? 16 : 8;
+        __m256i w0, w1;
+        widen32(_mm256_sub_epi8(lo, center), &w0, &w1);
+        acc_block32(w0, w1, d * s1, c * d * s1 - dmin * m1, 8 * sb + 2 * g, xq, xscale, xsums, vectors, columns, acc, off);
+        widen32(_mm256_sub_epi8(hi, center), &w0, &w1);
+        acc_block32(w0, w1, d * s2, c * d * s2 - dmin * m2, 8 * sb + 2 * g + 1, xq, xscale, xsums, vectors, columns, acc, off);
+    }
+}
+
+/// One 256-weight super-block of Q6_K (210 bytes): weight = d*sc*(q - 32), one int8 scale per 16
+/// weights, folded into the int16 weights ((q - 32) * sc fits: |.| <= 4096).
+TGT __attribute__((always_inline)) static inline void superblock_q6k_i16(
+    const uint8_t *p, long sb, const int16_t *xq, const float *xscale, const float *xsums, long vectors,
+    long columns, __m256 *acc, float *off) {
+    const float d = half_at(p + 208);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = p + 64 * h, *qhp = p + 128 + 32 * h;
+        const int8_t *sc = (const int8_t *)(p + 192 + 8 * h);
+        const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)qhp);
+#define Q6(low, shift) _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), m3), 4)), c32)
+        const __m256i q[4] = {
+            Q6(_mm256_and_si256(l0, m4), 0), Q6(_mm256_and_si256(l1, m4), 2),
+            Q6(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), 4), Q6(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), 6)};
+#undef Q6
+        for (int k = 0; k < 4; k++) {  // elements 32k ..< 32k+32 of this half: scales sc[2k], sc[2k+1]
+            __m256i w0, w1;
+            widen32(q[k], &w0, &w1);
+            w0 = _mm256_mullo_epi16(w0, _mm256_set1_epi16(sc[2 * k]));
+            w1 = _mm256_mullo_epi16(w1, _mm256_set1_epi16(sc[2 * k + 1]));
+            acc_block32(w0, w1, d, 0, 8 * sb + 4 * h + k, xq, xscale, xsums, vectors, columns, acc, off);
+        }
+    }
+}
+
+/// Rows of a k-quant type x up to 4 int16 activation vectors, each super-block unpacked once.
+TGT __attribute__((always_inline)) static inline void rows_i16_k(
+    int type, const uint8_t *w, long row_bytes, long count, const int16_t *xq, const float *xscale,
+    const float *xsums, long vectors, long columns, float *out, long out_stride) {
+    const long nsb = columns / 256, size = type == CK_Q4_K ? 144 : type == CK_Q5_K ? 176 : 210;
+    for (long i = 0; i < count; i++, w += row_bytes) {
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        float off[4] = {0, 0, 0, 0};
+        for (long sb = 0; sb < nsb; sb++) {
+            if (type == CK_Q6_K) superblock_q6k_i16(w + size * sb, sb, xq, xscale, xsums, vectors, columns, acc, off);
+            else superblock_qk_i16(w + size * sb, type == CK_Q5_K, sb, xq, xscale, xsums, vectors, columns, acc, off);
+        }
+        for (long v = 0; v < vectors; v++) out[v * out_stride + i] = ck_hsum8(acc[v]) + off[v];
+    }
+}
+
+// One copy per type and for one vector (decode), so the type tests and the vector loop fold away.
+#define ROWS_I16_K(name, t)                                                                                          \
+    TGT static void name(const uint8_t *w, long row_bytes, long count, const int16_t *xq, const float *xscale,       \
+                         const float *xsums, long vectors, long columns, float *out, long out_stride) {              \
+        if (vectors == 1) rows_i16_k(t, w, row_bytes, count, xq, xscale, xsums, 1, columns, out, out_stride);        \
+        else rows_i16_k(t, w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride);               \
+    }
+ROWS_I16_K(rows_i16_q4_K, CK_Q4_K)
+ROWS_I16_K(rows_i16_q5_K, CK_Q5_K)
+ROWS_I16_K(rows_i16_q6_K, CK_Q6_K)
+#undef ROWS_I16_K
+
 int ck_qdot_i16_supports(int type) {
     if (!avx2()) return 0;
-    return type == CK_Q4_0 || type == CK_Q4_1 || type == CK_Q5_0 || type == CK_Q5_1 || type == CK_Q8_0;
+    return type == CK_Q4_0 || type == CK_Q4_1 || type == CK_Q5_0 || type == CK_Q5_1 || type == CK_Q8_0 ||
+           type == CK_Q4_K || type == CK_Q5_K || type == CK_Q6_K;
 }
 
 int ck_qdot_i16_rows(int type, const void *rows, long row_bytes, long count, const int16_t *xq, const float *xscale,
@@ -358,6 +470,9 @@ int ck_qdot_i16_rows(int type, const void *rows, long row_bytes, long count, con
     case CK_Q5_0: rows_i16_q5_0(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
     case CK_Q5_1: rows_i16_q5_1(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
     case CK_Q8_0: rows_i16_q8_0(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
+    case CK_Q4_K: rows_i16_q4_K(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
+    case CK_Q5_K: rows_i16_q5_K(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
+    case CK_Q6_K: rows_i16_q6_K(w, row_bytes, count, xq, xscale, xsums, vectors, columns, out, out_stride); break;
     }
     return 1;
 }

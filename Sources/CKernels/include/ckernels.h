@@ -31,8 +31,8 @@ int ck_qdot_supports(int type);
 int ck_qdot_rows(int type, const void *rows, long row_bytes, long count, const float *x, const float *xsums,
                  long columns, float *out);
 
-/// 1 when `ck_qdot_i16_rows` has a kernel for `type` on this CPU (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 with
-/// AVX2 + FMA + F16C), else 0.
+/// 1 when `ck_qdot_i16_rows` has a kernel for `type` on this CPU (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+/// Q4_K, Q5_K, Q6_K with AVX2 + FMA + F16C), else 0.
 int ck_qdot_i16_supports(int type);
 
 /// Quantized rows times `vectors` (1 to 4) activation vectors quantized per 32 to int16:

@@ -159,8 +159,9 @@ enum QuantIntDot {
         }
     }
 
-    /// Whether the AVX2 kernels of `CKernels` (`ck_qdot_i16_rows`: 256-bit `pmaddwd`, also Q5_0 and
-    /// Q5_1) handle `type` on this CPU; they replace the 128-bit Swift kernels below.
+    /// Whether the AVX2 kernels of `CKernels` (`ck_qdot_i16_rows`: 256-bit `pmaddwd`, also Q5_0, Q5_1
+    /// and the k-quants Q4_K, Q5_K, Q6_K) handle `type` on this CPU; they replace the 128-bit Swift
+    /// kernels below.
     static func usesC(_ type: GGMLType) -> Bool { cSupported[Int(type.rawValue)] }
 
     private static let cSupported: [Bool] = (0..<64).map { ck_qdot_i16_supports(Int32($0)) != 0 }

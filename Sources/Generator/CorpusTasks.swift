@@ -1,0 +1,130 @@
+import Foundation
+import Ingest
+
+/// Instruction examples mined from corpus documents by rules, with no model call: the answer is
+/// text of the document itself, so every example is grounded by construction.
+///
+/// Three kinds, after PubMedQA's construction (Jin et al. 2019: the question is the title, the
+/// context is the abstract without its conclusion, the long answer is the conclusion) and
+/// AdaptLLM's reading-comprehension mining (Cheng et al., ICLR 2024: tasks from the connectors
+/// that join two sentences, and the title as a summary):
+/// - `conclusion`: a structured abstract's sections other than its conclusion (with the title)
+///   → the conclusion, word for word.
+/// - `title`: an abstract → its title.
+/// - `inference`: two consecutive sentences of at least 50 characters each, the second opening
+///   with a connector → whether it follows from the first: "Therefore/Thus/Hence/Accordingly, …"
+///   `yes`, "However/In contrast/Nevertheless, …" `no`, "Moreover/Furthermore/In addition/Also, …"
+///   `maybe` (AdaptLLM's entail / contradict / neutral, in PubMedQA's label words). The connector
+///   is removed from the sentence shown.
+///
+/// ```swift
+/// let miner = CorpusTaskMiner()
+/// for task in miner.tasks(in: document) { print(task.kind, task.output) }
+/// ```
+public struct CorpusTaskMiner: Sendable {
+    /// What a task asks.
+    public enum Kind: String, Sendable, Codable, CaseIterable {
+        case conclusion, title, inference
+    }
+
+    /// One mined example with its provenance.
+    public struct Task: Sendable, Equatable, Codable {
+        public var kind: Kind
+        public var instruction: String
+        public var input: String
+        public var output: String
+        /// The document's corpus key (the PMID for PubMed records) and PMID.
+        public var documentKey: String
+        public var pmid: Int?
+        /// The sections whose text the input or output quotes.
+        public var sections: [String]
+    }
+
+    /// The kinds to mine.
+    public var kinds: Set<Kind>
+    /// At most this many `inference` tasks per document (AdaptLLM keeps at most 2 per sub-type).
+    public var maxInferencePerDocument: Int
+    /// Shortest sentence, in characters, for `inference` (AdaptLLM: 50).
+    public var minSentenceLength: Int
+
+    public init(kinds: Set<Kind> = Set(Kind.allCases), maxInferencePerDocument: Int = 2, minSentenceLength: Int = 50) {
+        self.kinds = kinds
+        self.maxInferencePerDocument = maxInferencePerDocument
+        self.minSentenceLength = minSentenceLength
+    }
+
+    static let conclusionInstruction = "Read the title and the abstract of a biomedical study without its conclusion. What do the authors conclude?"
+    static let titleInstruction = "Write a title for this biomedical abstract."
+    static let inferenceInstruction = "Does the second statement follow from the first? Answer yes, no or maybe."
+
+    /// Connector openings and the label they give; longest first so "In contrast," wins over "In".
+    static let connectors: [(opening: String, label: String)] = [
+        ("Accordingly, ", "yes"), ("Therefore, ", "yes"), ("Thus, ", "yes"), ("Hence, ", "yes"), ("Consequently, ", "yes"),
+        ("Nevertheless, ", "no"), ("In contrast, ", "no"), ("However, ", "no"), ("Conversely, ", "no"),
+        ("In addition, ", "maybe"), ("Furthermore, ", "maybe"), ("Moreover, ", "maybe"), ("Additionally, ", "maybe"),
+    ]
+
+    /// The tasks of one document, in the order conclusion, title, inference; none for a document
+    /// without a title or abstract text.
+    public func tasks(in document: Document) -> [Task] {
+        let title = document.title.trimmingCharacters(in: .whitespacesAndNewlines)
+        let scalars = Array(document.text.unicodeScalars)
+        let sections = document.sections.compactMap { s -> (name: String, text: String)? in
+            guard s.start >= 0, s.start <= s.end, s.end <= scalars.count else { return nil }
+            let text = String(String.UnicodeScalarView(scalars[s.start..<s.end])).trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? nil : (s.name, text)
+        }
+        guard !title.isEmpty, !sections.isEmpty else { return [] }
+        var out: [Task] = []
+        func add(_ kind: Kind, _ instruction: String, _ input: String, _ output: String, _ used: [String]) {
+            out.append(Task(kind: kind, instruction: instruction, input: input, output: output,
+                            documentKey: document.key, pmid: document.pmid, sections: used))
+        }
+        if kinds.contains(.conclusion), sections.count >= 2,
+           let c = sections.lastIndex(where: { Self.isConclusion($0.name) }), c > 0 {
+            let context = sections[..<c].map { $0.name.isEmpty ? $0.text : "\($0.name.uppercased()): \($0.text)" }
+            add(.conclusion, Self.conclusionInstruction, "Title: \(title)\n\n" + context.joined(separator: "\n"),
+                sections[c].text, sections[...c].map(\.name))
+        }
+        if kinds.contains(.title) {
+            add(.title, Self.titleInstruction, sections.map(\.text).joined(separator: "\n"), title, sections.map(\.name))
+        }
+        if kinds.contains(.inference) {
+            var found = 0
+            let splitter = SentenceSplitter()
+            for section in sections where found < maxInferencePerDocument {
+                let sentences = splitter.split(section.text).map { r -> String in
+                    let s = Array(section.text.unicodeScalars)
+                    return String(String.UnicodeScalarView(s[r]))
+                }
+                for (first, second) in zip(sentences, sentences.dropFirst()) where found < maxInferencePerDocument {
+                    guard first.count >= minSentenceLength, second.count >= minSentenceLength,
+                          let (rest, label) = Self.strippingConnector(second) else { continue }
+                    add(.inference, Self.inferenceInstruction, "First: \(first)\nSecond: \(rest)", label, [section.name])
+                    found += 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// Whether a section name is a structured abstract's conclusion ("CONCLUSIONS", "Conclusion
+    /// and relevance", "INTERPRETATION").
+    static func isConclusion(_ name: String) -> Bool {
+        let n = name.uppercased()
+        return n.hasPrefix("CONCLUSION") || n.hasPrefix("INTERPRETATION")
+    }
+
+    /// The sentence without its opening connector (its next letter upper-cased) and the label the
+    /// connector gives; nil when it opens with none.
+    static func strippingConnector(_ sentence: String) -> (String, String)? {
+        for (opening, label) in connectors where sentence.hasPrefix(opening) {
+            let rest = sentence.dropFirst(opening.count)
+            guard let first = rest.first else { return nil }
+            // "the …" -> "The …"; "mRNA …" stays as it is.
+            let keep = rest.dropFirst().first.map { $0.isUppercase } ?? false
+            return (keep ? String(rest) : first.uppercased() + rest.dropFirst(), label)
+        }
+        return nil
+    }
+}

@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point one way: selfspec (CLI) -> Generator/Tuner/VectorIndex/Ingest -> LLM -> Tensor -> C shims.
+// Dependencies point one way: selfspec (CLI) -> Generator/Tuner/VectorIndex/Ingest -> LLM/SQLiteDB -> Tensor -> C shims.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 // The LLM kernels use 256-bit AVX, FMA and F16C (checked at run time by `CPUFeatures`); not AVX2,
 // which some of the x86-64 machines we run on lack (`-target-cpu haswell` would emit it).
@@ -37,14 +37,16 @@ let package = Package(
 
         // MARK: Libraries
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: optimize),
-        .target(name: "Ingest", dependencies: ["CSQLite", "CLibXML2", "CZlib"], swiftSettings: optimize),
-        .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "CSQLite", "CKernels"], swiftSettings: optimize),
+        // The SQLite connection and statements, shared by the corpus store and the vector store.
+        .target(name: "SQLiteDB", dependencies: ["CSQLite"], swiftSettings: optimize),
+        .target(name: "Ingest", dependencies: ["SQLiteDB", "CLibXML2", "CZlib"], swiftSettings: optimize),
+        .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "SQLiteDB", "CKernels"], swiftSettings: optimize),
         .target(name: "LLM", dependencies: ["Tensor", "CKernels"], swiftSettings: llmKernels),
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
         .target(name: "Evaluation", dependencies: ["LLM", "Tensor"], swiftSettings: optimize),
         .target(name: "Server", dependencies: [
-            "LLM", "VectorIndex", .product(name: "Hummingbird", package: "hummingbird"),
+            "LLM", "Ingest", "VectorIndex", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: optimize),
@@ -58,12 +60,12 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
         .testTarget(name: "IngestTests", dependencies: ["TestSupport", "Ingest"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "VectorIndexTests", dependencies: ["TestSupport", "VectorIndex"]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["TestSupport", "VectorIndex", "Ingest", "SQLiteDB"]),
         .testTarget(name: "LLMTests", dependencies: ["TestSupport", "LLM", "CKernels"]),
         .testTarget(name: "GeneratorTests", dependencies: ["TestSupport", "Generator"]),
         .testTarget(name: "TunerTests", dependencies: ["TestSupport", "Tuner"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Ingest"]),
-        .testTarget(name: "selfspecTests", dependencies: ["TestSupport", "selfspec", "Ingest"]),
+        .testTarget(name: "selfspecTests", dependencies: ["TestSupport", "selfspec", "Ingest", "SQLiteDB"]),
     ]
 )

@@ -1,4 +1,8 @@
-/// Read-side queries over a ``CorpusStore``: statistics, one document, BM25 passage search.
+import Foundation
+import SQLiteDB
+
+// Read-side queries over a ``CorpusStore``: statistics, one document, BM25 passage search, and
+// the passage lookups the vector index makes (it runs no SQL on these tables itself).
 
 /// Corpus statistics for `selfspec stats`.
 public struct CorpusStats: Sendable, Codable {
@@ -23,7 +27,7 @@ public struct StoredDocument: Sendable {
     public var passages: [(id: Int, passage: Passage)]
 }
 
-/// One BM25 hit: a passage and its document.
+/// One ranked passage with its document's provenance.
 public struct PassageHit: Sendable, Codable, Equatable {
     public var passageID: Int
     public var documentKey: String
@@ -31,8 +35,37 @@ public struct PassageHit: Sendable, Codable, Equatable {
     public var title: String
     public var section: String
     public var text: String
-    /// BM25 score (higher is better; SQLite's `bm25()` negated).
+    /// The ranking's score (for ``CorpusStore/searchBM25(_:limit:filter:)``: BM25, higher is
+    /// better, SQLite's `bm25()` negated).
     public var score: Double
+    public var year: Int?
+    /// The journal's ISO abbreviation, else its title.
+    public var journal: String?
+}
+
+/// Restrictions on the documents whose passages a search may return.
+public struct SearchFilter: Sendable, Equatable {
+    /// Publication years, inclusive.
+    public var years: ClosedRange<Int>?
+    /// Journal title or ISO abbreviation, exact (case-insensitive).
+    public var journal: String?
+    /// A MeSH descriptor name, exact (case-insensitive).
+    public var mesh: String?
+
+    public init(years: ClosedRange<Int>? = nil, journal: String? = nil, mesh: String? = nil) {
+        self.years = years; self.journal = journal; self.mesh = mesh
+    }
+
+    public var isEmpty: Bool { years == nil && journal == nil && mesh == nil }
+
+    /// SQL conditions over `documents d` and their bound values.
+    var sql: (clause: String, values: [SQLValue]) {
+        var parts: [String] = [], values: [SQLValue] = []
+        if let y = years { parts.append("d.year BETWEEN ? AND ?"); values += [.int(y.lowerBound), .int(y.upperBound)] }
+        if let j = journal { parts.append("(d.journal = ? COLLATE NOCASE OR d.journal_abbrev = ? COLLATE NOCASE)"); values += [.text(j), .text(j)] }
+        if let m = mesh { parts.append("EXISTS (SELECT 1 FROM mesh_terms m WHERE m.doc_id = d.id AND m.descriptor = ? COLLATE NOCASE)"); values.append(.text(m)) }
+        return (parts.isEmpty ? "1" : parts.joined(separator: " AND "), values)
+    }
 }
 
 extension CorpusStore {
@@ -92,22 +125,80 @@ extension CorpusStore {
 
     /// BM25 search over passage titles and text with SQLite FTS5. Query words are OR-ed, so a
     /// natural-language question works; BM25 ranks passages matching more and rarer words first.
-    public func searchBM25(_ query: String, limit: Int = 10) throws -> [PassageHit] {
+    public func searchBM25(_ query: String, limit: Int = 10, filter: SearchFilter = .init()) throws -> [PassageHit] {
+        try passages(ranked: rankBM25(query, limit: limit, filter: filter))
+    }
+
+    /// The ids and BM25 scores of the `limit` best passages for `query` (see ``searchBM25(_:limit:filter:)``),
+    /// best first.
+    public func rankBM25(_ query: String, limit: Int, filter: SearchFilter = .init()) throws -> [(id: Int64, score: Double)] {
         let match = CorpusStore.ftsQuery(query)
         guard !match.isEmpty else { return [] }
+        let f = filter.sql
+        let st = try db.prepare(filter.isEmpty ? """
+            SELECT rowid, -bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? ORDER BY bm25(passages_fts) LIMIT ?
+            """ : """
+            SELECT f.rowid, -bm25(passages_fts) FROM passages_fts f
+            JOIN passages p ON p.id = f.rowid JOIN documents d ON d.id = p.doc_id
+            WHERE passages_fts MATCH ? AND \(f.clause) ORDER BY bm25(passages_fts) LIMIT ?
+            """)
+        try st.bind([.text(match)] + f.values + [.int(limit)])
+        var out: [(Int64, Double)] = []
+        while try st.step() { out.append((Int64(st.int(0)), st.double(1))) }
+        return out
+    }
+
+    /// The passages of a ranking with their documents, in its order; ids whose passage is gone are dropped.
+    public func passages(ranked: [(id: Int64, score: Double)]) throws -> [PassageHit] {
         let st = try db.prepare("""
-        WITH top AS (SELECT rowid AS id, -bm25(passages_fts) AS score FROM passages_fts
-                     WHERE passages_fts MATCH ? ORDER BY bm25(passages_fts) LIMIT ?)
-        SELECT t.id, p.key, p.pmid, p.title, p.section, p.text, t.score
-        FROM top t JOIN passage_texts p ON p.id = t.id ORDER BY t.score DESC
+        SELECT t.key, t.pmid, t.title, t.section, t.text, d.year, coalesce(d.journal_abbrev, d.journal)
+        FROM passage_texts t JOIN documents d ON d.id = t.doc_id WHERE t.id = ?
         """)
-        try st.bind([.text(match), .int(limit)])
         var hits: [PassageHit] = []
-        while try st.step() {
-            hits.append(PassageHit(passageID: st.int(0), documentKey: st.string(1) ?? "", pmid: st.isNull(2) ? nil : st.int(2),
-                                   title: st.string(3) ?? "", section: st.string(4) ?? "", text: st.string(5) ?? "", score: st.double(6)))
+        for (id, score) in ranked {
+            try st.bind([.int(Int(id))])
+            if try st.step() {
+                hits.append(PassageHit(passageID: Int(id), documentKey: st.string(0) ?? "", pmid: st.isNull(1) ? nil : st.int(1),
+                                       title: st.string(2) ?? "", section: st.string(3) ?? "", text: st.string(4) ?? "", score: score,
+                                       year: st.isNull(5) ? nil : st.int(5), journal: st.string(6)))
+            }
+            st.reset()
         }
         return hits
+    }
+
+    /// The ids of the passages whose documents pass `filter`.
+    public func passageIDs(matching filter: SearchFilter) throws -> Set<Int64> {
+        let f = filter.sql
+        let st = try db.prepare("SELECT p.id FROM passages p JOIN documents d ON d.id = p.doc_id WHERE \(f.clause)")
+        try st.bind(f.values)
+        var out = Set<Int64>()
+        while try st.step() { out.insert(Int64(st.int(0))) }
+        return out
+    }
+
+    /// The number of passages.
+    public func passageCount() throws -> Int { try db.scalarInt("SELECT count(*) FROM passages") }
+
+    /// Up to `limit` passage ids above `id`, ascending.
+    public func passageIDs(after id: Int64, limit: Int) throws -> [Int64] {
+        let st = try db.prepare("SELECT id FROM passages WHERE id > ? ORDER BY id LIMIT ?")
+        try st.bind([.int(Int(id)), .int(limit)])
+        var out: [Int64] = []
+        while try st.step() { out.append(Int64(st.int(0))) }
+        return out
+    }
+
+    /// The text and document title of each passage in `ids` that exists, in the order of `ids`.
+    public func passageTexts(ids: [Int64]) throws -> [(id: Int64, title: String, text: String)] {
+        let st = try db.prepare("SELECT title, text FROM passage_texts WHERE id = ?")
+        var out: [(Int64, String, String)] = []
+        for id in ids {
+            defer { st.reset() }
+            try st.bind([.int(Int(id))])
+            if try st.step() { out.append((id, st.string(0) ?? "", st.string(1) ?? "")) }
+        }
+        return out
     }
 
     /// Turns free text into an FTS5 query: alphanumeric words, quoted, joined with OR.
@@ -139,4 +230,3 @@ enum JSONArray {
     }
 }
 
-import Foundation

@@ -1,4 +1,4 @@
-import CSQLite
+import SQLiteDB
 
 /// The corpus in one SQLite file (WAL): documents, their MeSH terms, passages with provenance,
 /// and an FTS5 index over passages for BM25.

@@ -13,8 +13,6 @@ public enum IngestError: Error, Equatable, CustomStringConvertible, Sendable {
     case badJSONLine(file: String, line: Int, message: String)
     /// No ingestible files matched a path or glob.
     case noInputs(path: String)
-    /// SQLite failed.
-    case sqlite(code: Int32, message: String, sql: String)
     /// The database was written by a newer SelfSpec.
     case schemaTooNew(file: String, found: Int, supported: Int)
     /// The run was interrupted (Ctrl-C); what was committed stays.
@@ -31,7 +29,6 @@ public enum IngestError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .badRecord(file, line, message): return "\(file):\(line): \(message)"
         case let .badJSONLine(file, line, message): return "\(file):\(line): \(message)"
         case let .noInputs(path): return "no ingestible files at \(path) (expected .xml, .xml.gz, .nxml, .txt, .md, .jsonl)"
-        case let .sqlite(code, message, sql): return "SQLite error \(code): \(message) [\(sql.prefix(120))]"
         case let .schemaTooNew(file, found, supported):
             return "\(file) has schema version \(found); this selfspec supports up to \(supported). Upgrade selfspec."
         case .interrupted: return "interrupted; everything committed so far is kept — run the same command again to resume"

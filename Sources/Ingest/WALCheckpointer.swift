@@ -1,4 +1,5 @@
 import Foundation
+import SQLiteDB
 
 /// Copies committed WAL frames into the database file on a second connection and thread, so
 /// the ingest writer (the busiest thread) never stops for a checkpoint.

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Ingest
 import VectorIndex
 
 /// `POST /v1/embeddings` (MiniLM) and `POST /v1/search` (the corpus retriever).

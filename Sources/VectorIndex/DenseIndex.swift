@@ -2,7 +2,8 @@ import Foundation
 
 /// Loads the dense index of a corpus for search: exact search over all stored vectors, or the
 /// HNSW graph saved in the corpus, brought up to date with the stored vectors (passages added
-/// since it was saved are inserted, passages deleted since are removed) and saved again.
+/// since it was saved are inserted, passages deleted since are removed) and saved again unless
+/// the corpus is read-only.
 public enum DenseIndex {
     /// The name of the saved HNSW graph in `ann_graphs`.
     public static let graphName = "hnsw"
@@ -19,7 +20,7 @@ public enum DenseIndex {
         public var saved = false
     }
 
-    /// Loads (and, for HNSW, updates and saves) the dense index of `store`.
+    /// Loads (and, for HNSW, updates and, unless `store` is read-only, saves) the dense index of `store`.
     /// - Returns: nil when nothing is embedded yet.
     /// - Throws: ``RetrievalError/corruptVector(passageID:bytes:expected:)``, ``VectorIndexError``.
     public static func load(_ store: VectorStore, kind: Kind = .hnsw, efSearch: Int = 64,
@@ -71,7 +72,7 @@ public enum DenseIndex {
                 progress?(at, newIDs.count)
             }
             report.added = newIDs.count
-            if report.added > 0 || report.removed > 0 || report.rebuilt {
+            if (report.added > 0 || report.removed > 0 || report.rebuilt) && !store.isReadOnly {
                 try store.saveGraph(name: graphName, modelID: model.id, dimension: d, vectors: hnsw.count,
                                     data: hnsw.serialized(includeVectors: false))
                 report.saved = true

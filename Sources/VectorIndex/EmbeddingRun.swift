@@ -43,9 +43,11 @@ extension VectorStore {
         var report = EmbeddingRunReport()
         let pending = try pendingCount()
         report.planned = limit.map { min(max($0, 0), pending) } ?? pending
+        var cursor: Int64 = 0   // every passage up to here has a vector
         while report.embedded < report.planned {
-            let items = try pendingPassages(limit: min(batchSize, report.planned - report.embedded))
-            if items.isEmpty { break }
+            let items = try pendingPassages(limit: min(batchSize, report.planned - report.embedded), after: cursor)
+            guard let last = items.last else { break }
+            cursor = last.id
             let vectors = try embedder.embed(items.map(\.text))
             try store(ids: items.map(\.id), vectors: vectors, modelID: embedder.modelID, dimension: embedder.dimension)
             report.embedded += items.count

@@ -11,31 +11,6 @@ public enum SearchMode: String, Sendable, Codable, CaseIterable {
     case hybrid
 }
 
-/// Restrictions applied in every search mode.
-public struct SearchFilter: Sendable, Equatable {
-    /// Publication years, inclusive.
-    public var years: ClosedRange<Int>?
-    /// Journal title or ISO abbreviation, exact (case-insensitive).
-    public var journal: String?
-    /// A MeSH descriptor name, exact (case-insensitive).
-    public var mesh: String?
-
-    public init(years: ClosedRange<Int>? = nil, journal: String? = nil, mesh: String? = nil) {
-        self.years = years; self.journal = journal; self.mesh = mesh
-    }
-
-    public var isEmpty: Bool { years == nil && journal == nil && mesh == nil }
-
-    /// SQL conditions over `documents d` and their bound values.
-    var sql: (clause: String, values: [SQLValue]) {
-        var parts: [String] = [], values: [SQLValue] = []
-        if let y = years { parts.append("d.year BETWEEN ? AND ?"); values += [.int(y.lowerBound), .int(y.upperBound)] }
-        if let j = journal { parts.append("(d.journal = ? COLLATE NOCASE OR d.journal_abbrev = ? COLLATE NOCASE)"); values += [.text(j), .text(j)] }
-        if let m = mesh { parts.append("EXISTS (SELECT 1 FROM mesh_terms m WHERE m.doc_id = d.id AND m.descriptor = ? COLLATE NOCASE)"); values.append(.text(m)) }
-        return (parts.isEmpty ? "1" : parts.joined(separator: " AND "), values)
-    }
-}
-
 /// One ranked passage with its provenance.
 public struct SearchHit: Sendable, Codable, Equatable {
     public var rank: Int
@@ -51,8 +26,27 @@ public struct SearchHit: Sendable, Codable, Equatable {
     public var journal: String?
 }
 
+extension SearchHit {
+    /// The hit ranked `rank` (from 1) for a passage of the corpus.
+    init(rank: Int, _ p: PassageHit) {
+        self.init(rank: rank, score: p.score, passageID: Int64(p.passageID), documentKey: p.documentKey, pmid: p.pmid,
+                  title: p.title, section: p.section, text: p.text, year: p.year, journal: p.journal)
+    }
+}
+
+/// Whether ``Retriever/open(db:embedder:dense:index:efSearch:)`` prepares dense (and hybrid) search.
+public enum DenseSearch: Sendable {
+    /// BM25 only; no embedder is made.
+    case off
+    /// Dense and hybrid when the corpus has vectors, BM25 only when it has none.
+    case ifEmbedded
+    /// Dense and hybrid; a corpus without vectors is an error.
+    case required
+}
+
 /// Searches a corpus by dense vectors, BM25 or both, with filters; the library API behind
-/// `selfspec search` and the generator's grounding step.
+/// `selfspec search`, `ask`, `serve`, the generator's grounding step and the retrieval benchmarks,
+/// which all open it with ``open(db:embedder:dense:index:efSearch:)``.
 public final class Retriever: @unchecked Sendable {
     /// Reciprocal rank fusion constant.
     public static let rrfK = 60.0
@@ -64,17 +58,45 @@ public final class Retriever: @unchecked Sendable {
     public let vectors: VectorStore
     public let embedder: (any Embedder)?
     private let index: (any VectorSearchIndex)?
-    var db: Database { vectors.corpus.db }
+    var corpus: CorpusStore { vectors.corpus }
 
     /// - Parameters:
     ///   - vectors: the corpus' vector store.
     ///   - embedder: embeds queries; nil allows BM25 only.
-    ///   - index: the loaded dense index (see ``DenseIndexLoader``); nil allows BM25 only.
+    ///   - index: the loaded dense index (see ``DenseIndex``); nil allows BM25 only.
     public init(vectors: VectorStore, embedder: (any Embedder)?, index: (any VectorSearchIndex)?) {
         self.vectors = vectors
         self.embedder = embedder
         self.index = index
     }
+
+    /// Opens the corpus at `db` read-only for search: two readers and one writer can use the
+    /// file at once (WAL), and a stale HNSW graph is brought up to date in memory, never saved
+    /// (`selfspec embed` saves it).
+    /// - Parameters:
+    ///   - db: the corpus file; it must exist.
+    ///   - embedder: makes the query embedder; called only when dense search is prepared.
+    ///   - dense: whether to prepare dense search.
+    ///   - kind: the dense index: the saved HNSW graph, or an exact scan.
+    ///   - efSearch: the HNSW search breadth.
+    /// - Throws: ``RetrievalError/noCorpus(db:)``; with `dense: .required`,
+    ///   ``RetrievalError/notEmbedded(db:)`` for a corpus without vectors; when dense search is
+    ///   prepared, ``RetrievalError/modelMismatch(stored:storedDimension:requested:requestedDimension:)``,
+    ///   the embedder's errors and ``DenseIndex/load(_:kind:efSearch:progress:)``'s.
+    public static func open(db: String, embedder: () throws -> any Embedder, dense: DenseSearch = .ifEmbedded,
+                            index kind: DenseIndex.Kind = .hnsw, efSearch: Int = 64) throws -> Retriever {
+        guard FileManager.default.fileExists(atPath: db) else { throw RetrievalError.noCorpus(db: db) }
+        let store = try VectorStore(corpus: CorpusStore(path: db, readOnly: true))
+        let embedded = try store.count() > 0
+        if dense == .required && !embedded { throw RetrievalError.notEmbedded(db: db) }
+        guard dense != .off && embedded else { return Retriever(vectors: store, embedder: nil, index: nil) }
+        let e = try embedder()
+        try store.checkCompatible(modelID: e.modelID, dimension: e.dimension)
+        return Retriever(vectors: store, embedder: e, index: try DenseIndex.load(store, kind: kind, efSearch: efSearch)?.index)
+    }
+
+    /// The mode for a search that names none: hybrid when dense search is ready, else BM25.
+    public var defaultMode: SearchMode { embedder != nil && index != nil ? .hybrid : .bm25 }
 
     /// The `k` best passages for `query`.
     /// - Throws: ``RetrievalError`` (not embedded, model mismatch, bad filter), SQLite errors.
@@ -84,15 +106,15 @@ public final class Retriever: @unchecked Sendable {
         let ranked: [(id: Int64, score: Double)]
         switch mode {
         case .bm25:
-            ranked = try bm25(query, limit: k, filter: filter)
+            ranked = try corpus.rankBM25(query, limit: k, filter: filter)
         case .dense:
             ranked = try dense(query, limit: k, filter: filter)
         case .hybrid:
             let d = try dense(query, limit: depth, filter: filter)
-            let b = try bm25(query, limit: depth, filter: filter)
+            let b = try corpus.rankBM25(query, limit: depth, filter: filter)
             ranked = Array(Retriever.fuse([d.map(\.id), b.map(\.id)], weights: [fusionWeights.dense, fusionWeights.bm25]).prefix(k))
         }
-        return try hydrate(ranked)
+        return try corpus.passages(ranked: ranked).enumerated().map { SearchHit(rank: $0.offset + 1, $0.element) }
     }
 
     /// Reciprocal rank fusion: score(id) = Σ w / (60 + rank), ranks from 1; ties by smaller id.
@@ -110,63 +132,17 @@ public final class Retriever: @unchecked Sendable {
 
     // MARK: Modes
 
-    func bm25(_ query: String, limit: Int, filter: SearchFilter) throws -> [(id: Int64, score: Double)] {
-        let match = CorpusStore.ftsQuery(query)
-        guard !match.isEmpty else { return [] }
-        let f = filter.sql
-        let st = try db.prepare(filter.isEmpty ? """
-            SELECT rowid, -bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? ORDER BY bm25(passages_fts) LIMIT ?
-            """ : """
-            SELECT f.rowid, -bm25(passages_fts) FROM passages_fts f
-            JOIN passages p ON p.id = f.rowid JOIN documents d ON d.id = p.doc_id
-            WHERE passages_fts MATCH ? AND \(f.clause) ORDER BY bm25(passages_fts) LIMIT ?
-            """)
-        try st.bind([.text(match)] + f.values + [.int(limit)])
-        var out: [(Int64, Double)] = []
-        while try st.step() { out.append((Int64(st.int(0)), st.double(1))) }
-        return out
-    }
-
     func dense(_ query: String, limit: Int, filter: SearchFilter) throws -> [(id: Int64, score: Double)] {
         guard let index, index.count > 0, let embedder else {
-            throw RetrievalError.notEmbedded(db: db.path)
+            throw RetrievalError.notEmbedded(db: corpus.db.path)
         }
         try vectors.checkCompatible(modelID: embedder.modelID, dimension: embedder.dimension)
         let q = try embedder.embed(query)
         var admit: IDFilter? = nil
         if !filter.isEmpty {
-            let allowed = try admittedPassages(filter)
+            let allowed = try corpus.passageIDs(matching: filter)
             admit = { allowed.contains($0) }
         }
         return try index.search(query: q, k: limit, filter: admit).map { ($0.id, Double($0.score)) }
-    }
-
-    /// Passage ids whose documents pass `filter`.
-    func admittedPassages(_ filter: SearchFilter) throws -> Set<Int64> {
-        let f = filter.sql
-        let st = try db.prepare("SELECT p.id FROM passages p JOIN documents d ON d.id = p.doc_id WHERE \(f.clause)")
-        try st.bind(f.values)
-        var out = Set<Int64>()
-        while try st.step() { out.insert(Int64(st.int(0))) }
-        return out
-    }
-
-    /// Joins ranked ids with their passages; ids whose passage is gone are dropped.
-    func hydrate(_ ranked: [(id: Int64, score: Double)]) throws -> [SearchHit] {
-        let st = try db.prepare("""
-        SELECT t.key, t.pmid, t.title, t.section, t.text, d.year, coalesce(d.journal_abbrev, d.journal)
-        FROM passage_texts t JOIN documents d ON d.id = t.doc_id WHERE t.id = ?
-        """)
-        var hits: [SearchHit] = []
-        for (id, score) in ranked {
-            try st.bind([.int(Int(id))])
-            if try st.step() {
-                hits.append(SearchHit(rank: hits.count + 1, score: score, passageID: id, documentKey: st.string(0) ?? "",
-                                      pmid: st.isNull(1) ? nil : st.int(1), title: st.string(2) ?? "", section: st.string(3) ?? "",
-                                      text: st.string(4) ?? "", year: st.isNull(5) ? nil : st.int(5), journal: st.string(6)))
-            }
-            st.reset()
-        }
-        return hits
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Ingest
+import SQLiteDB
 
 /// Passage vectors in the corpus SQLite file, next to the passages they embed.
 ///
@@ -10,14 +11,25 @@ import Ingest
 /// - `ann_graphs(name, model, dimension, vectors, built_at, data)`: serialized ANN indexes.
 ///
 /// Passage ids are never reused (the corpus uses AUTOINCREMENT), so a stored vector or graph
-/// node always refers to the passage it was made from, or to nothing.
+/// node always refers to the passage it was made from, or to nothing. The passages themselves
+/// are read through ``CorpusStore``'s API, never by SQL on its tables.
 public final class VectorStore: @unchecked Sendable {
     public let corpus: CorpusStore
     var db: Database { corpus.db }
+    /// False only for a read-only corpus that was never embedded (it reads as empty).
+    private let hasTables: Bool
 
-    /// Opens the vector tables of `corpus`, creating them if needed.
+    /// Whether the corpus was opened read-only: nothing (vectors, graphs) can be saved.
+    public var isReadOnly: Bool { db.readOnly }
+
+    /// Opens the vector tables of `corpus`, creating them if needed (unless it is read-only).
     public init(corpus: CorpusStore) throws {
         self.corpus = corpus
+        if corpus.db.readOnly {
+            hasTables = try corpus.db.hasTable("vectors")
+            return
+        }
+        hasTables = true
         try db.execute("""
         CREATE TABLE IF NOT EXISTS vectors(
             passage_id INTEGER PRIMARY KEY REFERENCES passages(id) ON DELETE CASCADE,
@@ -35,6 +47,7 @@ public final class VectorStore: @unchecked Sendable {
 
     /// The model and dimension of the stored vectors, or nil before the first embedding.
     public func model() throws -> (id: String, dimension: Int)? {
+        guard hasTables else { return nil }
         let st = try db.prepare("SELECT (SELECT value FROM vector_meta WHERE key = 'model'), (SELECT value FROM vector_meta WHERE key = 'dimension')")
         guard try st.step(), let id = st.string(0), let dim = st.string(1).flatMap(Int.init) else { return nil }
         return (id, dim)
@@ -50,28 +63,29 @@ public final class VectorStore: @unchecked Sendable {
 
     // MARK: Embedding progress
 
-    /// Passages that have no vector yet.
-    public func pendingCount() throws -> Int {
-        try db.scalarInt("SELECT count(*) FROM passages p WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.passage_id = p.id)")
-    }
+    /// Passages that have no vector yet (a vector goes with its passage, so this is a difference of counts).
+    public func pendingCount() throws -> Int { try corpus.passageCount() - count() }
 
     /// The number of stored vectors.
-    public func count() throws -> Int { try db.scalarInt("SELECT count(*) FROM vectors") }
+    public func count() throws -> Int { hasTables ? try db.scalarInt("SELECT count(*) FROM vectors") : 0 }
 
     /// Up to `limit` passages without a vector, oldest first, with the text to embed
     /// (title, a newline, then the passage text).
-    public func pendingPassages(limit: Int) throws -> [(id: Int64, text: String)] {
-        let st = try db.prepare("""
-        SELECT t.id, t.title, t.text FROM passage_texts t
-        WHERE t.id IN (SELECT p.id FROM passages p WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE v.passage_id = p.id) ORDER BY p.id LIMIT ?)
-        ORDER BY t.id
-        """)
-        try st.bind([.int(limit)])
-        var out: [(Int64, String)] = []
-        while try st.step() {
-            out.append((Int64(st.int(0)), VectorStore.embeddingText(title: st.string(1) ?? "", text: st.string(2) ?? "")))
+    /// - Parameter after: only passages with larger ids (a resumed scan skips what it has seen).
+    public func pendingPassages(limit: Int, after: Int64 = 0) throws -> [(id: Int64, text: String)] {
+        let has = hasTables ? try db.prepare("SELECT 1 FROM vectors WHERE passage_id = ?") : nil
+        var pending: [Int64] = [], cursor = after
+        while pending.count < limit {
+            let ids = try corpus.passageIDs(after: cursor, limit: max(limit, 1024))
+            guard let last = ids.last else { break }
+            for id in ids where pending.count < limit {
+                defer { has?.reset() }
+                try has?.bind([.int(Int(id))])
+                if try has?.step() != true { pending.append(id) }
+            }
+            cursor = last
         }
-        return out
+        return try corpus.passageTexts(ids: pending).map { ($0.id, VectorStore.embeddingText(title: $0.title, text: $0.text)) }
     }
 
     /// What the embedder sees for a passage: its document title, a newline, the passage.
@@ -132,6 +146,7 @@ public final class VectorStore: @unchecked Sendable {
 
     /// The serialized index saved under `name`, with the model it was built for.
     public func loadGraph(name: String) throws -> (modelID: String, dimension: Int, data: [UInt8])? {
+        guard hasTables else { return nil }
         let st = try db.prepare("SELECT model, dimension, data FROM ann_graphs WHERE name = ?")
         try st.bind([.text(name)])
         guard try st.step() else { return nil }
@@ -150,6 +165,8 @@ public enum RetrievalError: Error, LocalizedError, CustomStringConvertible, Equa
     case modelMismatch(stored: String, storedDimension: Int, requested: String, requestedDimension: Int)
     /// Dense search was asked for before any passage was embedded.
     case notEmbedded(db: String)
+    /// There is no corpus file at `db`.
+    case noCorpus(db: String)
     /// A stored vector blob does not have `dimension × 4` bytes.
     case corruptVector(passageID: Int64, bytes: Int, expected: Int)
     /// A filter value is invalid (e.g. a reversed year range).
@@ -161,6 +178,8 @@ public enum RetrievalError: Error, LocalizedError, CustomStringConvertible, Equa
             return "the corpus vectors were made with \(stored) (\(sd)-d) but the query uses \(requested) (\(rd)-d); re-embed with `selfspec embed --reset` or use the same model"
         case let .notEmbedded(db):
             return "no passage of \(db) is embedded yet; run `selfspec embed --db \(db)` first (or use --mode bm25)"
+        case let .noCorpus(db):
+            return "no corpus at \(db); create one with: selfspec ingest PATH --db \(db)"
         case let .corruptVector(id, bytes, expected):
             return "the vector of passage \(id) has \(bytes) bytes, expected \(expected); run `selfspec embed --reset` to rebuild"
         case let .badFilter(message): return "bad filter: \(message)"

@@ -27,12 +27,9 @@ struct Ask: ParsableCommand {
     var db: String?
     @Option(name: .long, help: "Passages retrieved (with --rag).")
     var k = 3
-    @Option(name: .long, help: "dense, bm25 or hybrid (default: hybrid when the corpus is embedded, else bm25).")
-    var mode: String?
+    @OptionGroup var retrieval: RetrievalOptions
     @Option(name: .long, help: "The most tokens the passages may take in the prompt.")
     var passageBudget = 512
-    @Option(name: .customLong("embedder"), help: "The MiniLM folder (dense and hybrid search).")
-    var embedder = "models/all-MiniLM-L6-v2"
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var weights: WeightFormatOptions
     @OptionGroup var templateOptions: TemplateOptions
@@ -44,7 +41,6 @@ struct Ask: ParsableCommand {
         if rag && db == nil { throw ValidationError("--rag needs --db FILE (a corpus made with selfspec ingest)") }
         if !rag && db != nil { throw ValidationError("--db is used with --rag only") }
         if k < 1 || k > 50 { throw ValidationError("--k must be in 1...50") }
-        if let m = mode, SearchMode(rawValue: m) == nil { throw ValidationError("--mode must be dense, bm25 or hybrid") }
         if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
     }
 
@@ -72,7 +68,8 @@ struct Ask: ParsableCommand {
         var hits: [SearchHit] = []
         var usedMode: SearchMode?
         if rag, let db {
-            (hits, usedMode) = try retrieve(db: db)
+            let (retriever, mode) = try retrieval.open(db)
+            (hits, usedMode) = (try retriever.search(question, k: k, mode: mode), mode)
         }
         let grounded = GroundedQuestion(question: question, hits: hits, passageBudget: passageBudget,
                                         countTokens: { tokenizer.encode($0).count })
@@ -91,26 +88,5 @@ struct Ask: ParsableCommand {
             if rag { print("\n" + grounded.sourcesText) }
         }
         if result.finishReason == .cancelled { throw ExitCode(130) }
-    }
-
-    /// The k best passages for the question, and the mode used.
-    private func retrieve(db: String) throws -> ([SearchHit], SearchMode) {
-        let store = try VectorStore(corpus: openExisting(db))
-        let embedded = try store.count() > 0
-        let chosen = mode.flatMap(SearchMode.init(rawValue:)) ?? (embedded ? .hybrid : .bm25)
-        var embedderModel: MiniLMEmbedder?
-        var index: (any VectorSearchIndex)?
-        if chosen != .bm25 {
-            guard embedded else { throw RetrievalError.notEmbedded(db: db) }
-            guard FileManager.default.fileExists(atPath: embedder) else {
-                throw ValidationError("no embedding model at \(embedder); run scripts/setup, pass --embedder DIR or use --mode bm25")
-            }
-            let e = try MiniLMEmbedder(modelDirectory: embedder)
-            try store.checkCompatible(modelID: e.modelID, dimension: e.dimension)
-            embedderModel = e
-            index = try DenseIndex.load(store, kind: .hnsw)?.index
-        }
-        let retriever = Retriever(vectors: store, embedder: embedderModel, index: index)
-        return (try retriever.search(question, k: k, mode: chosen), chosen)
     }
 }

@@ -108,7 +108,7 @@ struct Stats: ParsableCommand {
     var top = 10
 
     func run() throws {
-        let store = try openExisting(corpus.db)
+        let store = try openExisting(corpus.db, readOnly: true)
         let s = try store.stats(top: top)
         if output.json { try Terminal.printJSON(s); return }
         print("corpus \(corpus.db) (schema v\(s.schemaVersion), \(s.files) file(s) ingested)")
@@ -137,7 +137,7 @@ struct Show: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let store = try openExisting(corpus.db)
+        let store = try openExisting(corpus.db, readOnly: true)
         guard let s = try store.document(key: id) else {
             Terminal.error("no document \(id) in \(corpus.db)")
             throw ExitCode.failure
@@ -184,11 +184,12 @@ struct ShowJSON: Encodable {
     }
 }
 
-/// Opens a corpus that must already exist (read commands must not create empty files).
-func openExisting(_ path: String) throws -> CorpusStore {
+/// Opens a corpus that must already exist (read commands must not create empty files); read
+/// commands open it `readOnly`, so they never change the file.
+func openExisting(_ path: String, readOnly: Bool = false) throws -> CorpusStore {
     guard FileManager.default.fileExists(atPath: path) else {
         Terminal.error("no corpus at \(path); create one with: selfspec ingest PATH --db \(path)")
         throw ExitCode.failure
     }
-    return try CorpusStore(path: path)
+    return try CorpusStore(path: path, readOnly: readOnly)
 }

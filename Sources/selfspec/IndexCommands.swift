@@ -17,6 +17,26 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// `--mode` and `--embedder`: how a command searches a corpus (search, ask, specialize).
+struct RetrievalOptions: ParsableArguments {
+    @Option(help: "dense, bm25 or hybrid (default: hybrid when the corpus is embedded, else bm25).")
+    var mode: String?
+    @OptionGroup var model: ModelOptions
+
+    func validate() throws {
+        if let m = mode, SearchMode(rawValue: m) == nil { throw ValidationError("--mode must be dense, bm25 or hybrid") }
+    }
+
+    /// Opens the corpus `db` read-only for search, with the mode to use: BM25 needs no vectors,
+    /// an explicit dense or hybrid mode needs them, and the default uses them when there are some.
+    func open(_ db: String, index: DenseIndex.Kind = .hnsw, efSearch: Int = 64) throws -> (Retriever, SearchMode) {
+        let requested = mode.flatMap(SearchMode.init(rawValue:))
+        let dense: DenseSearch = requested == .bm25 ? .off : requested == nil ? .ifEmbedded : .required
+        let retriever = try Retriever.open(db: db, embedder: model.load, dense: dense, index: index, efSearch: efSearch)
+        return (retriever, requested ?? retriever.defaultMode)
+    }
+}
+
 // MARK: - embed
 
 struct Embed: ParsableCommand {
@@ -92,14 +112,11 @@ struct Search: ParsableCommand {
     var query: String
 
     @OptionGroup var corpus: CorpusOptions
-    @OptionGroup var model: ModelOptions
+    @OptionGroup var retrieval: RetrievalOptions
     @OptionGroup var output: OutputOptions
 
     @Option(help: "Number of results.")
     var k = 10
-
-    @Option(help: "dense, bm25 or hybrid (default: hybrid when the corpus is embedded, else bm25).")
-    var mode: String?
 
     @Flag(help: "Dense search by exact scan instead of the HNSW graph.")
     var exact = false
@@ -118,7 +135,6 @@ struct Search: ParsableCommand {
 
     func validate() throws {
         if k < 1 || k > 1000 { throw ValidationError("--k must be in 1...1000") }
-        if let m = mode, SearchMode(rawValue: m) == nil { throw ValidationError("--mode must be dense, bm25 or hybrid") }
         if let y = years, Search.parseYears(y) == nil { throw ValidationError("--years must look like 2015-2020 or 2019") }
     }
 
@@ -130,17 +146,7 @@ struct Search: ParsableCommand {
     }
 
     func run() throws {
-        let store = try VectorStore(corpus: openExisting(corpus.db))
-        let embedded = try store.count() > 0
-        let chosen = mode.flatMap(SearchMode.init(rawValue:)) ?? (embedded ? .hybrid : .bm25)
-        var embedder: MiniLMEmbedder?
-        var index: (any VectorSearchIndex)?
-        if chosen != .bm25 {
-            guard embedded else { throw RetrievalError.notEmbedded(db: corpus.db) }
-            embedder = try model.load()
-            index = try DenseIndex.load(store, kind: exact ? .exact : .hnsw, efSearch: efSearch)?.index
-        }
-        let retriever = Retriever(vectors: store, embedder: embedder, index: index)
+        let (retriever, chosen) = try retrieval.open(corpus.db, index: exact ? .exact : .hnsw, efSearch: efSearch)
         let filter = SearchFilter(years: years.flatMap(Search.parseYears), journal: journal, mesh: mesh)
         let hits = try retriever.search(query, k: k, mode: chosen, filter: filter)
         if output.json { try Terminal.printJSON(hits); return }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Ingest
+import SQLiteDB
 import VectorIndex
 
 // MARK: - pubmedqa
@@ -49,10 +50,8 @@ struct BenchPubMedQA: ParsableCommand {
         var path = db
         if embeddedOnly { path = try Self.embeddedCopy(of: db) }
         defer { if embeddedOnly { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } } }
-        let store = try VectorStore(corpus: openExisting(path))
-        let embedder = try model.load()
-        let index = try DenseIndex.load(store, kind: exact ? .exact : .hnsw)?.index
-        let retriever = Retriever(vectors: store, embedder: embedder, index: index)
+        let retriever = try Retriever.open(db: path, embedder: model.load, dense: .required, index: exact ? .exact : .hnsw)
+        let store = retriever.vectors
         retriever.fusionWeights = (denseWeight, 1)
         let present = try Set(Self.column(store.corpus.db, "SELECT pmid FROM documents WHERE pmid IS NOT NULL"))
         let missing = items.filter { !present.contains($0.pmid) }.count

@@ -127,15 +127,8 @@ struct Serve: ParsableCommand {
                 Terminal.note("no embedding model at \(embedder): /v1/embeddings is off (pass --embedder DIR)")
             }
         }
-        var retriever: Retriever?
-        if let db {
-            let store = try VectorStore(corpus: openExisting(db))
-            var index: (any VectorSearchIndex)?
-            if let e = embedderModel, try store.count() > 0 {
-                try store.checkCompatible(modelID: e.modelID, dimension: e.dimension)
-                index = try DenseIndex.load(store, kind: .hnsw)?.index
-            }
-            retriever = Retriever(vectors: store, embedder: index == nil ? nil : embedderModel, index: index)
+        let retriever = try db.map { db in
+            try Retriever.open(db: db, embedder: { embedderModel! }, dense: embedderModel == nil ? .off : .ifEmbedded)
         }
         return (served, embedderModel, retriever)
     }

@@ -118,8 +118,7 @@ struct SpecializeGenerate: ParsableCommand {
     @Option(help: "A GGUF file whose tokenizer counts prompt tokens (default: the local model's; with openai, an approximation).")
     var tokenizer: String?
 
-    @Option(help: "dense, bm25 or hybrid (default: hybrid when the corpus is embedded, else bm25).")
-    var mode: String?
+    @OptionGroup var retrieval: RetrievalOptions
     @Option(help: "Passages retrieved per instruction.")
     var k = 3
     @Option(help: "Token budget of the passages in a response prompt.")
@@ -140,8 +139,6 @@ struct SpecializeGenerate: ParsableCommand {
     var responseTemperature = SamplingSettings.respond.temperature
     @Option(help: "An evaluation file whose 13-grams must not appear in the data (repeatable).")
     var eval: [String] = []
-    @Option(name: .customLong("embedder"), help: "The sentence-embedding model folder (dense/hybrid retrieval).")
-    var embedder = "models/all-MiniLM-L6-v2"
 
     @OptionGroup var output: OutputOptions
 
@@ -160,7 +157,6 @@ struct SpecializeGenerate: ParsableCommand {
         }
         if demonstrations < 0 || demonstrations > 8 { throw ValidationError("--demonstrations must be in 0...8") }
         if !(brainstormTopP > 0 && brainstormTopP <= 1) { throw ValidationError("invalid --brainstorm-top-p \(brainstormTopP): expected in (0, 1]") }
-        if let m = mode, SearchMode(rawValue: m) == nil { throw ValidationError("--mode must be dense, bm25 or hybrid") }
         if db == nil && !noRetrieval { throw ValidationError("pass --db FILE for grounded responses, or --no-retrieval") }
         switch backend {
         case "openai":
@@ -187,18 +183,13 @@ struct SpecializeGenerate: ParsableCommand {
                                 shouldStop: { interruptRequested.load(ordering: .relaxed) })
     }
 
-    func makeRetriever() throws -> Retriever? {
+    func makeRetriever() throws -> (Retriever, SearchMode)? {
         guard !noRetrieval, let db else { return nil }
-        let store = try VectorStore(corpus: openExisting(db))
-        let embedded = try store.count() > 0
-        let chosen = mode.flatMap(SearchMode.init(rawValue:)) ?? (embedded ? .hybrid : .bm25)
-        if chosen == .bm25 {
-            if mode == nil && !output.quiet { Terminal.note("note: \(db) has no embeddings; grounding with BM25 (run `selfspec embed --db \(db)` for hybrid)") }
-            return Retriever(vectors: store, embedder: nil, index: nil)
+        let (retriever, mode) = try retrieval.open(db)
+        if retrieval.mode == nil && mode == .bm25 && !output.quiet {
+            Terminal.note("note: \(db) has no embeddings; grounding with BM25 (run `selfspec embed --db \(db)` for hybrid)")
         }
-        guard embedded else { throw RetrievalError.notEmbedded(db: db) }
-        let e = try MiniLMEmbedder(modelDirectory: embedder)
-        return Retriever(vectors: store, embedder: e, index: try DenseIndex.load(store, kind: .hnsw)?.index)
+        return (retriever, mode)
     }
 
     func run() throws {
@@ -207,7 +198,8 @@ struct SpecializeGenerate: ParsableCommand {
         let seedSet = try SeedLoader.load(path: seeds)
         let given = try instructions.map { try InstructionLoader.load(path: $0) }
         let backend = try makeBackend()
-        let retriever = try makeRetriever()
+        let opened = try makeRetriever()
+        let retriever = opened?.0
         var contamination = ContaminationIndex()
         for f in eval { try contamination.addFile(f) }
         var counter: TokenCounter = approximateTokenCount
@@ -233,7 +225,7 @@ struct SpecializeGenerate: ParsableCommand {
             config.brainstormSampling.chat = true
             config.respondSampling.chat = true
         }
-        config.searchMode = mode.flatMap(SearchMode.init(rawValue:)) ?? (retriever?.embedder == nil ? .bm25 : .hybrid)
+        config.searchMode = opened?.1 ?? retrieval.mode.flatMap(SearchMode.init(rawValue:)) ?? .bm25
         let seedsHash = try SHA256.hexDigest(ofFile: seeds).prefix(16)
         let fingerprint = config.fingerprint(seedsFile: String(seedsHash), model: backend.modelIdentifier, grounded: retriever != nil)
             + (backend is LocalBackend || !chat ? "" : " endpoint=chat")

@@ -1,5 +1,6 @@
 import Foundation
 import Ingest
+import SQLiteDB
 import XCTest
 import TestSupport
 
@@ -121,6 +122,13 @@ final class SearchCLITests: XCTestCase {
         XCTAssertEqual(text.status, 0, text.stderr)
         XCTAssertTrue(text.stdout.hasPrefix("hybrid search: 2 result(s)"), text.stdout)
         XCTAssertTrue(text.stdout.contains("PMID \(picked[0].0)"), text.stdout)
+
+        // Read commands open the corpus read-only: the file's bytes stay as they are.
+        let before = try Data(contentsOf: URL(fileURLWithPath: db))
+        for args in [["search", picked[0].1], ["stats"], ["show", String(picked[0].0)]] {
+            XCTAssertEqual(try run(args + ["--db", db]).status, 0, "\(args)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: db)), before, "a read command changed the corpus file")
     }
 
     // MARK: Bad input

@@ -1,15 +1,27 @@
 import CSQLite
 
+/// A SQLite failure: the result code, SQLite's message and the statement that failed.
+public struct SQLiteError: Error, Equatable, CustomStringConvertible, Sendable {
+    public var code: Int32
+    public var message: String
+    public var sql: String
+
+    public var description: String { "SQLite error \(code): \(message) [\(sql.prefix(120))]" }
+}
+
 /// A SQLite connection, owned once and closed in `deinit`.
 ///
-/// Result codes become ``IngestError/sqlite(code:message:sql:)`` at this boundary. Other modules
-/// (the vector index) use the same connection type for the corpus file.
+/// Result codes become ``SQLiteError`` at this boundary. The corpus store (`Ingest`) and the
+/// vector store (`VectorIndex`) each keep their own tables in the same file through this type.
 public final class Database: @unchecked Sendable {
     /// The raw handle, for modules that add their own statements.
     public let handle: OpaquePointer
     public let path: String
 
-    /// Opens (creating if needed) the database at `path`.
+    /// Whether the connection was opened read-only (it can never change the file).
+    public let readOnly: Bool
+
+    /// Opens (creating if needed, unless `readOnly`) the database at `path`.
     public init(path: String, readOnly: Bool = false) throws {
         var db: OpaquePointer?
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
@@ -17,10 +29,11 @@ public final class Database: @unchecked Sendable {
         guard rc == SQLITE_OK, let db else {
             let msg = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             if let db { sqlite3_close_v2(db) }
-            throw IngestError.sqlite(code: rc, message: "\(msg) (\(path))", sql: "open")
+            throw SQLiteError(code: rc, message: "\(msg) (\(path))", sql: "open")
         }
         handle = db
         self.path = path
+        self.readOnly = readOnly
         sqlite3_busy_timeout(db, 10_000)
     }
 
@@ -33,7 +46,7 @@ public final class Database: @unchecked Sendable {
         if rc != SQLITE_OK {
             let msg = err.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(handle))
             sqlite3_free(err)
-            throw IngestError.sqlite(code: rc, message: msg, sql: sql)
+            throw SQLiteError(code: rc, message: msg, sql: sql)
         }
     }
 
@@ -72,8 +85,13 @@ public final class Database: @unchecked Sendable {
         return try st.step() ? st.string(0) : nil
     }
 
-    func error(_ rc: Int32, _ sql: String) -> IngestError {
-        .sqlite(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
+    /// Whether the database has a table or view named `name`.
+    public func hasTable(_ name: String) throws -> Bool {
+        try scalarInt("SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?", [.text(name)]) > 0
+    }
+
+    func error(_ rc: Int32, _ sql: String) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql)
     }
 }
 
@@ -104,7 +122,6 @@ public final class Statement {
     deinit { sqlite3_finalize(stmt) }
 
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
-
 
     /// Binds parameters 1...n in order.
     public func bind(_ values: [SQLValue]) throws {

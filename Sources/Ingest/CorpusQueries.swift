@@ -177,6 +177,19 @@ extension CorpusStore {
         return out
     }
 
+    /// Up to `limit` document keys whose row id is above `id`, ascending by row id (to walk the
+    /// whole corpus in pages: pass the last id back).
+    public func documentKeys(after id: Int, limit: Int) throws -> [(id: Int, key: String)] {
+        let st = try db.prepare("SELECT id, key FROM documents WHERE id > ? ORDER BY id LIMIT ?")
+        try st.bind([.int(id), .int(limit)])
+        var out: [(Int, String)] = []
+        while try st.step() { out.append((st.int(0), st.string(1) ?? "")) }
+        return out
+    }
+
+    /// The number of documents.
+    public func documentCount() throws -> Int { try db.scalarInt("SELECT count(*) FROM documents") }
+
     /// The number of passages.
     public func passageCount() throws -> Int { try db.scalarInt("SELECT count(*) FROM passages") }
 

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// Streams the bytes of a plain or gzip file in chunks, decompressing on a background thread so
-/// that inflating (about 1 s per 230 MB) overlaps with parsing.
+/// that inflating overlaps with parsing.
 ///
 /// zlib's `gzread` reads plain files unchanged, so one code path serves `.xml` and `.xml.gz`.
 /// A truncated or corrupt gzip stream surfaces as ``IngestError/cannotOpen`` / ``ByteSource/Chunk/failure(_:)``

@@ -9,7 +9,7 @@ import Glibc
 ///
 /// Streams: a background thread inflates the file in 256 KiB chunks that libxml2's SAX2 push
 /// parser consumes, so memory stays flat whatever the file size. (libxml2's `xmlTextReader`
-/// walks the same file 2.3x slower than SAX2 — 1.6 s vs 0.7 s for 233 MB — see BENCHMARKS.md.)
+/// walks the same file more slowly than SAX2: see BENCHMARKS.md.)
 /// Text inside inline markup (`<i>`, `<sup>`, MathML…) is kept, entities are decoded, whitespace
 /// is normalised. Each `AbstractText` becomes a section named by its `Label` ("abstract" when
 /// unlabelled).

@@ -31,7 +31,7 @@ import Tensor
 /// worker writes only its own targets' lists. Nothing depends on thread timing, so a fixed
 /// seed and insertion order give the same index on every run (hnswlib's locked parallel
 /// insert does not). A single ``add(id:vector:)`` is a batch of one: incremental adds need no
-/// rebuild. 20k × 384 builds in ≈ 4.6 s on 2 cores (≈ 1.9× one core; hnswlib 0.8: 4.5 s).
+/// rebuild. Build times against hnswlib are in BENCHMARKS.md.
 ///
 /// **Deleting** marks a tombstone: the node keeps routing searches but is never returned.
 /// When tombstones exceed ``Parameters/purgeFraction`` of the nodes (or on

@@ -12,11 +12,9 @@ import Tensor
 // (``TrainModelConfig/ropeStyle`` `.halves`).
 
 public enum AdapterFiles {
-    /// The Hugging Face row of GGUF row `row` of a q (heads = NH) or k (heads = NKV) projection.
-    public static func hfRow(ofGGUFRow row: Int, headSize hs: Int) -> Int {
-        let head = row / hs, within = row % hs
-        return head * hs + (within % 2) * (hs / 2) + within / 2
-    }
+    /// The Hugging Face row of GGUF row `row` of a q (heads = NH) or k (heads = NKV) projection
+    /// (the runtime's ``LoRAAdapter/hfRow(ofGGUFRow:headSize:)``).
+    public static func hfRow(ofGGUFRow row: Int, headSize hs: Int) -> Int { LoRAAdapter.hfRow(ofGGUFRow: row, headSize: hs) }
 
     /// B `(OUT, r)` with rows moved from GGUF to Hugging Face order (q and k only; others unchanged).
     public static func hfOrderB(_ b: UnsafePointer<Float>, slot: LoRASlot, rank: Int, headSize: Int) -> [Float] {
@@ -31,13 +29,7 @@ public enum AdapterFiles {
 
     /// The inverse of ``hfOrderB(_:slot:rank:headSize:)``.
     public static func ggufOrderB(_ b: [Float], slot: LoRASlot, rank: Int, headSize: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: slot.outF * rank)
-        let permuted = slot.target == .q || slot.target == .k
-        for row in 0..<slot.outF {
-            let src = permuted ? hfRow(ofGGUFRow: row, headSize: headSize) : row
-            for j in 0..<rank { out[row * rank + j] = b[src * rank + j] }
-        }
-        return out
+        slot.target == .q || slot.target == .k ? LoRAAdapter.ggufOrderB(b, rows: slot.outF, rank: rank, headSize: headSize) : b
     }
 
     // MARK: Our adapter file (checkpoints)
@@ -80,11 +72,18 @@ public enum AdapterFiles {
     // MARK: Base model identity
 
     /// What an exported adapter records about its base model, so the runtime refuses it on
-    /// another one (`LoRAAdapter.BaseModel`): architecture (`llama`, `qwen2` or `gemma3`), name and dims.
+    /// another one: architecture (`llama`, `qwen2` or `gemma3`), name and dims.
+    static func base(_ lora: LoRAParameters, name: String) -> LoRAAdapter.BaseModel {
+        let m = lora.model
+        return LoRAAdapter.BaseModel(architecture: m.architecture, name: name, embeddingLength: m.width,
+                                     blockCount: m.layers, vocabularySize: m.vocab)
+    }
+
+    /// ``base(_:name:)`` as `(key, value)` text fields under ``LoRAAdapter/baseKeys``.
     static func baseFields(_ lora: LoRAParameters, baseName: String) -> [(key: String, value: String)] {
-        let k = LoRAAdapter.baseKeys, m = lora.model
-        return [(k.architecture, m.architecture), (k.name, baseName), (k.embeddingLength, "\(m.width)"),
-                (k.blockCount, "\(m.layers)"), (k.vocabularySize, "\(m.vocab)")]
+        let k = LoRAAdapter.baseKeys, b = base(lora, name: baseName)
+        return [(k.architecture, b.architecture ?? ""), (k.name, baseName), (k.embeddingLength, "\(lora.model.width)"),
+                (k.blockCount, "\(lora.model.layers)"), (k.vocabularySize, "\(lora.model.vocab)")]
     }
 
     // MARK: PEFT export
@@ -126,30 +125,26 @@ public enum AdapterFiles {
 
     // MARK: GGUF LoRA export (llama.cpp --lora)
 
-    /// Writes a llama.cpp LoRA adapter: `general.type = adapter`, `adapter.type = lora`,
-    /// `adapter.lora.alpha`, and F32 tensors `blk.L.attn_q.weight.lora_a` (ggml dims `[in, r]`) and
-    /// `….lora_b` (ggml dims `[r, out]`) in GGUF row order (as the base GGUF's q/k rows), plus the
-    /// base model's identity as `adapter.base.name`, `.embedding_length`, `.block_count`, `.vocab_size`.
+    /// Writes a llama.cpp LoRA adapter with the runtime's writer (``LoRAAdapter/writeGGUF(to:)``):
+    /// `general.type = adapter`, `adapter.type = lora`, `adapter.lora.alpha`, and F32 tensors
+    /// `blk.L.attn_q.weight.lora_a` (ggml dims `[in, r]`) and `….lora_b` (ggml dims `[r, out]`) in
+    /// GGUF row order (as the base GGUF's q/k rows), plus the base model's identity as
+    /// `adapter.base.name`, `.embedding_length`, `.block_count`, `.vocab_size`.
+    /// - Throws: `AdapterError.writeFailed` naming the file.
     public static func exportGGUF(_ lora: LoRAParameters, to url: URL, baseName: String) throws {
+        try LoRAAdapter(pairs: pairs(lora), base: base(lora, name: baseName), path: url.path).writeGGUF(to: url.path)
+    }
+
+    /// The adapter's pairs by GGUF weight name (GGUF row order), as the runtime holds them.
+    public static func pairs(_ lora: LoRAParameters) -> [String: LoRAAdapter.Pair] {
         let r = lora.config.rank
-        var tensors: [NamedTensor] = []
+        var pairs: [String: LoRAAdapter.Pair] = [:]
         for s in lora.slots {
             let (a, b, _, _) = lora.views(s)
-            let stem = "blk.\(s.layer).\(s.target.ggufName).weight"
-            tensors.append(NamedTensor(name: stem + ".lora_a", shape: [r, s.inF],
-                                       values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))))
-            tensors.append(NamedTensor(name: stem + ".lora_b", shape: [s.outF, r],
-                                       values: Array(UnsafeBufferPointer(start: b, count: s.outF * r))))
+            pairs["blk.\(s.layer).\(s.target.ggufName).weight"] = LoRAAdapter.Pair(
+                a: Array(UnsafeBufferPointer(start: a, count: r * s.inF)), b: Array(UnsafeBufferPointer(start: b, count: s.outF * r)),
+                rank: r, inputs: s.inF, outputs: s.outF, scale: lora.config.scale)
         }
-        var metadata: [(String, GGUFWriteValue)] = [
-            ("general.architecture", .string(lora.model.architecture)), ("general.type", .string("adapter")),
-            ("general.name", .string(baseName + " LoRA")), ("adapter.type", .string("lora")),
-            ("adapter.lora.alpha", .float32(lora.config.alpha)),
-        ]
-        for (key, value) in baseFields(lora, baseName: baseName).dropFirst() {
-            let number = key == LoRAAdapter.baseKeys.name ? nil : UInt32(value)
-            metadata.append(("adapter.base." + key, number.map { .uint32($0) } ?? .string(value)))
-        }
-        try writeAtomically(ggufData(metadata: metadata, tensors: tensors), to: url)
+        return pairs
     }
 }

@@ -110,8 +110,9 @@ public final class BaseModel: @unchecked Sendable {
     private let storage: UnsafeMutableBufferPointer<Float>
 
     /// Loads `file`: embeddings, head, norms and biases as float32; block projections as `precision` says.
-    /// - Throws: `TunerError.invalidModel` naming a missing or mis-shaped tensor or a type that
-    ///   cannot be dequantized; `GGUFError` from dequantization.
+    /// - Throws: `TunerError.invalidModel` for a configuration the tuner cannot train;
+    ///   `ModelError` naming a missing or mis-shaped tensor or a type that cannot be dequantized;
+    ///   `GGUFError` from dequantization.
     public init(file: GGUFFile, precision: BasePrecision = .float32) throws {
         let cfg = try TrainModelConfig(file: file)
         config = cfg
@@ -126,20 +127,8 @@ public final class BaseModel: @unchecked Sendable {
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: total)
         storage = buffer
         var cursor = buffer.baseAddress!
-        func find(_ name: String, _ shape: [Int]) throws -> GGUFTensor {
-            guard file.contains(tensor: name) else {
-                throw TunerError.invalidModel(path: file.path, detail: "missing tensor \(name)")
-            }
-            let tensor = try file.tensor(named: name)
-            // ggml dims are reversed: a (out, in) weight has dims [in, out].
-            guard tensor.info.dims == Array(shape.reversed()) else {
-                throw TunerError.invalidModel(path: file.path, detail: "tensor \(name) has dims \(tensor.info.dims), expected \(Array(shape.reversed()))")
-            }
-            guard tensor.type.canDequantize else {
-                throw TunerError.invalidModel(path: file.path, detail: "tensor \(name) has type \(tensor.type), which cannot be dequantized")
-            }
-            return tensor
-        }
+        // ggml dims are reversed: a (out, in) weight has dims [in, out].
+        func find(_ name: String, _ shape: [Int]) throws -> GGUFTensor { try file.weight(name, dims: shape.reversed()) }
         func load(_ name: String, _ shape: [Int]) throws -> UnsafeMutablePointer<Float> {
             let tensor = try find(name, shape)
             let count = shape.reduce(1, *), out = cursor

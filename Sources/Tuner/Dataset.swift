@@ -2,9 +2,9 @@ import Foundation
 import LLM
 import Tensor
 
-// Training data: JSONL examples rendered with the model's chat template (ChatML) or, for a model
-// without one, as plain completion text (PlainCompletion.swift); tokenized, with the loss on
-// response tokens only; a held-out split; length-bucketed batches.
+// Training data: JSONL examples rendered and tokenized by the model's chat template, the one
+// `serve` and `chat` prompt with (a completion prompt for a model without one), with the loss on
+// the assistant's output only; a held-out split; length-bucketed batches.
 
 /// One tokenized training example.
 public struct TrainingExample: Sendable, Equatable {
@@ -17,43 +17,6 @@ public struct TrainingExample: Sendable, Equatable {
     public var line: Int
 }
 
-/// Renders conversations as ChatML (`<|im_start|>role\n…<|im_end|>\n`), the SmolLM2/Qwen format,
-/// adding the template's default system prompt when the conversation has none.
-public struct ChatMLRenderer: ConversationRenderer {
-    /// The system prompt used when the conversation starts without one (`nil`: none).
-    public var defaultSystemPrompt: String?
-
-    /// Reads the default system prompt from a GGUF `tokenizer.chat_template`, if it spells one out
-    /// as a literal `<|im_start|>system\n…<|im_end|>` (SmolLM2 does; Qwen2.5 does after a
-    /// tool-calling branch), exactly as the runtime's `ChatTemplate` does for inference.
-    public init(chatTemplate: String?) {
-        defaultSystemPrompt = chatTemplate.flatMap { try? ChatTemplate(template: $0) }?.defaultSystemPrompt
-    }
-
-    /// - Parameter defaultSystemPrompt: see the property.
-    public init(defaultSystemPrompt: String?) { self.defaultSystemPrompt = defaultSystemPrompt }
-
-    /// The conversation as text segments, each flagged whether it is trained on (assistant content
-    /// with its closing `<|im_end|>` and newline; role headers, prompts and the system prompt are not).
-    public func segments(_ messages: [ChatMessage]) -> [(text: String, train: Bool)] {
-        var out: [(String, Bool)] = []
-        if let system = defaultSystemPrompt, messages.first?.role != "system" {
-            out.append(("<|im_start|>system\n\(system)<|im_end|>\n", false))
-        }
-        for m in messages {
-            out.append(("<|im_start|>\(m.role)\n", false))
-            if m.role == "assistant" {
-                // The newline after <|im_end|> is trained too, as in the Hugging Face recipe the
-                // golden test follows (labels = every token after the prompt).
-                out.append((m.content + "<|im_end|>\n", true))
-            } else {
-                out.append((m.content + "<|im_end|>\n", false))
-            }
-        }
-        return out
-    }
-}
-
 /// The examples of a dataset file.
 public struct LoadedDataset: Sendable {
     public var examples: [TrainingExample]
@@ -61,21 +24,19 @@ public struct LoadedDataset: Sendable {
     public var truncated: Int, skipped: Int
 }
 
-/// The dataset loader of a ChatML model (SmolLM2).
-public typealias DatasetLoader = ConversationLoader<ChatMLRenderer>
-
-/// Reads and tokenizes a JSONL dataset, rendering each conversation with `Renderer` (ChatML, or
-/// ``PlainCompletionRenderer`` for a model without a chat template).
-public struct ConversationLoader<Renderer: ConversationRenderer>: Sendable {
+/// Reads and tokenizes a JSONL dataset, each conversation rendered by the model's ``ChatTemplate``
+/// (``ChatTemplate/encodeMarked(_:addGenerationPrompt:tokenizer:)``): the ids of a prompt are the
+/// ids the runtime prompts with, followed by the assistant's output, on which the loss is taken.
+public struct DatasetLoader: Sendable {
     public let tokenizer: any Tokenizer
-    public let renderer: Renderer
+    public let template: ChatTemplate
     /// Sequences longer than this are cut to their first `maxLength` tokens (the prompt is kept and
     /// the response end dropped); an example with no response token left is skipped.
     public let maxLength: Int
 
-    public init(tokenizer: any Tokenizer, renderer: Renderer, maxLength: Int) {
+    public init(tokenizer: any Tokenizer, template: ChatTemplate, maxLength: Int) {
         self.tokenizer = tokenizer
-        self.renderer = renderer
+        self.template = template
         self.maxLength = maxLength
     }
 
@@ -113,21 +74,16 @@ public struct ConversationLoader<Renderer: ConversationRenderer>: Sendable {
         return [.user(input.isEmpty ? instruction : instruction + "\n\n" + input), .assistant(output)]
     }
 
-    /// Tokenizes one conversation (segment by segment, so the trained mask is exact).
-    public func example(_ messages: [ChatMessage], line: Int) -> TrainingExample? {
-        var ids: [Int32] = [], train: [Bool] = []
-        for (text, trained) in renderer.segments(messages) {
-            let piece = tokenizer.encode(text, addBOS: false, parseSpecial: true).map(Int32.init)
-            ids += piece
-            train += [Bool](repeating: trained, count: piece.count)
-        }
-        if ids.count > maxLength {
-            ids.removeLast(ids.count - maxLength)
-            train.removeLast(train.count - maxLength)
-        }
-        // Position t predicts token t+1; it counts when token t+1 is a response token.
+    /// Tokenizes one conversation, the loss on the assistant's output (its content and the tokens
+    /// that close it).
+    /// - Returns: `nil` when no assistant token is left within `maxLength`.
+    /// - Throws: `ChatTemplateError` when the template cannot render the conversation.
+    public func example(_ messages: [ChatMessage], line: Int) throws -> TrainingExample? {
+        let (all, marks) = try template.encodeMarked(messages, addGenerationPrompt: false, tokenizer: tokenizer)
+        let ids = all.prefix(maxLength).map(Int32.init)
+        // Position t predicts token t+1; it counts when token t+1 is assistant output.
         var targets = [Int32](repeating: Ops.ignoreIndex, count: ids.count)
-        for t in 0..<(ids.count - 1) where train[t + 1] { targets[t] = ids[t + 1] }
+        for t in 0..<max(0, ids.count - 1) where marks[t + 1] { targets[t] = ids[t + 1] }
         guard targets.contains(where: { $0 != Ops.ignoreIndex }) else { return nil }
         return TrainingExample(ids: ids, targets: targets, line: line)
     }
@@ -152,10 +108,15 @@ public struct ConversationLoader<Renderer: ConversationRenderer>: Sendable {
                 throw TunerError.malformedData(path: path, line: lineNumber, detail: "empty line")
             }
             let messages = try Self.messages(fromLine: line, path: path, line: lineNumber)
-            var full = 0
-            for (text, _) in renderer.segments(messages) { full += tokenizer.encode(text, addBOS: false, parseSpecial: true).count }
-            if full > maxLength { result.truncated += 1 }
-            if let ex = example(messages, line: lineNumber) { result.examples.append(ex) } else { result.skipped += 1 }
+            let example: TrainingExample?
+            do {
+                let full = try template.encode(messages, addGenerationPrompt: false, tokenizer: tokenizer).count
+                if full > maxLength { result.truncated += 1 }
+                example = try self.example(messages, line: lineNumber)
+            } catch {
+                throw TunerError.malformedData(path: path, line: lineNumber, detail: error.localizedDescription)
+            }
+            if let example { result.examples.append(example) } else { result.skipped += 1 }
         }
         guard !result.examples.isEmpty else {
             throw TunerError.emptyDataset(path: path, detail: "\(lineNumber) lines, \(result.skipped) without a response token within \(maxLength) tokens")

@@ -1,4 +1,5 @@
 import Foundation
+import LLM
 import Tensor
 
 // Forward/backward pairs for every op of the Llama family, in the style of llm.c `train_gpt2.c`.
@@ -203,50 +204,83 @@ public enum Ops {
         }
     }
 
-    // MARK: SwiGLU
+    // MARK: Gated feed-forward (SwiGLU, GeGLU)
 
-    /// `out = silu(gate) · up` with `silu(g) = g · σ(g)`.
+    /// `out = act(gate) · up`, act the model's gate activation (silu for Llama/Qwen2, GELU-tanh for Gemma 3).
     /// - Parameters: out `(N, F)`; gate `(N, F)`; up `(N, F)`; count = N·F.
-    public static func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>,
-                                     up: UnsafePointer<Float>, count: Int) {
+    public static func gatedForward(_ activation: TrainModelConfig.Activation, out: UnsafeMutablePointer<Float>,
+                                    gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        switch activation {
+        case .silu: gatedForward(SiLU.self, out: out, gate: gate, up: up, count: count)
+        case .geluTanh: gatedForward(GELUTanh.self, out: out, gate: gate, up: up, count: count)
+        }
+    }
+
+    /// `dgate += dout · up · act'(g)`, `dup += dout · act(g)`.
+    /// - Parameters: dgate, dup, dout, gate, up all `(N, F)`; count = N·F.
+    public static func gatedBackward(_ activation: TrainModelConfig.Activation, dgate: UnsafeMutablePointer<Float>,
+                                     dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                     gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        switch activation {
+        case .silu: gatedBackward(SiLU.self, dgate: dgate, dup: dup, dout: dout, gate: gate, up: up, count: count)
+        case .geluTanh: gatedBackward(GELUTanh.self, dgate: dgate, dup: dup, dout: dout, gate: gate, up: up, count: count)
+        }
+    }
+
+    /// ``gatedForward(_:out:gate:up:count:)`` with silu (SwiGLU).
+    public static func swigluForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        gatedForward(.silu, out: out, gate: gate, up: up, count: count)
+    }
+
+    /// ``gatedBackward(_:dgate:dup:dout:gate:up:count:)`` with silu (SwiGLU).
+    public static func swigluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                      gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        gatedBackward(.silu, dgate: dgate, dup: dup, dout: dout, gate: gate, up: up, count: count)
+    }
+
+    /// ``gatedForward(_:out:gate:up:count:)`` with GELU-tanh (GeGLU).
+    public static func geluGateForward(out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        gatedForward(.geluTanh, out: out, gate: gate, up: up, count: count)
+    }
+
+    /// ``gatedBackward(_:dgate:dup:dout:gate:up:count:)`` with GELU-tanh (GeGLU).
+    public static func geluGateBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                        gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+        gatedBackward(.geluTanh, dgate: dgate, dup: dup, dout: dout, gate: gate, up: up, count: count)
+    }
+
+    /// The elementwise loops of both activations (specialised per activation: no call per element).
+    static func gatedForward<A: GateActivation>(_: A.Type, out: UnsafeMutablePointer<Float>, gate: UnsafePointer<Float>,
+                                                up: UnsafePointer<Float>, count: Int) {
         let o = UncheckedSendable(out), g = UncheckedSendable(gate), u = UncheckedSendable(up)
         Parallel.forEach(0..<count, chunks: count >= 1 << 14 ? Parallel.coreCount : 1) { range in
             var i = range.lowerBound
             while i + 8 <= range.upperBound {
-                let x = VectorMath.load8(g.value + i)
-                VectorMath.store8(x / (1 + VectorMath.exp(-x)) * VectorMath.load8(u.value + i), o.value + i)
+                VectorMath.store8(A.value(VectorMath.load8(g.value + i)) * VectorMath.load8(u.value + i), o.value + i)
                 i += 8
             }
-            while i < range.upperBound {
-                let x = g.value[i]
-                o.value[i] = x / (1 + Foundation.exp(-x)) * u.value[i]
-                i += 1
-            }
+            for j in i..<range.upperBound { o.value[j] = A.value(g.value[j]) * u.value[j] }
         }
     }
 
-    /// `dgate += dout · up · σ(g)(1 + g(1 − σ(g)))`, `dup += dout · silu(g)`.
-    /// - Parameters: dgate, dup, dout, gate, up all `(N, F)`; count = N·F.
-    public static func swigluBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
-                                      dout: UnsafePointer<Float>, gate: UnsafePointer<Float>,
-                                      up: UnsafePointer<Float>, count: Int) {
+    static func gatedBackward<A: GateActivation>(_: A.Type, dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>,
+                                                 dout: UnsafePointer<Float>, gate: UnsafePointer<Float>,
+                                                 up: UnsafePointer<Float>, count: Int) {
         let dg = UncheckedSendable(dgate), du = UncheckedSendable(dup), d = UncheckedSendable(dout)
         let g = UncheckedSendable(gate), u = UncheckedSendable(up)
         Parallel.forEach(0..<count, chunks: count >= 1 << 14 ? Parallel.coreCount : 1) { range in
             var i = range.lowerBound
             while i + 8 <= range.upperBound {
-                let x = VectorMath.load8(g.value + i), dy = VectorMath.load8(d.value + i)
-                let s = 1 / (1 + VectorMath.exp(-x))
-                VectorMath.store8(VectorMath.load8(dg.value + i) + dy * VectorMath.load8(u.value + i) * s * (1 + x * (1 - s)),
-                                  dg.value + i)
-                VectorMath.store8(VectorMath.load8(du.value + i) + dy * x * s, du.value + i)
+                let (act, slope) = A.valueAndSlope(VectorMath.load8(g.value + i))
+                let dy = VectorMath.load8(d.value + i)
+                VectorMath.store8(VectorMath.load8(dg.value + i) + dy * VectorMath.load8(u.value + i) * slope, dg.value + i)
+                VectorMath.store8(VectorMath.load8(du.value + i) + dy * act, du.value + i)
                 i += 8
             }
-            while i < range.upperBound {
-                let x = g.value[i], s = 1 / (1 + Foundation.exp(-x)), dy = d.value[i]
-                dg.value[i] += dy * u.value[i] * s * (1 + x * (1 - s))
-                du.value[i] += dy * x * s
-                i += 1
+            for j in i..<range.upperBound {
+                let (act, slope) = A.valueAndSlope(g.value[j]), dy = d.value[j]
+                dg.value[j] += dy * u.value[j] * slope
+                du.value[j] += dy * act
             }
         }
     }
@@ -362,5 +396,56 @@ public struct RoPETable: Sendable {
         }
         cos = c
         sin = s
+    }
+}
+
+// MARK: - Gate activations
+
+/// A gate activation and its derivative, for eight floats (the vector loop) and for one (the tail).
+protocol GateActivation {
+    static func value(_ x: SIMD8<Float>) -> SIMD8<Float>
+    /// `(act(x), act'(x))`.
+    static func valueAndSlope(_ x: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>)
+    static func value(_ x: Float) -> Float
+    static func valueAndSlope(_ x: Float) -> (Float, Float)
+}
+
+/// `silu(g) = g · σ(g)`, `silu'(g) = σ(g)(1 + g(1 − σ(g)))`.
+enum SiLU: GateActivation {
+    @inline(__always) static func value(_ x: SIMD8<Float>) -> SIMD8<Float> { x / (1 + VectorMath.exp(-x)) }
+    @inline(__always) static func valueAndSlope(_ x: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+        let s = 1 / (1 + VectorMath.exp(-x))
+        return (x * s, s * (1 + x * (1 - s)))
+    }
+    @inline(__always) static func value(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
+    @inline(__always) static func valueAndSlope(_ x: Float) -> (Float, Float) {
+        let s = 1 / (1 + Foundation.exp(-x))
+        return (x * s, s * (1 + x * (1 - s)))
+    }
+}
+
+/// `gelu(g) = ½ g (1 + tanh z)`, `z = √(2/π)(g + 0.044715 g³)` (the runtime's `Ops.gatedActivation`);
+/// `gelu'(g) = ½ (1 + tanh z) + ½ g (1 − tanh² z) √(2/π) (1 + 3·0.044715 g²)`.
+enum GELUTanh: GateActivation {
+    /// √(2/π), and the cubic coefficient of the tanh approximation.
+    static let k: Float = 0.797_884_56, c: Float = 0.044_715
+
+    /// `tanh z` for eight floats, as `1 − 2 / (e^{2z} + 1)`.
+    @inline(__always) static func tanhZ(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        let z: SIMD8<Float> = k * (x + c * x * x * x)
+        return 1 - 2 / (VectorMath.exp(2 * z) + 1)
+    }
+    @inline(__always) static func value(_ x: SIMD8<Float>) -> SIMD8<Float> { 0.5 * x * (1 + tanhZ(x)) }
+    @inline(__always) static func valueAndSlope(_ x: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+        let th = tanhZ(x)
+        let half: SIMD8<Float> = 0.5 * (1 + th)
+        let dz: SIMD8<Float> = k * (1 + 3 * c * x * x)
+        let slope: SIMD8<Float> = half + 0.5 * x * (1 - th * th) * dz
+        return (x * half, slope)
+    }
+    @inline(__always) static func value(_ x: Float) -> Float { 0.5 * x * (1 + Foundation.tanh(k * (x + c * x * x * x))) }
+    @inline(__always) static func valueAndSlope(_ x: Float) -> (Float, Float) {
+        let th = Foundation.tanh(k * (x + c * x * x * x))
+        return (0.5 * x * (1 + th), 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * k * (1 + 3 * c * x * x))
     }
 }

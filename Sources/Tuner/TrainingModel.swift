@@ -262,10 +262,7 @@ public final class TrainingModel: @unchecked Sendable {
         Ops.rmsnormForward(out: a.ln2, rstd: a.rstd2, inp: a.resid2, weight: w.ffnNorm, n: n, c: c.width, eps: c.normEpsilon)
         linear(.gate, layer: l, out: a.gate, inp: a.ln2, n: n)
         linear(.up, layer: l, out: a.up, inp: a.ln2, n: n)
-        switch c.activation {
-        case .silu: Ops.swigluForward(out: a.swi, gate: a.gate, up: a.up, count: n * c.ffn)
-        case .geluTanh: Ops.geluGateForward(out: a.swi, gate: a.gate, up: a.up, count: n * c.ffn)
-        }
+        Ops.gatedForward(c.activation, out: a.swi, gate: a.gate, up: a.up, count: n * c.ffn)
         residualAdd(.down, layer: l, out: residuals[l + 1], residual: a.resid2, inp: a.swi, saved: a.ffnOut, rstd: a.rstdPF,
                     postNorm: w.postFFNNorm, n: n)
     }
@@ -353,10 +350,7 @@ public final class TrainingModel: @unchecked Sendable {
         residualAddBackward(.down, layer: l, dinp: dswi, inp: a.swi, saved: a.ffnOut, rstd: a.rstdPF, postNorm: w.postFFNNorm, n: n)
         dgate.update(repeating: 0, count: n * c.ffn)
         dup.update(repeating: 0, count: n * c.ffn)
-        switch c.activation {
-        case .silu: Ops.swigluBackward(dgate: dgate, dup: dup, dout: dswi, gate: a.gate, up: a.up, count: n * c.ffn)
-        case .geluTanh: Ops.geluGateBackward(dgate: dgate, dup: dup, dout: dswi, gate: a.gate, up: a.up, count: n * c.ffn)
-        }
+        Ops.gatedBackward(c.activation, dgate: dgate, dup: dup, dout: dswi, gate: a.gate, up: a.up, count: n * c.ffn)
         dln.update(repeating: 0, count: n * c.width)
         linearBackward(.gate, layer: l, dinp: dln, dout: dgate, inp: a.ln2, n: n)
         linearBackward(.up, layer: l, dinp: dln, dout: dup, inp: a.ln2, n: n)

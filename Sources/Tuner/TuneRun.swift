@@ -8,8 +8,8 @@ public enum TuneRun {
     public struct Info: Sendable {
         public var trainExamples: Int, validationExamples: Int, truncated: Int, skipped: Int
         public var trainableParameters: Int
-        /// How the data was rendered: ChatML, or plain completion for a model without a chat template.
-        public var format: PromptFormat
+        /// How the data was rendered: the model's chat template family (`completion` without one).
+        public var format: ChatTemplate.Family
         public var resumedFromStep: Int?
         /// Bytes of float32 weights and of activations.
         public var weightBytes: Int, activationBytes: Int
@@ -46,19 +46,11 @@ public enum TuneRun {
         let file = try GGUFFile(path: options.modelPath)
         let model = try base ?? BaseModel(file: file, precision: options.basePrecision ?? .float32)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
-        let template = file.metadata["tokenizer.chat_template"]?.stringValue
-        let format = PromptFormat(chatTemplate: template)
-        let loaded: LoadedDataset
-        switch format {
-        case .chatML:
-            loaded = try DatasetLoader(tokenizer: tokenizer, renderer: ChatMLRenderer(chatTemplate: template),
-                                       maxLength: options.maxLength).load(path: options.dataPath)
-        case .plain:
-            guard let plain = PlainCompletionRenderer(tokenizer: tokenizer) else {
-                throw TunerError.invalidModel(path: file.path, detail: "no chat template and no end-of-sequence token (tokenizer.ggml.eos_token_id) for plain completion")
-            }
-            loaded = try ConversationLoader(tokenizer: tokenizer, renderer: plain, maxLength: options.maxLength).load(path: options.dataPath)
+        let template: ChatTemplate
+        do { template = try ChatTemplate(metadata: file.metadata) } catch {
+            throw TunerError.invalidModel(path: file.path, detail: error.localizedDescription)
         }
+        let loaded = try DatasetLoader(tokenizer: tokenizer, template: template, maxLength: options.maxLength).load(path: options.dataPath)
         let (train, validation) = splitHeldOut(loaded.examples, fraction: options.validationFraction, seed: options.seed)
         let lora = LoRAParameters(config: options.lora, model: model.config)
         if options.initialization == "closed-form" {
@@ -80,7 +72,7 @@ public enum TuneRun {
                               runDirectory: runDirectory, pad: pad)
         let resumed = resume ? try trainer.resume() : nil
         return (trainer, Info(trainExamples: train.count, validationExamples: validation.count, truncated: loaded.truncated,
-                              skipped: loaded.skipped, trainableParameters: lora.count, format: format, resumedFromStep: resumed,
+                              skipped: loaded.skipped, trainableParameters: lora.count, format: template.family, resumedFromStep: resumed,
                               weightBytes: model.byteCount, activationBytes: net.activationBytes))
     }
 }

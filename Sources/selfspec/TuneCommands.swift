@@ -75,7 +75,7 @@ struct TuneTrain: ParsableCommand {
         let runDir = URL(fileURLWithPath: out)
         let (trainer, info) = try TuneRun.prepare(options: options(), runDirectory: runDir, resume: resume)
         let o = trainer.options
-        Terminal.note("tune: \(info.trainExamples) training / \(info.validationExamples) held-out examples (\(info.format == .plain ? "plain completion" : "ChatML"))"
+        Terminal.note("tune: \(info.trainExamples) training / \(info.validationExamples) held-out examples (\(info.format == .completion ? "plain completion" : "chat template \(info.format.rawValue)"))"
             + (info.truncated > 0 ? ", \(info.truncated) truncated to \(o.maxLength) tokens" : "")
             + (info.skipped > 0 ? ", \(info.skipped) skipped (no response token left)" : "")
             + "; \(info.trainableParameters) LoRA parameters; weights \(info.weightBytes >> 20) MB, activations \(info.activationBytes >> 20) MB"

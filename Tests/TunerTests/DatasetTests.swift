@@ -7,8 +7,7 @@ final class DatasetTests: XCTestCase {
     func loader(maxLength: Int = 256) throws -> DatasetLoader {
         let file = try GGUFFile(path: try TestPaths.smolLM2Path())
         return DatasetLoader(tokenizer: try TokenizerFactory.make(metadata: file.metadata),
-                             renderer: ChatMLRenderer(chatTemplate: file.metadata["tokenizer.chat_template"]?.stringValue),
-                             maxLength: maxLength)
+                             template: try ChatTemplate(metadata: file.metadata), maxLength: maxLength)
     }
 
     /// The golden example, as a `messages` line, renders to exactly the golden ids and labels.
@@ -16,7 +15,7 @@ final class DatasetTests: XCTestCase {
         let golden = try TestPaths.json("smollm2_lora_golden.json")
         let ids = try XCTUnwrap(golden["ids"] as? [Int]), labels = try XCTUnwrap(golden["labels"] as? [Int])
         let l = try loader()
-        XCTAssertEqual(l.renderer.defaultSystemPrompt, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+        XCTAssertEqual(l.template.defaultSystemPrompt, "You are a helpful AI assistant named SmolLM, trained by Hugging Face")
         let ex = try XCTUnwrap(l.example([.user("Which enzyme does aspirin inhibit?"),
                                           .assistant("Aspirin irreversibly acetylates cyclooxygenase (COX-1 and COX-2), blocking prostaglandin synthesis.")], line: 1))
         XCTAssertEqual(ex.ids.map(Int.init), ids)

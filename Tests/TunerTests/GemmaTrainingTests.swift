@@ -155,9 +155,9 @@ final class GemmaTrainingTests: XCTestCase {
         }
     }
 
-    /// Three steps on our seeds (no chat template: plain completion), the loss finite and the
+    /// Three steps on our seeds (no chat template: a completion prompt), the loss finite and the
     /// adapter exported as PEFT and GGUF LoRA.
-    func testTinyRunOnSeedsAsPlainCompletionAndExport() throws {
+    func testTinyRunOnSeedsAsCompletionPromptsAndExport() throws {
         let base = try base(), tmp = try TemporaryDirectory(self)
         var o = TrainOptions(modelPath: Self.gemma.path,
                              dataPath: TestPaths.repoRoot.appendingPathComponent("corpora/seeds/biomedical.jsonl").path)
@@ -165,21 +165,21 @@ final class GemmaTrainingTests: XCTestCase {
         o.validationFraction = 0.05; o.evalEvery = 3; o.checkpointEvery = 3; o.lora.dropout = 0.05
         let run = tmp.file("run")
         let (trainer, info) = try TuneRun.prepare(options: o, runDirectory: run, resume: false, base: base)
-        XCTAssertEqual(info.format, .plain)
+        XCTAssertEqual(info.format, .completion)
         XCTAssertGreaterThan(info.trainExamples, 40)
 
-        // The rendering: <bos> prompt, a blank line, then the trained response and <eos>.
+        // The rendering: <bos> and the prompt (as served), then the trained blank line, response and <eos>.
         let file = try GGUFFile(path: Self.gemma.path)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
-        let renderer = try XCTUnwrap(PlainCompletionRenderer(tokenizer: tokenizer))
-        XCTAssertEqual(renderer.bos, "<bos>")
-        XCTAssertEqual(renderer.eos, "<eos>")
-        let loader = ConversationLoader(tokenizer: tokenizer, renderer: renderer, maxLength: 4096)
+        let template = try ChatTemplate(metadata: file.metadata)
+        XCTAssertEqual(template.bosText, "<bos>")
+        XCTAssertEqual(template.eosText, "<eos>")
+        let loader = DatasetLoader(tokenizer: tokenizer, template: template, maxLength: 4096)
         let ex = try XCTUnwrap(loader.example([.user("Name the vitamin made in skin.\n\nSunlight helps."), .assistant("Vitamin D.")], line: 1))
         XCTAssertEqual(Int(ex.ids.first!), tokenizer.specialTokens.bos)
         XCTAssertEqual(Int(ex.ids.last!), tokenizer.specialTokens.eos)
         let trained = ex.targets.filter { $0 != Tuner.Ops.ignoreIndex }.map(Int.init)
-        XCTAssertEqual(tokenizer.decode(trained), "Vitamin D.<eos>")
+        XCTAssertEqual(tokenizer.decode(trained), "\n\nVitamin D.<eos>")
         XCTAssertEqual(tokenizer.decode(ex.ids.map(Int.init)), "<bos>Name the vitamin made in skin.\n\nSunlight helps.\n\nVitamin D.<eos>")
 
         let summary = try trainer.run { _ in .more }

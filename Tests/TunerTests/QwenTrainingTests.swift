@@ -105,13 +105,13 @@ final class QwenTrainingTests: XCTestCase {
         let base = try base(), path = try path(), tmp = try TemporaryDirectory(self)
         let file = try GGUFFile(path: path)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
-        let renderer = ChatMLRenderer(chatTemplate: file.metadata["tokenizer.chat_template"]?.stringValue)
-        XCTAssertEqual(renderer.defaultSystemPrompt, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
+        let template = try ChatTemplate(metadata: file.metadata)
+        XCTAssertEqual(template.defaultSystemPrompt, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.")
 
         // The golden's conversation renders to its ids and labels.
         let golden = try TestPaths.json("qwen25_coder_1p5b_lora_golden.json")
         let (goldenIDs, goldenTargets) = try goldenBatch(golden)
-        let loader = ConversationLoader(tokenizer: tokenizer, renderer: renderer, maxLength: 4096)
+        let loader = DatasetLoader(tokenizer: tokenizer, template: template, maxLength: 4096)
         let ex = try XCTUnwrap(loader.example([.user("Which enzyme does aspirin inhibit?"),
                                                .assistant("Aspirin irreversibly acetylates cyclooxygenase (COX-1 and COX-2), blocking prostaglandin synthesis.")],
                                               line: 1))

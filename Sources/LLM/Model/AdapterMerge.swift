@@ -35,8 +35,7 @@ public enum AdapterMerge {
     @discardableResult
     public static func write(model file: GGUFFile, adapter: LoRAAdapter, type: OutputType, to path: String,
                              progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
-        let architecture = try file.metadata.string("general.architecture")
-        let config = architecture == "gemma3" ? try ModelConfig(gemma3: file) : try ModelConfig(file: file)
+        let config = try ModelConfig.read(file)
         var linears: [String: LinearWeight] = [:]
         for info in file.tensors where info.dims.count == 2 && info.name.hasPrefix("blk.") && info.type.canDequantize {
             linears[info.name] = LinearWeight(tensor: try file.tensor(named: info.name), bias: nil)

@@ -2,8 +2,8 @@ import Foundation
 import Tensor
 
 // Writing GGUF v3 files with any metadata value and any tensor type (raw bytes), and encoding
-// float32 rows as F16 or Q8_0. The tuner's `ggufData` writes F32-only adapter files in memory;
-// this one streams a whole model (merged adapters) to disk.
+// float32 rows as F16 or Q8_0: merged models and LoRA adapters (the runtime's and the tuner's),
+// streamed to disk.
 //
 // Layout: magic "GGUF" | version 3 | tensor count (u64) | key/value count (u64) | key/values |
 // tensor infos (name, n_dims, ne[], type, offset) | padding to the alignment | data, each tensor

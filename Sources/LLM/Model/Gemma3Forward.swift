@@ -9,8 +9,8 @@ import Tensor
 // already cached. The cache keeps every position; the sliding window is a mask on local layers.
 
 extension Gemma3Model {
-    public typealias Segment = LlamaModel.Segment
-    public typealias LogitRows = LlamaModel.LogitRows
+    public typealias Segment = StepSegment
+    public typealias LogitRows = LLM.LogitRows
 
     /// A cache for one sequence of up to `capacity` positions (default: the context length).
     public func makeCache(capacity: Int? = nil, precision: KVCache.Precision = .f16) -> KVCache {
@@ -29,7 +29,7 @@ extension Gemma3Model {
 
     /// `forward(_:logits:)` with the kernels chosen per call (tests compare `.fast` and `.reference`).
     public func forward(_ segments: [Segment], logits rows: LogitRows,
-                        kernels: LlamaModel.Options.Kernels) throws -> [Float] {
+                        kernels: ModelOptions.Kernels) throws -> [Float] {
         let c = config, C = c.embeddingLength
         // Row offsets of the segments in the stacked (R, C) activations, and each row's position.
         let (offsets, positions) = try c.stepLayout(segments)
@@ -42,16 +42,13 @@ extension Gemma3Model {
             Dequantize.dequantizeUnchecked(e.type, from: e.raw + t * e.rowBytes, count: C, into: b.x + i * C)
             for j in 0..<C { b.x[i * C + j] *= c.embeddingScale }
         }
-        var tables = [Float: (cos: [Float], sin: [Float])]()
-        for l in 0..<c.layerCount {
-            let base = c.ropeBase[l]
-            if tables[base] == nil { tables[base] = Ops.ropeTable(positions: positions, headSize: c.headSize, base: base) }
-            block(l, segments: segments, offsets: offsets, buffers: b, rope: tables[base]!, kernels: kernels)
+        c.forEachLayer(positions: positions) { l, rope in
+            block(l, segments: segments, offsets: offsets, buffers: b, rope: rope, kernels: kernels)
         }
         for s in segments { s.cache.count += s.tokens.count }
 
         // Final norm and the tied head on the rows that need logits.
-        let picked: [Int] = rows == .all ? Array(0..<r) : offsets.dropFirst().map { $0 - 1 }
+        let picked = rows.picked(offsets: offsets)
         for (i, row) in picked.enumerated() { (b.h + i * C).update(from: b.x + row * C, count: C) }
         Ops.rmsNorm(b.h, b.h, weight: outputNorm, rows: picked.count, channels: C, epsilon: c.normEpsilon)
         if kernels == .fast, picked.count > 4, let packed = embedding.packed {
@@ -79,7 +76,7 @@ extension Gemma3Model {
 
     /// One block on the stacked rows, in place on `b.x`.
     private func block(_ l: Int, segments: [Segment], offsets: [Int], buffers b: GemmaBuffers,
-                       rope: (cos: [Float], sin: [Float]), kernels: LlamaModel.Options.Kernels) {
+                       rope: (cos: [Float], sin: [Float]), kernels: ModelOptions.Kernels) {
         let c = config, w = layers[l], r = offsets.last!, C = c.embeddingLength, hs = c.headSize
         let QW = c.queryWidth, KW = c.kvWidth, eps = c.normEpsilon
         let decodeStep = r == segments.count  // one new token per sequence
@@ -116,7 +113,7 @@ extension Gemma3Model {
     /// Whether a step of `rows` rows multiplies `ws` with the quantized kernels: `.fast` steps of
     /// at most 4 rows, or up to `options.quantizedRowLimit` rows when every weight has an integer
     /// kernel; otherwise `sgemm` on the float32 copies.
-    func useQuantized(_ ws: [LinearWeight], rows r: Int, kernels: LlamaModel.Options.Kernels) -> Bool {
+    func useQuantized(_ ws: [LinearWeight], rows r: Int, kernels: ModelOptions.Kernels) -> Bool {
         kernels == .fast && (r <= 4 || (r <= options.quantizedRowLimit && ws.allSatisfy { Self.integerKernelTypes.contains($0.type) }))
     }
 
@@ -127,7 +124,7 @@ extension Gemma3Model {
 
     /// `outputs[i] (R, rows_i) = x (R, K) · ws[i]ᵀ`.
     private func linear(_ ws: [LinearWeight], _ x: UnsafePointer<Float>, rows r: Int,
-                        outputs: [UnsafeMutablePointer<Float>], kernels: LlamaModel.Options.Kernels, decodeStep: Bool) {
+                        outputs: [UnsafeMutablePointer<Float>], kernels: ModelOptions.Kernels, decodeStep: Bool) {
         // Types without a fused kernel (Q5_0, Q6_K on CPUs without AVX2) would be dequantized row
         // by row at every step: the float32 copy through sgemm reads 4 bytes per weight but is faster.
         if useQuantized(ws, rows: r, kernels: kernels) && ws.allSatisfy({ QuantDot.isFused($0.type) }) {

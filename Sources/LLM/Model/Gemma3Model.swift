@@ -43,7 +43,7 @@ public final class Gemma3Model: @unchecked Sendable {
     public let config: ModelConfig
     /// Kernel choice of the cached `forward(_:logits:)` (`denseWeights` is ignored: the block
     /// weights are always kept as float32 for prefill and the reference pass).
-    public let options: LlamaModel.Options
+    public let options: ModelOptions
     let layers: [Layer]
     let outputNorm: [Float]  // (C)
     /// `(V, C)`: token embeddings, also the output head.
@@ -63,24 +63,14 @@ public final class Gemma3Model: @unchecked Sendable {
     ///   weights (`options.adapterMode`).
     /// - Throws: `ModelError` for another architecture, bad metadata or missing/mis-shaped tensors;
     ///   `AdapterError` for an adapter of another model.
-    public init(file: GGUFFile, options: LlamaModel.Options = .init(), adapter: LoRAAdapter? = nil) throws {
+    public init(file: GGUFFile, options: ModelOptions = .init(), adapter: LoRAAdapter? = nil) throws {
         try CPUFeatures.check()
         self.file = file
         self.options = options
         let c = try ModelConfig(gemma3: file), path = file.path
         config = c
 
-        func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor {
-            guard file.contains(tensor: name) else { throw ModelError.missingTensor(path: path, tensor: name) }
-            let t = try file.tensor(named: name)
-            guard t.info.dims == dims else {
-                throw ModelError.wrongShape(path: path, tensor: name, expected: dims, actual: t.info.dims)
-            }
-            guard t.type.canDequantize else {
-                throw ModelError.unsupportedTensorType(path: path, tensor: name, type: "\(t.type)")
-            }
-            return t
-        }
+        func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor { try file.weight(name, dims: dims) }
         func vector(_ name: String, _ n: Int) throws -> [Float] { try tensor(name, [n]).dequantized() }
         func linear(_ name: String, out: Int, in inputs: Int) throws -> LinearWeight {
             let w = LinearWeight(tensor: try tensor(name, [inputs, out]), bias: nil)
@@ -124,7 +114,7 @@ public final class Gemma3Model: @unchecked Sendable {
         if options.weightFormat == .bfloat16 { embedding.makeDense(format: .bfloat16) }
     }
 
-    public convenience init(path: String, options: LlamaModel.Options = .init(), adapter: LoRAAdapter? = nil) throws {
+    public convenience init(path: String, options: ModelOptions = .init(), adapter: LoRAAdapter? = nil) throws {
         try self.init(file: try GGUFFile(path: path), options: options, adapter: adapter)
     }
 
@@ -331,6 +321,7 @@ extension ModelConfig {
         embeddingScale = Float(embeddingLength).squareRoot()
         queryKeyNorm = true
         attentionScale = 1 / Float(headSize).squareRoot()
+        postNorms = true
     }
 }
 

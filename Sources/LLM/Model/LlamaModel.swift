@@ -13,74 +13,9 @@ import Tensor
 public final class LlamaModel: @unchecked Sendable {
     // @unchecked: immutable after init (dense weight copies are made in init).
 
-    /// How the linear layers are computed.
-    public struct Options: Sendable {
-        public enum Kernels: Sendable {
-            /// Quantized kernels (integer `QuantIntDot` for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, float
-            /// `QuantDot` otherwise) for steps of at most `quantizedRowLimit` rows, `sgemm` above.
-            case fast
-            /// Always `sgemm`/float32 on dequantized weights: the reference the tests compare to.
-            case reference
-        }
-        public var kernels: Kernels
-        /// Keep a float32 copy of every weight (4 bytes per weight: 540 MB for SmolLM2) so steps
-        /// of more than 4 rows (batched decode, prompts) are plain `sgemm`, the fastest path.
-        /// Without it, steps of up to `quantizedRowLimit` rows use the integer kernels (about
-        /// 1.1x the CPU time of `sgemm` for 32 rows with AVX2) and longer ones dequantize each weight
-        /// into scratch first (a few percent of a 512-token prefill).
-        public var denseWeights: Bool
-        /// Without `denseWeights`: steps with at most this many rows use the quantized kernels
-        /// (`.fast` only); types without an integer kernel only up to 4 rows.
-        public var quantizedRowLimit: Int
-
-        /// Steps with at least this many rows (and at most `quantizedRowLimit`) use the integer
-        /// kernels (int16 activations, about 1.5e-5 relative error per product), smaller steps
-        /// the float quantized kernels (float32 rounding only). Default
-        /// ``defaultIntegerKernelMinRows``.
-        public var integerKernelMinRows: Int
-
-        /// 1 (decode too runs on the integer kernels, 1.3x faster than the float ones) when this
-        /// CPU has the AVX2 integer kernels, else 5 (the 128-bit integer kernels only pay off
-        /// from several rows on).
-        public static let defaultIntegerKernelMinRows = QuantIntDot.usesC(.q4_1) ? 1 : 5
-
-        /// How a LoRA adapter given at load time is applied (default: in the forward pass).
-        public var adapterMode: AdapterMode
-
-        /// Format of the weight copies (`denseWeights`; Gemma 3 always makes them) that prompt
-        /// and batched steps multiply. `.bfloat16` halves their memory and, on CPUs with AVX-512
-        /// BF16 (``PackedMatrix/bfloat16IsNative``), doubles the multiply-adds per instruction,
-        /// at about 3 significant digits per product (logits move by a few hundredths): a speed
-        /// mode for bulk generation. Decode steps of at most 4 rows are unaffected.
-        public var weightFormat: PackedMatrix.Format = .float32
-
-        public init(kernels: Kernels = .fast, denseWeights: Bool = true, quantizedRowLimit: Int = 64,
-                    integerKernelMinRows: Int = defaultIntegerKernelMinRows, adapterMode: AdapterMode = .inForward) {
-            self.adapterMode = adapterMode
-            self.integerKernelMinRows = integerKernelMinRows
-            self.kernels = kernels
-            self.denseWeights = denseWeights
-            self.quantizedRowLimit = quantizedRowLimit
-        }
-    }
-
-    /// New tokens of one sequence; their positions continue from `cache.count`.
-    public struct Segment {
-        public var cache: KVCache
-        public var tokens: [Int]
-        public init(cache: KVCache, tokens: [Int]) {
-            self.cache = cache
-            self.tokens = tokens
-        }
-    }
-
-    /// Which rows get logits.
-    public enum LogitRows: Sendable {
-        /// The last row of each segment (generation).
-        case last
-        /// Every row (scoring a text).
-        case all
-    }
+    public typealias Options = ModelOptions
+    public typealias Segment = StepSegment
+    public typealias LogitRows = LLM.LogitRows
 
     public let file: GGUFFile
     public let config: ModelConfig
@@ -154,16 +89,13 @@ public final class LlamaModel: @unchecked Sendable {
         defer { buffers.deallocate() }
         embed(segments.flatMap(\.tokens), into: buffers.x)
 
-        var tables = [Float: (cos: [Float], sin: [Float])]()
-        for l in 0..<c.layerCount {
-            let base = c.ropeBase[l]
-            if tables[base] == nil { tables[base] = Ops.ropeTable(positions: positions, headSize: c.headSize, base: base) }
-            block(l, segments: segments, offsets: offsets, buffers: buffers, rope: tables[base]!, kernels: kernels)
+        c.forEachLayer(positions: positions) { l, rope in
+            block(l, segments: segments, offsets: offsets, buffers: buffers, rope: rope, kernels: kernels)
         }
         for s in segments { s.cache.count += s.tokens.count }
 
         // Final norm and output head on the rows that need logits.
-        let picked: [Int] = rows == .all ? Array(0..<r) : offsets.dropFirst().map { $0 - 1 }
+        let picked = rows.picked(offsets: offsets)
         let h = UnsafeMutablePointer<Float>.allocate(capacity: picked.count * c.embeddingLength)
         defer { h.deallocate() }
         for (i, row) in picked.enumerated() {

@@ -57,6 +57,16 @@ public struct ModelConfig: Sendable, Equatable {
     public var queryKeyNorm: Bool
     /// Query scaling before the softmax; `1/sqrt(HS)` unless the file says otherwise.
     public var attentionScale: Float
+    /// An RMSNorm on the attention output and on the feed-forward output before each joins the
+    /// residual stream (Gemma 3's post-norms).
+    public var postNorms: Bool
+
+    /// The configuration of any architecture the runtime implements (`llama`, `qwen2`, `gemma3`):
+    /// the one place where GGUF metadata becomes hyper-parameters, for the runtime and the tuner.
+    /// - Throws: `ModelError.unsupportedArchitecture`, `.invalidMetadata`, or `GGUFError`.
+    public static func read(_ file: GGUFFile) throws -> ModelConfig {
+        try file.metadata.string("general.architecture") == "gemma3" ? ModelConfig(gemma3: file) : ModelConfig(file: file)
+    }
 
     /// Architectures whose forward pass is implemented.
     public static let supportedArchitectures = ["llama", "qwen2"]
@@ -114,6 +124,7 @@ public struct ModelConfig: Sendable, Equatable {
         slidingWindow = [Int?](repeating: nil, count: layerCount)
         queryKeyNorm = false
         attentionScale = 1 / Float(headSize).squareRoot()
+        postNorms = false
     }
 
     /// Query width NH*HS.

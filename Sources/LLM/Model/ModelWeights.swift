@@ -106,6 +106,22 @@ public final class LinearWeight: @unchecked Sendable {
     }
 }
 
+extension GGUFFile {
+    /// The tensor `name`, checked to have ggml `dims` and a type that can be dequantized.
+    /// - Throws: `ModelError.missingTensor`, `.wrongShape`, `.unsupportedTensorType`.
+    public func weight(_ name: String, dims: [Int]) throws -> GGUFTensor {
+        guard contains(tensor: name) else { throw ModelError.missingTensor(path: path, tensor: name) }
+        let t = try tensor(named: name)
+        guard t.info.dims == dims else {
+            throw ModelError.wrongShape(path: path, tensor: name, expected: dims, actual: t.info.dims)
+        }
+        guard t.type.canDequantize else {
+            throw ModelError.unsupportedTensorType(path: path, tensor: name, type: "\(t.type)")
+        }
+        return t
+    }
+}
+
 /// The weights of one transformer block.
 public struct LayerWeights: Sendable {
     public let attentionNorm: [Float]  // (C)
@@ -133,17 +149,7 @@ public struct ModelWeights: Sendable {
     /// - Throws: `ModelError.missingTensor`, `.wrongShape`, `.unsupportedTensorType`.
     public init(file: GGUFFile, config: ModelConfig) throws {
         let c = config
-        func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor {
-            guard file.contains(tensor: name) else { throw ModelError.missingTensor(path: file.path, tensor: name) }
-            let t = try file.tensor(named: name)
-            guard t.info.dims == dims else {
-                throw ModelError.wrongShape(path: file.path, tensor: name, expected: dims, actual: t.info.dims)
-            }
-            guard t.type.canDequantize else {
-                throw ModelError.unsupportedTensorType(path: file.path, tensor: name, type: "\(t.type)")
-            }
-            return t
-        }
+        func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor { try file.weight(name, dims: dims) }
         func vector(_ name: String, _ n: Int) throws -> [Float] { try tensor(name, [n]).dequantized() }
         func linear(_ name: String, out: Int, in inputs: Int, biased: Bool = false) throws -> LinearWeight {
             let bias = biased ? try vector(name.replacingOccurrences(of: ".weight", with: ".bias"), out) : nil

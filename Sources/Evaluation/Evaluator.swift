@@ -148,7 +148,7 @@ public final class Evaluator {
         var answers = [String?](repeating: nil, count: requests.count)
         var failure: Error?, done = 0, cancelled = false
         let generator = TextGenerator(model: model, tokenizer: prompts.tokenizer)
-        try generator.generateBatch(requests, maxBatch: settings.generationBatch, shouldStop: { cancelled }) { i, result in
+        generator.generateBatch(requests, maxBatch: settings.generationBatch, shouldStop: { cancelled }) { i, result in
             switch result {
             case let .success(r): answers[i] = r.text
             case let .failure(e): failure = failure ?? e

@@ -88,23 +88,18 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
                 out[i] = .failed(Self.describe(error))
             }
         }
-        do {
-            try generator.generateBatch(requests, maxBatch: maxBatch, shouldStop: shouldStop) { n, result in
-                let i = indices[n]
-                switch result {
-                case .success(let r):
-                    switch r.finishReason {
-                    case .length: out[i] = Completion(text: r.text, finishReason: .length)
-                    case .cancelled: out[i] = .cancelled
-                    default: out[i] = Completion(text: r.text, finishReason: .stop)
-                    }
-                case .failure(let error):
-                    out[i] = .failed(Self.describe(error))
+        generator.generateBatch(requests, maxBatch: maxBatch, shouldStop: shouldStop) { n, result in
+            let i = indices[n]
+            switch result {
+            case .success(let r):
+                switch r.finishReason {
+                case .length: out[i] = Completion(text: r.text, finishReason: .length)
+                case .cancelled: out[i] = .cancelled
+                default: out[i] = Completion(text: r.text, finishReason: .stop)
                 }
+            case .failure(let error):
+                out[i] = .failed(Self.describe(error))
             }
-        } catch {
-            // A failure of the batch as a whole: every prompt not finished carries it.
-            for i in indices where out[i].error == "not run" { out[i] = .failed(Self.describe(error)) }
         }
         // Stopped: the prompts still waiting never ran.
         if shouldStop() { for i in indices where out[i].error == "not run" { out[i] = .cancelled } }

@@ -213,8 +213,8 @@ struct Generate: ParsableCommand {
         if requests.count > 1, let hint = modelOptions.weights.speedHint { Terminal.note(hint) }
         let progress = ProgressLine(enabled: true)
         var done = 0, failed = 0
-        try generator.generateBatch(requests, maxBatch: batch,
-                                    shouldStop: { interruptRequested.load(ordering: .relaxed) }) { i, result in
+        generator.generateBatch(requests, maxBatch: batch,
+                                shouldStop: { interruptRequested.load(ordering: .relaxed) }) { i, result in
             done += 1
             switch result {
             case let .success(r):
@@ -439,8 +439,8 @@ struct BenchLLM: ParsableCommand {
                                   stopAtEndOfSequence: false)
             }
             var produced = 0
-            let elapsed = try measure {
-                try generator.generateBatch(requests, maxBatch: batch) { _, r in produced += (try? r.get().tokens.count) ?? 0 }
+            let elapsed = measure {
+                generator.generateBatch(requests, maxBatch: batch) { _, r in produced += (try? r.get().tokens.count) ?? 0 }
             }
             batchRate = Double(produced) / elapsed.wall
             batchCPU = elapsed.cpu / Double(max(1, produced))

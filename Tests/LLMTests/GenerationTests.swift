@@ -25,7 +25,7 @@ final class GenerationTests: XCTestCase {
         for maxBatch in [3, 8] {
             var batched = [Int: GenerationResult]()
             var order = [Int]()
-            try gen.generateBatch(requests, maxBatch: maxBatch) { i, result in
+            gen.generateBatch(requests, maxBatch: maxBatch) { i, result in
                 order.append(i)
                 batched[i] = try? result.get()
             }
@@ -57,7 +57,7 @@ final class GenerationTests: XCTestCase {
         let single = try requests.map { try gen.generate($0) }
         for maxBatch in [2, 6] {
             var batched = [Int: GenerationResult]()
-            try gen.generateBatch(requests, maxBatch: maxBatch) { i, result in batched[i] = try? result.get() }
+            gen.generateBatch(requests, maxBatch: maxBatch) { i, result in batched[i] = try? result.get() }
             for i in requests.indices {
                 XCTAssertEqual(batched[i]?.tokens, single[i].tokens, "request \(i), maxBatch \(maxBatch)")
             }
@@ -65,7 +65,7 @@ final class GenerationTests: XCTestCase {
         // Sharing too little to bother, and one request alone.
         let other = GenerationRequest(prompt: tok.encode("Vitamin C deficiency causes"), maxTokens: 8)
         var results = [Int: GenerationResult]()
-        try gen.generateBatch([requests[0], other], maxBatch: 2) { i, r in results[i] = try? r.get() }
+        gen.generateBatch([requests[0], other], maxBatch: 2) { i, r in results[i] = try? r.get() }
         XCTAssertEqual(results[0]?.tokens, single[0].tokens)
         XCTAssertEqual(results[1]?.tokens, try gen.generate(other).tokens)
         print("shared prefix \(shared.count) of \(prompts.map(\.count)) prompt tokens: batched = single stream")
@@ -122,7 +122,7 @@ final class GenerationTests: XCTestCase {
         }
         let single = try requests.map { try gen.generate($0).tokens }
         var batched = [Int: [Int]]()
-        try gen.generateBatch(requests, maxBatch: 4) { i, r in batched[i] = try? r.get().tokens }
+        gen.generateBatch(requests, maxBatch: 4) { i, r in batched[i] = try? r.get().tokens }
         XCTAssertEqual(requests.indices.map { batched[$0] ?? [] }, single)
         XCTAssertGreaterThan(Set(single).count, 3, "different seeds, different samples")
     }
@@ -147,7 +147,7 @@ final class GenerationTests: XCTestCase {
         }
         // In a batch, a bad request fails alone.
         var outcomes = [Int: Bool]()
-        try gen.generateBatch([GenerationRequest(prompt: []), GenerationRequest(prompt: [504], maxTokens: 2)]) { i, r in
+        gen.generateBatch([GenerationRequest(prompt: []), GenerationRequest(prompt: [504], maxTokens: 2)]) { i, r in
             outcomes[i] = (try? r.get()) != nil
         }
         XCTAssertEqual(outcomes, [0: false, 1: true])

@@ -2,14 +2,17 @@ import Foundation
 
 /// Continuous batching for requests that arrive at any time (a server's clients).
 ///
-/// One generation thread owns the model. Each loop iteration it admits waiting requests into
-/// free slots (their prompts prefilled together), runs one decode step for every active
-/// sequence as a `(B, C)` matrix, and hands each request's new text to its own stream. A request
-/// whose consumer stops listening (the stream is cancelled or dropped, e.g. the HTTP client
-/// disconnected) is dropped before the next step and its slot freed.
+/// One generation thread drives a `BatchEngine` (the engine `TextGenerator.generateBatch` uses
+/// too). Each loop iteration it admits waiting requests into free slots (their prompts
+/// prefilled together), runs one decode step for every active sequence, and hands each
+/// request's new text to its own stream. A request whose consumer stops listening (the stream
+/// is cancelled or dropped, e.g. the HTTP client disconnected) is dropped before the next step
+/// and its slot freed. Requests are admitted in arrival order; every active sequence gets one
+/// token per step.
 ///
 /// Requests beyond `maxBatch` wait in a queue of at most `maxQueue`; `submit` throws
-/// `SchedulerError.queueFull` when it is full, so callers can answer "busy" at once.
+/// `SchedulerError.queueFull` when it is full, so callers can answer "busy" at once. (Prompts
+/// arrive one by one, so no shared prefix is prefilled once here.)
 ///
 /// ```swift
 /// let scheduler = BatchScheduler(generator: TextGenerator(model: model, tokenizer: tokenizer))
@@ -21,8 +24,8 @@ import Foundation
 /// }
 /// ```
 public final class BatchScheduler: @unchecked Sendable {
-    // @unchecked: the mutable queue state is guarded by `condition`; `active` is touched by the
-    // generation thread only.
+    // @unchecked: the mutable queue state is guarded by `condition`; `engine` and `running` are
+    // touched by the generation thread only.
 
     /// Limits of the scheduler.
     public struct Options: Sendable {
@@ -82,12 +85,6 @@ public final class BatchScheduler: @unchecked Sendable {
         }
     }
 
-    private struct Active {
-        let ticket: Ticket
-        var state: SequenceState
-        var last: Int
-    }
-
     // MARK: State guarded by `condition`
     private let condition = NSCondition()
     private var waiting: [Ticket] = []
@@ -99,12 +96,15 @@ public final class BatchScheduler: @unchecked Sendable {
     private var stats = Stats(waiting: 0, active: 0, completed: 0, dropped: 0)
 
     // MARK: State of the generation thread
-    private var active: [Active] = []
+    private let engine: BatchEngine
+    /// The tickets of the requests in the engine, by id.
+    private var running: [Int: Ticket] = [:]
 
     /// Starts the generation thread.
     public init(generator: TextGenerator, options: Options = .init()) {
         self.generator = generator
         self.options = options
+        engine = BatchEngine(generator: generator, maxBatch: options.maxBatch)
         let thread = Thread { [self] in self.loop() }
         thread.name = "selfspec.batch-scheduler"
         thread.start()
@@ -178,8 +178,8 @@ public final class BatchScheduler: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while waiting.isEmpty && active.isEmpty && !stopped { condition.wait() }
-            if stopped && (waiting.isEmpty && active.isEmpty) {
+            while waiting.isEmpty && running.isEmpty && !stopped { condition.wait() }
+            if stopped && waiting.isEmpty && running.isEmpty {
                 condition.unlock()
                 return
             }
@@ -189,114 +189,39 @@ public final class BatchScheduler: @unchecked Sendable {
             // Waiting requests whose consumers left never take a slot.
             let droppedWaiting = waiting.filter { dropIDs.contains($0.id) }
             waiting.removeAll { dropIDs.contains($0.id) }
-            var admitted: [Ticket] = []
-            if cancelAll {
-                admitted = waiting
-                waiting.removeAll()
-            } else {
-                while active.count + admitted.count < options.maxBatch, !waiting.isEmpty {
-                    admitted.append(waiting.removeFirst())
-                }
-            }
+            let admitted = cancelAll ? waiting : Array(waiting.prefix(max(0, options.maxBatch - running.count)))
+            waiting.removeFirst(admitted.count)
             stats.waiting = waiting.count
-            stats.active = active.count + admitted.count  // counted as taken before they run
+            stats.active = running.count + admitted.count  // counted as taken before they run
             condition.unlock()
 
-            if cancelAll {
-                for t in droppedWaiting { finish(t, with: cancelledResult(t.request), dropped: true) }
-                for t in admitted { finish(t, with: cancelledResult(t.request)) }
-                for a in active { var s = a.state; s.finish = .cancelled; finish(a.ticket, with: s.result) }
-                active.removeAll()
-                publishActive()
-                continue
-            }
             for t in droppedWaiting { finish(t, with: cancelledResult(t.request), dropped: true) }
-            dropCancelled(dropIDs)
-            admit(admitted)
-            publishActive()
-            if !active.isEmpty { decodeStep() }
-            publishActive()
-        }
-    }
-
-    /// Ends the active sequences whose consumers went away.
-    private func dropCancelled(_ ids: Set<Int>) {
-        guard !ids.isEmpty else { return }
-        var kept: [Active] = []
-        for a in active {
-            if ids.contains(a.ticket.id) {
-                var s = a.state
-                s.finish = .cancelled
-                finish(a.ticket, with: s.result, dropped: true)
+            if cancelAll {
+                for t in admitted { finish(t, with: cancelledResult(t.request)) }
+                engine.cancel(where: { _ in true }, report: { deliver($0, $1) })
             } else {
-                kept.append(a)
+                engine.cancel(where: { dropIDs.contains($0) }, report: { deliver($0, $1, dropped: true) })
+                for t in admitted { running[t.id] = t }
+                engine.admit(admitted.map { ($0.id, $0.request) }, report: { deliver($0, $1) })
+                publishActive()
+                engine.step(report: { deliver($0, $1) })
             }
-        }
-        active = kept
-    }
-
-    /// Prefills the admitted prompts together and samples their first tokens.
-    private func admit(_ tickets: [Ticket]) {
-        var states: [(Ticket, SequenceState)] = []
-        for t in tickets {
-            do {
-                let state = try SequenceState(request: t.request, model: generator.model, tokenizer: generator.tokenizer,
-                                              precision: generator.cachePrecision)
-                if state.finish != nil { finish(t, with: state.result); continue }
-                states.append((t, state))
-            } catch {
-                fail(t, error)
-            }
-        }
-        guard !states.isEmpty else { return }
-        let model = generator.model
-        let v = model.config.vocabularySize
-        var logits: [[Float]?]
-        if let all = try? model.forward(states.map { .init(cache: $0.1.cache, tokens: $0.1.prompt) }) {
-            logits = states.indices.map { Array(all[($0 * v)..<(($0 + 1) * v)]) }
-        } else {
-            // Some prompt is invalid (nothing was cached): one at a time, so only it fails.
-            logits = states.map { t, s in
-                do { return try model.forward([.init(cache: s.cache, tokens: s.prompt)]) } catch {
-                    fail(t, error)
-                    return nil
-                }
-            }
-        }
-        for (n, (t, state)) in states.enumerated() {
-            guard let l = logits[n] else { continue }
-            var s = state
-            let (token, piece) = s.accept(logits: l)
-            if !piece.isEmpty { t.continuation.yield(.text(piece)) }
-            if s.finish != nil { finish(t, with: s.result); continue }
-            active.append(Active(ticket: t, state: s, last: token))
+            publishActive()
         }
     }
 
-    /// One decode step over every active sequence.
-    private func decodeStep() {
-        let model = generator.model
-        let v = model.config.vocabularySize
-        let logits: [Float]
-        do {
-            logits = try model.forward(active.map { .init(cache: $0.state.cache, tokens: [$0.last]) })
-        } catch {
-            for a in active { fail(a.ticket, error) }
-            active.removeAll()
-            return
-        }
-        var still: [Active] = []
-        for (n, var a) in active.enumerated() {
-            let (token, piece) = a.state.accept(logits: Array(logits[(n * v)..<((n + 1) * v)]))
-            if !piece.isEmpty { a.ticket.continuation.yield(.text(piece)) }
-            if a.state.finish != nil {
-                finish(a.ticket, with: a.state.result)
-            } else {
-                a.last = token
-                still.append(a)
+    /// Hands an engine event to its request's stream (`dropped`: counted as dropped).
+    private func deliver(_ id: Int, _ event: BatchEngine.Event, dropped: Bool = false) {
+        guard let ticket = running[id] else { return }
+        switch event {
+        case let .text(piece): ticket.continuation.yield(.text(piece))
+        case let .finished(result):
+            running[id] = nil
+            switch result {
+            case let .success(r): finish(ticket, with: r, dropped: dropped)
+            case let .failure(error): fail(ticket, error)
             }
         }
-        active = still
     }
 
     // MARK: Helpers
@@ -325,7 +250,7 @@ public final class BatchScheduler: @unchecked Sendable {
 
     private func publishActive() {
         condition.lock()
-        stats.active = active.count
+        stats.active = running.count
         condition.unlock()
     }
 }

@@ -102,18 +102,13 @@ struct SequenceState {
 
     var history: [Int] { prompt + generated }
 
-    /// Samples the next token from `logits`, appends it and updates the text.
-    /// - Returns: the new text that can be shown (held-back bytes of a possible stop string or an
-    ///   incomplete character are not shown yet).
-    mutating func accept(logits: [Float]) -> (token: Int, text: String) {
-        accept(token: sample(logits: logits))
-    }
-
     /// The next token from `logits`. Touches only this sequence's sampler, so different
     /// sequences can sample concurrently; ``accept(token:)`` then appends it.
     mutating func sample(logits: [Float]) -> Int { sampler.next(logits: logits, history: history) }
 
-    /// Appends a sampled `token` and updates the text (as ``accept(logits:)``).
+    /// Appends a sampled `token` and updates the text.
+    /// - Returns: the new text that can be shown (held-back bytes of a possible stop string or an
+    ///   incomplete character are not shown yet).
     mutating func accept(token: Int) -> (token: Int, text: String) {
         generated.append(token)
         var piece = ""

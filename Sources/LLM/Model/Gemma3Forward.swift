@@ -35,7 +35,7 @@ extension Gemma3Model {
         let (offsets, positions) = try c.stepLayout(segments)
         let r = offsets.last!
 
-        let b = GemmaBuffers(config: c, rows: r)
+        let b = StepBuffers(config: c, rows: r)
         defer { b.deallocate() }
         let e = embedding
         for (i, t) in segments.flatMap(\.tokens).enumerated() {
@@ -75,7 +75,7 @@ extension Gemma3Model {
     // MARK: Block
 
     /// One block on the stacked rows, in place on `b.x`.
-    private func block(_ l: Int, segments: [Segment], offsets: [Int], buffers b: GemmaBuffers,
+    private func block(_ l: Int, segments: [Segment], offsets: [Int], buffers b: StepBuffers,
                        rope: (cos: [Float], sin: [Float]), kernels: ModelOptions.Kernels) {
         let c = config, w = layers[l], r = offsets.last!, C = c.embeddingLength, hs = c.headSize
         let QW = c.queryWidth, KW = c.kvWidth, eps = c.normEpsilon
@@ -132,25 +132,5 @@ extension Gemma3Model {
             return lora.apply(ws, x, rows: r, outputs: outputs)
         }
         for (w, out) in zip(ws, outputs) { linear(w, x, rows: r, into: out, decodeStep: decodeStep) }
-    }
-}
-
-/// Activation buffers of one Gemma step `(R, ·)`, allocated together.
-private struct GemmaBuffers {
-    let x, h, q, k, v, attention, gate, up: UnsafeMutablePointer<Float>
-
-    init(config c: ModelConfig, rows r: Int) {
-        x = .allocate(capacity: r * c.embeddingLength)  // (R, C) residual stream
-        h = .allocate(capacity: r * max(c.embeddingLength, c.queryWidth))  // (R, C) normalised / projected
-        q = .allocate(capacity: r * c.queryWidth)  // (R, NH*HS)
-        k = .allocate(capacity: r * c.kvWidth)  // (R, NKV*HS)
-        v = .allocate(capacity: r * c.kvWidth)  // (R, NKV*HS)
-        attention = .allocate(capacity: r * c.queryWidth)  // (R, NH*HS)
-        gate = .allocate(capacity: r * c.feedForwardLength)  // (R, FF)
-        up = .allocate(capacity: r * c.feedForwardLength)  // (R, FF)
-    }
-
-    func deallocate() {
-        for p in [x, h, q, k, v, attention, gate, up] { p.deallocate() }
     }
 }

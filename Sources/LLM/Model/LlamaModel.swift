@@ -181,23 +181,3 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 }
-
-/// Activation buffers of one step `(R, ·)`, allocated together.
-final class StepBuffers {
-    let x, h, q, k, v, attention, gate, up: UnsafeMutablePointer<Float>
-
-    init(config c: ModelConfig, rows r: Int) {
-        x = .allocate(capacity: r * c.embeddingLength)  // (R, C) residual stream
-        h = .allocate(capacity: r * c.embeddingLength)  // (R, C) normalised / projected
-        q = .allocate(capacity: r * c.queryWidth)  // (R, NH*HS)
-        k = .allocate(capacity: r * c.kvWidth)  // (R, NKV*HS)
-        v = .allocate(capacity: r * c.kvWidth)  // (R, NKV*HS)
-        attention = .allocate(capacity: r * c.queryWidth)  // (R, NH*HS)
-        gate = .allocate(capacity: r * c.feedForwardLength)  // (R, FF)
-        up = .allocate(capacity: r * c.feedForwardLength)  // (R, FF)
-    }
-
-    func deallocate() {
-        for p in [x, h, q, k, v, attention, gate, up] { p.deallocate() }
-    }
-}

@@ -32,6 +32,18 @@ public enum EvalTask: String, CaseIterable, Sendable, Codable {
         }
     }
 
+    /// The scoring convention the summary leads with, chosen on the development sets (README,
+    /// "Scoring conventions"). NER is always scored by generation.
+    public var primaryScoring: Scoring {
+        switch self {
+        case .pubmedqa, .mcq, .gad: return .calibrated
+        case .ner: return .generate
+        }
+    }
+
+    /// The conventions reported for the task: all four for label tasks, generation for NER.
+    public var scorings: [Scoring] { self == .ner ? [.generate] : Scoring.allCases }
+
     /// Every metric reported for the task, primary first.
     public var metrics: [Metric] {
         switch self {
@@ -65,12 +77,15 @@ public struct LabelItem: Sendable, Equatable {
     public var labels: [String]
     /// Index of the right answer in `labels`.
     public var gold: Int
+    /// Multiple choice: the text of each option, in label order (empty for other tasks).
+    public var options: [String]
 
-    public init(id: String, input: String, labels: [String], gold: Int) {
+    public init(id: String, input: String, labels: [String], gold: Int, options: [String] = []) {
         self.id = id
         self.input = input
         self.labels = labels
         self.gold = gold
+        self.options = options
     }
 }
 

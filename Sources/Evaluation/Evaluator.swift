@@ -13,38 +13,69 @@ public struct EvalSettings: Sendable, Codable, Equatable {
     public var generationBatch: Int
     /// Most tokens of a NER answer.
     public var maxAnswerTokens: Int
+    /// Most tokens of a label task's greedy answer (`Scoring.generate`).
+    public var labelAnswerTokens: Int
 
-    public init(shots: Int = 0, seed: UInt64 = 0, scoringBatch: Int = 8, generationBatch: Int = 16, maxAnswerTokens: Int = 64) {
+    public init(shots: Int = 0, seed: UInt64 = 0, scoringBatch: Int = 8, generationBatch: Int = 16, maxAnswerTokens: Int = 64,
+                labelAnswerTokens: Int = 16) {
         self.shots = shots
         self.seed = seed
         self.scoringBatch = scoringBatch
         self.generationBatch = generationBatch
         self.maxAnswerTokens = maxAnswerTokens
+        self.labelAnswerTokens = labelAnswerTokens
     }
 }
 
 /// What one model did on one task.
 public struct TaskRun: Sendable {
     public var task: EvalTask
-    public var outcomes: ItemOutcomes
-    /// Per item: its id, the gold answer and the model's answer (a label, or the spans found).
+    /// One per convention of the task (`task.scorings`), in that order.
+    public var scored: [ScoredRun]
+    /// Per item: its id, the gold answer and the model's answers.
     public var predictions: [Prediction]
     public var seconds: Double
 
+    /// The outcomes under `scoring`, if the task was scored that way.
+    public func outcomes(_ scoring: Scoring) -> ItemOutcomes? { scored.first { $0.scoring == scoring }?.outcomes }
+
+    /// The outcomes under the task's primary convention.
+    public var outcomes: ItemOutcomes { outcomes(task.primaryScoring) ?? scored[0].outcomes }
+
     public var itemsPerSecond: Double { seconds > 0 ? Double(outcomes.count) / seconds : 0 }
+}
+
+/// One task under one scoring convention.
+public struct ScoredRun: Sendable, Equatable {
+    public var scoring: Scoring
+    public var outcomes: ItemOutcomes
+    /// Label tasks: how often each label was predicted (`unparsed`: generated answers naming no label).
+    public var labelCounts: [String: Int]?
+    /// Generated answers that could not be read: label tasks, answers naming no label; NER,
+    /// answers naming mentions none of which is in the sentence.
+    public var parseFailures: Int?
 }
 
 /// One item's gold and predicted answer, for `predictions.jsonl`.
 public struct Prediction: Sendable, Codable, Equatable {
     public var id: String
     public var gold: String
+    /// The answer under the task's primary convention (a label, or the spans found).
     public var predicted: String
-    /// Label tasks: each option's log-probability.
+    /// Label tasks: the label under each convention, keyed by its name (empty when unparsed).
+    public var byScoring: [String: String]?
+    /// Label tasks: each option's log-probability (its exact text, the `labels` convention).
     public var scores: [Double]?
+    /// The generated answer (label tasks: the greedy answer the `generate` convention parsed).
+    public var answer: String?
 }
 
-/// Runs the tasks with one model: label tasks by option log-probability (`OptionScorer`), NER by
-/// greedy generation (`TextGenerator.generateBatch`) parsed with `MentionParser`.
+/// The label written for an unparseable generated answer in histograms.
+public let unparsedLabel = "unparsed"
+
+/// Runs the tasks with one model: label tasks under every `Scoring` convention from one prefill per
+/// item (`OptionScorer`), NER by greedy generation (`TextGenerator.generateBatch`) parsed with
+/// `MentionParser`.
 public final class Evaluator {
     public let model: any CausalLanguageModel
     public let prompts: PromptBuilder
@@ -90,36 +121,109 @@ public final class Evaluator {
 
     func runLabels(_ task: EvalTask, _ items: [LabelItem], pool: [LabelItem], progress: (Int, Int) -> Bool) throws -> TaskRun {
         let instruction = PromptBuilder.instruction(for: task)
-        let context = model.config.contextLength
-        let requests = try items.enumerated().map { n, item -> ScoringRequest in
-            let demos = DemonstrationPool.draw(shots: settings.shots, from: pool.count, seed: settings.seed, item: n)
+        let context = model.config.contextLength, tokenizer = prompts.tokenizer
+        func demonstrations(_ n: Int) -> [Demonstration] {
+            DemonstrationPool.draw(shots: settings.shots, from: pool.count, seed: settings.seed, item: n)
                 .map { Demonstration(input: pool[$0].input, answer: pool[$0].labels[pool[$0].gold]) }
-            let prompt = try prompts.encode(instruction: instruction, demonstrations: demos, input: item.input)
-            let options = item.labels.map(prompts.answerTokens)
-            for (o, tokens) in options.enumerated() where tokens.isEmpty {
+        }
+        // Every option token sequence of an item once: the exact labels, then the surface forms.
+        var requests: [ScoringRequest] = [], exactSlots: [[Int]] = [], formSlots: [[[Int]]] = []
+        for (n, item) in items.enumerated() {
+            let prompt = try prompts.encode(instruction: instruction, demonstrations: demonstrations(n), input: item.input)
+            let exact = item.labels.map(prompts.answerTokens)
+            for (o, tokens) in exact.enumerated() where tokens.isEmpty {
                 throw EvaluationError.invalidOption(task: task.rawValue, item: item.id, option: item.labels[o])
             }
-            let needed = prompt.count + (options.map(\.count).max() ?? 1) - 1
+            let forms = SurfaceForms.tokens(labels: item.labels, options: item.options) {
+                tokenizer.encode($0, addBOS: false, parseSpecial: false)
+            }
+            var options: [[Int]] = [], slot: [[Int]: Int] = [:]
+            func index(_ t: [Int]) -> Int {
+                if let i = slot[t] { return i }
+                slot[t] = options.count
+                options.append(t)
+                return options.count - 1
+            }
+            exactSlots.append(exact.map(index))
+            formSlots.append(forms.map { $0.map(index) })
+            let needed = prompt.count + max((options.map(\.count).max() ?? 1) - 1, settings.labelAnswerTokens - 1)
             if needed > context {
                 throw EvaluationError.promptTooLong(task: task.rawValue, item: item.id, tokens: needed, contextLength: context)
             }
-            return ScoringRequest(prompt: prompt, options: options)
+            requests.append(ScoringRequest(prompt: prompt, options: options, answerTokens: settings.labelAnswerTokens))
         }
         let scorer = OptionScorer(model: model, maxBatchItems: settings.scoringBatch)
+        // The content-free prompt: input "N/A" with the first item's demonstrations, every label of the task.
+        let allLabels = items.max { $0.labels.count < $1.labels.count }?.labels ?? []
+        let free = try prompts.encode(instruction: instruction, demonstrations: demonstrations(0), input: "N/A")
+        let freeRequest = ScoringRequest(prompt: free, options: allLabels.map(prompts.answerTokens))
+        let freeScores = try items.isEmpty ? [] : scorer.score([freeRequest])[0]
+        let prior = Dictionary(zip(allLabels, freeScores), uniquingKeysWith: { a, _ in a })
         var cancelled = false
-        let scores = try scorer.score(requests) { done in
+        let scored = try scorer.scoreAndAnswer(requests, stopTokens: stopTokens) { done in
             cancelled = !progress(done, items.count)
             return !cancelled
         }
         if cancelled { throw CancellationError() }
-        // Ties go to the first option in label order.
-        let predicted = scores.map { s in s.indices.max { s[$0] < s[$1] || (s[$0] == s[$1] && $0 > $1) } ?? 0 }
-        let predictions = zip(items, zip(predicted, scores)).map { item, p in
-            Prediction(id: item.id, gold: item.labels[item.gold], predicted: item.labels[p.0], scores: p.1)
+
+        var predicted = [Scoring: [Int]](), answers: [String] = []
+        for (n, item) in items.enumerated() {
+            let logp = scored[n].logProbs
+            let exact = exactSlots[n].map { logp[$0] }
+            predicted[.labels, default: []].append(Self.argmax(exact))
+            predicted[.surface, default: []].append(Self.argmax(formSlots[n].map { Self.logSumExp($0.map { logp[$0] }) }))
+            predicted[.calibrated, default: []].append(Self.argmax(zip(item.labels, exact).map { $1 - (prior[$0] ?? 0) }))
+            let answer = Self.cut(tokenizer.decode(scored[n].answer, skipSpecial: true), at: prompts.stopStrings)
+            answers.append(answer)
+            predicted[.generate, default: []].append(AnswerParser.parse(answer, labels: item.labels, options: item.options) ?? -1)
         }
-        let labelCount = items.map(\.labels.count).max() ?? 0
-        return TaskRun(task: task, outcomes: .labels(gold: items.map(\.gold), predicted: predicted, labelCount: labelCount),
-                       predictions: predictions, seconds: 0)
+        let gold = items.map(\.gold), labelCount = allLabels.count
+        let runs = task.scorings.map { scoring -> ScoredRun in
+            let p = predicted[scoring]!
+            var counts: [String: Int] = [:]
+            for (item, label) in zip(items, p) { counts[label >= 0 ? item.labels[label] : unparsedLabel, default: 0] += 1 }
+            return ScoredRun(scoring: scoring, outcomes: .labels(gold: gold, predicted: p, labelCount: labelCount), labelCounts: counts,
+                             parseFailures: scoring == .generate ? p.filter { $0 < 0 }.count : nil)
+        }
+        let predictions = items.enumerated().map { n, item in
+            let by = Dictionary(uniqueKeysWithValues: task.scorings.map { s in
+                (s.rawValue, predicted[s]![n] >= 0 ? item.labels[predicted[s]![n]] : "")
+            })
+            return Prediction(id: item.id, gold: item.labels[item.gold], predicted: by[task.primaryScoring.rawValue] ?? "",
+                              byScoring: by, scores: exactSlots[n].map { scored[n].logProbs[$0] }, answer: answers[n])
+        }
+        return TaskRun(task: task, scored: runs, predictions: predictions, seconds: 0)
+    }
+
+    /// Tokens that end a greedy answer: end of sequence, end of turn, and a one-token end-of-turn text.
+    var stopTokens: Set<Int> {
+        let special = prompts.tokenizer.specialTokens
+        var out = Set([special.eos, special.endOfTurn].compactMap { $0 })
+        for text in prompts.stopStrings {
+            let ids = prompts.tokenizer.encode(text, addBOS: false, parseSpecial: true)
+            if ids.count == 1 { out.insert(ids[0]) }
+        }
+        return out
+    }
+
+    /// The index of the largest score (the first on ties; 0 when empty).
+    static func argmax(_ scores: [Double]) -> Int {
+        scores.indices.max { scores[$0] < scores[$1] || (scores[$0] == scores[$1] && $0 > $1) } ?? 0
+    }
+
+    /// log Σ exp(x), −∞ for no terms.
+    static func logSumExp(_ xs: [Double]) -> Double {
+        guard let m = xs.max(), m > -.infinity else { return -.infinity }
+        return m + Foundation.log(xs.reduce(0) { $0 + Foundation.exp($1 - m) })
+    }
+
+    /// `text` up to the first of `stops`, trimmed.
+    static func cut(_ text: String, at stops: [String]) -> String {
+        var end = text.endIndex
+        for stop in stops where !stop.isEmpty {
+            if let r = text.range(of: stop), r.lowerBound < end { end = r.lowerBound }
+        }
+        return text[..<end].trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     // MARK: NER
@@ -159,10 +263,11 @@ public final class Evaluator {
         if let failure { throw failure }
         if cancelled { throw CancellationError() }
         var counts = [SpanCounts](repeating: SpanCounts(), count: sentences.count)
-        var found = [[String]](repeating: [], count: sentences.count)
+        var found = [[String]](repeating: [], count: sentences.count), failures = 0
         for (i, owner) in owners.enumerated() {
             let sentence = sentences[owner.sentence]
             let parsed = MentionParser.parse(answers[i] ?? "", tokens: sentence.tokens, type: owner.type)
+            if parsed.spans.isEmpty && !parsed.unmatched.isEmpty { failures += 1 }
             var c = Metrics.matchSpans(gold: sentence.entities.filter { $0.type == owner.type }, predicted: parsed.spans)
             c.falsePositives += parsed.unmatched.count
             counts[owner.sentence] += c
@@ -170,9 +275,10 @@ public final class Evaluator {
         }
         let predictions = sentences.enumerated().map { n, s in
             Prediction(id: s.id, gold: s.entities.map { describe($0, s) }.joined(separator: "; "),
-                       predicted: found[n].joined(separator: "; "), scores: nil)
+                       predicted: found[n].joined(separator: "; "))
         }
-        return TaskRun(task: .ner, outcomes: .spans(counts), predictions: predictions, seconds: 0)
+        return TaskRun(task: .ner, scored: [ScoredRun(scoring: .generate, outcomes: .spans(counts), parseFailures: failures)],
+                       predictions: predictions, seconds: 0)
     }
 
     func describe(_ span: EntitySpan, _ sentence: NERSentence) -> String {

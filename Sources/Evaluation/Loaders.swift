@@ -133,7 +133,7 @@ public enum EvalDataLoader {
         }
         let id = (item["id"] as? String) ?? at.replacingOccurrences(of: "record ", with: "")
         let input = "Question: \(question)\n" + options.map { "\($0.0). \($0.1)" }.joined(separator: "\n")
-        return LabelItem(id: id, input: input, labels: letters, gold: gold)
+        return LabelItem(id: id, input: input, labels: letters, gold: gold, options: options.map(\.1))
     }
 
     // MARK: GAD

@@ -12,10 +12,13 @@ struct EvalCommand: ParsableCommand {
         discussion: """
         Tasks: pubmedqa (yes/no/maybe; accuracy, macro-F1), mcq (lettered options; accuracy), \
         ner (IOB file; entity-level exact-span P/R/F1), gad (gene-disease relation; F1 of the positive \
-        class). Label tasks are scored by the log-probability of each option after the prompt; NER \
-        answers are generated greedily and parsed into token spans. Every model sees the same items \
-        and prompts; 95% bootstrap intervals and paired tests (exact McNemar for accuracy, paired \
-        bootstrap for F1) compare each adapter with the base.
+        class). Label tasks are scored under four conventions from one prefill per item: labels (the \
+        exact label text's log-probability), surface (summed over the label's surface forms), \
+        calibrated (divided by the label probabilities after a content-free input) and generate (the \
+        greedy answer parsed into a label); NER answers are generated greedily and parsed into token \
+        spans. Every model sees the same items and prompts; 95% bootstrap intervals and paired tests \
+        (exact McNemar for accuracy, paired bootstrap for F1) compare each adapter with the base under \
+        every convention, and a gain significant under two conventions is marked robust.
         """)
 
     @Option(name: .long, help: "The base GGUF model, e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
@@ -219,7 +222,8 @@ struct EvalCommand: ParsableCommand {
             for run in modelRuns {
                 for p in run.predictions {
                     lines += try enc.encode(PredictionLine(model: names[m], task: run.task.rawValue, id: p.id, gold: p.gold,
-                                                 predicted: p.predicted, scores: p.scores))
+                                                           predicted: p.predicted, byScoring: p.byScoring, scores: p.scores,
+                                                           answer: p.answer))
                     lines += Data("\n".utf8)
                 }
             }
@@ -235,5 +239,12 @@ private struct PredictionLine: Encodable {
     var id: String
     var gold: String
     var predicted: String
+    var byScoring: [String: String]?
     var scores: [Double]?
+    var answer: String?
+
+    enum CodingKeys: String, CodingKey {
+        case model, task, id, gold, predicted, scores, answer
+        case byScoring = "by_scoring"
+    }
 }

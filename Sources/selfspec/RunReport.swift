@@ -82,13 +82,14 @@ struct RunReport {
         } else { out.append("training: not run") }
         if let e = evaluation {
             for task in e.tasks {
-                for r in task.results {
+                for r in task.results where r.scoring == task.primaryScoring {
                     guard let m = r.metrics.first(where: { $0.name == task.primaryMetric }) else { continue }
-                    out.append(String(format: "eval %@ (%d items) %@: %@ %.3f [%.3f, %.3f]", task.task, r.n, r.model,
+                    out.append(String(format: "eval %@ (%d items, %@) %@: %@ %.3f [%.3f, %.3f]", task.task, r.n, r.scoring, r.model,
                                       m.name, m.value, m.ciLow, m.ciHigh))
                 }
-                for c in task.comparisons {
-                    out.append(String(format: "  %@ vs %@: Δ%@ %+.3f, p = %.3g (%@)", c.model, c.baseline, c.metric, c.delta, c.pValue, c.test))
+                for c in task.comparisons where c.scoring == task.primaryScoring {
+                    out.append(String(format: "  %@ vs %@: Δ%@ %+.3f, p = %.3g (%@)%@", c.model, c.baseline, c.metric, c.delta, c.pValue,
+                                      c.test, c.robust ? ", robust" : ""))
                 }
             }
         } else { out.append("evaluation: not run") }
@@ -144,20 +145,20 @@ struct RunReport {
         if let e = evaluation {
             body += "<p>\(e.settings.shots)-shot, \(escape(e.settings.scoring)); \(Int(e.settings.confidenceLevel * 100))% bootstrap intervals (\(e.settings.bootstrapResamples) resamples, seed \(e.settings.seed)).</p>\n"
             for task in e.tasks {
-                body += "<h3>\(escape(task.task)) (\(task.n) items, \(escape(task.file)))</h3>\n<table><tr><th>model</th>"
+                body += "<h3>\(escape(task.task)) (\(task.n) items, \(escape(task.file)))</h3>\n<table><tr><th>model</th><th>scoring</th>"
                 let names = task.results.first?.metrics.map(\.name) ?? []
                 body += names.map { "<th>\(escape($0))</th>" }.joined() + "<th>items/s</th></tr>\n"
                 for r in task.results {
-                    body += "<tr><td>\(escape(r.model))</td>" + r.metrics.map {
+                    body += "<tr><td>\(escape(r.model))</td><td>\(escape(r.scoring))</td>" + r.metrics.map {
                         String(format: "<td>%.3f <span class=\"muted\">[%.3f, %.3f]</span></td>", $0.value, $0.ciLow, $0.ciHigh)
                     }.joined() + String(format: "<td>%.1f</td></tr>\n", r.itemsPerSecond)
                 }
                 body += "</table>\n"
-                for c in task.comparisons {
-                    body += String(format: "<p>%@ vs %@: Δ %@ = %+.3f, p = %.3g (%@).</p>\n", escape(c.model), escape(c.baseline),
-                                   escape(c.metric), c.delta, c.pValue, escape(c.test))
+                for c in task.comparisons where c.scoring == task.primaryScoring {
+                    body += String(format: "<p>%@ vs %@ (%@): Δ %@ = %+.3f, p = %.3g (%@)%@.</p>\n", escape(c.model), escape(c.baseline),
+                                   escape(c.scoring), escape(c.metric), c.delta, c.pValue, escape(c.test), c.robust ? ", robust" : "")
                 }
-                let points = task.results.compactMap { r in
+                let points = task.results.filter { $0.scoring == task.primaryScoring }.compactMap { r in
                     r.metrics.first { $0.name == task.primaryMetric }.map { (r.model, $0.value, $0.ciLow, $0.ciHigh) }
                 }
                 body += Charts.intervals(points, metric: task.primaryMetric)

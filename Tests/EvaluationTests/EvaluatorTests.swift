@@ -22,7 +22,8 @@ final class EvaluatorTests: XCTestCase {
         XCTAssertEqual(count, 3)
         for (p, item) in zip(run.predictions, items) {
             let scores = try XCTUnwrap(p.scores)
-            XCTAssertEqual(p.predicted, item.labels[scores.indices.max { scores[$0] < scores[$1] }!])
+            XCTAssertEqual(p.byScoring?["labels"], item.labels[scores.indices.max { scores[$0] < scores[$1] }!])
+            XCTAssertEqual(p.predicted, p.byScoring?[EvalTask.pubmedqa.primaryScoring.rawValue])
         }
         let accuracy = Double(zip(gold, predicted).filter { $0 == $1 }.count) / 20
         print(String(format: "PubMedQA 20 items zero-shot: accuracy %.3f, %.2f items/s", accuracy, run.itemsPerSecond))
@@ -32,19 +33,22 @@ final class EvaluatorTests: XCTestCase {
         let task = try XCTUnwrap(report.tasks.first)
         XCTAssertEqual(task.n, 20)
         XCTAssertEqual(task.primaryMetric, "accuracy")
-        let acc = try XCTUnwrap(task.results[0].metrics.first { $0.name == "accuracy" })
+        XCTAssertEqual(task.results.map(\.scoring), Scoring.allCases.map(\.rawValue))
+        let primary = try XCTUnwrap(task.results.first { $0.scoring == task.primaryScoring })
+        let acc = try XCTUnwrap(primary.metrics.first { $0.name == "accuracy" })
         XCTAssertEqual(acc.value, accuracy, accuracy: 1e-12)
-        for m in task.results[0].metrics {
+        for m in primary.metrics {
             XCTAssertLessThanOrEqual(m.ciLow, m.value + 1e-12, m.name)
             XCTAssertGreaterThanOrEqual(m.ciHigh, m.value - 1e-12, m.name)
         }
         let json = try EvalReport.encoder().encode(report)
         XCTAssertEqual(try EvalReport.decoder().decode(EvalReport.self, from: json), report)
         let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: json) as? [String: Any])
-        XCTAssertEqual(object["schema"] as? String, "selfspec-eval/1")
+        XCTAssertEqual(object["schema"] as? String, "selfspec-eval/2")
         let metric = try XCTUnwrap(((object["tasks"] as? [[String: Any]])?[0]["results"] as? [[String: Any]])?[0]["metrics"] as? [[String: Any]])
         XCTAssertNotNil(metric[0]["ci_low"] as? Double)
-        XCTAssertTrue(report.markdown().contains("| pubmedqa | accuracy | 20 |"), report.markdown())
+        XCTAssertTrue(report.markdown().contains("| pubmedqa | labels"), report.markdown())
+        XCTAssertTrue(report.markdown().contains("| \(task.primaryScoring) (primary) | accuracy | 20 |"), report.markdown())
     }
 
     /// NER on 6 sentences, 1-shot from the train split: every gold entity is a hit or a miss.
@@ -57,7 +61,11 @@ final class EvaluatorTests: XCTestCase {
         XCTAssertEqual(counts.count, 6)
         for (c, sentence) in zip(counts, s) { XCTAssertEqual(c.truePositives + c.falseNegatives, sentence.entities.count) }
         let total = counts.reduce(into: SpanCounts()) { $0 += $1 }
-        print("NER 6 sentences 1-shot: \(total), F1 \(total.f1); first answer: \(run.predictions[0].predicted)")
+        XCTAssertEqual(run.scored.map(\.scoring), [.generate])
+        let failures = try XCTUnwrap(run.scored[0].parseFailures)
+        XCTAssertTrue((0...6).contains(failures), "one answer per sentence and type")
+        XCTAssertNil(run.scored[0].labelCounts)
+        print("NER 6 sentences 1-shot: \(total), F1 \(total.f1), \(failures) unparsed; first answer: \(run.predictions[0].predicted)")
     }
 
     func testShotsNeedSeparateDemonstrations() throws {

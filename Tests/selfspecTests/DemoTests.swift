@@ -48,7 +48,8 @@ final class DemoTests: XCTestCase {
         let eval = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/eval/report.json"))) as! [String: Any]
         let task = try XCTUnwrap((eval["tasks"] as? [[String: Any]])?.first)
         XCTAssertEqual(task["task"] as? String, "pubmedqa")
-        XCTAssertEqual((task["results"] as? [[String: Any]])?.map { $0["model"] as? String }, ["base", "tune"])
+        let primary = (task["results"] as? [[String: Any]])?.filter { $0["scoring"] as? String == task["primary_scoring"] as? String }
+        XCTAssertEqual(primary?.map { $0["model"] as? String }, ["base", "tune"])
         XCTAssertFalse((task["comparisons"] as? [Any] ?? []).isEmpty)
         // The specialist's answer cites retrieved articles.
         let ask = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/ask.json"))) as! [String: Any]

@@ -31,11 +31,21 @@ final class EvalCLITests: XCTestCase {
         let printed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let written = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report.json"))) as? [String: Any])
         XCTAssertEqual(printed as NSDictionary, written as NSDictionary)
-        XCTAssertEqual(written["schema"] as? String, "selfspec-eval/1")
+        XCTAssertEqual(written["schema"] as? String, "selfspec-eval/2")
         let task = try XCTUnwrap((written["tasks"] as? [[String: Any]])?.first)
         XCTAssertEqual(task["task"] as? String, "pubmedqa")
         XCTAssertEqual(task["n"] as? Int, 20)
-        let result = try XCTUnwrap((task["results"] as? [[String: Any]])?.first)
+        let results = try XCTUnwrap(task["results"] as? [[String: Any]])
+        XCTAssertEqual(results.compactMap { $0["scoring"] as? String }, ["labels", "surface", "calibrated", "generate"])
+        for r in results {
+            let counts = try XCTUnwrap(r["label_counts"] as? [String: Int])
+            XCTAssertEqual(counts.values.reduce(0, +), 20, "\(r)")
+        }
+        XCTAssertNotNil(results[3]["parse_failures"] as? Int)
+        let baselines = try XCTUnwrap(task["baselines"] as? [[String: Any]])
+        XCTAssertEqual(baselines.count, 3)
+        XCTAssertEqual(baselines[0]["majority"] as? Bool, true)
+        let result = results[0]
         XCTAssertEqual(result["model"] as? String, "base")
         let metrics = try XCTUnwrap(result["metrics"] as? [[String: Any]])
         XCTAssertEqual(metrics.compactMap { $0["name"] as? String }, ["accuracy", "macro_f1"])
@@ -46,8 +56,13 @@ final class EvalCLITests: XCTestCase {
         }
         let predictions = try String(contentsOf: dir.appendingPathComponent("predictions.jsonl"), encoding: .utf8)
         XCTAssertEqual(predictions.split(separator: "\n").count, 20)
+        let line = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(predictions.split(separator: "\n")[0].utf8)) as? [String: Any])
+        XCTAssertEqual((line["by_scoring"] as? [String: String])?.keys.sorted(), ["calibrated", "generate", "labels", "surface"])
+        XCTAssertNotNil(line["answer"] as? String)
         let markdown = try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8)
-        XCTAssertTrue(markdown.contains("| pubmedqa | accuracy | 20 |"), markdown)
+        XCTAssertTrue(markdown.contains("| pubmedqa | labels | accuracy | 20 |") || markdown.contains("| pubmedqa | labels (primary) | accuracy | 20 |"),
+                      markdown)
+        XCTAssertTrue(markdown.contains("baselines: majority ("), markdown)
     }
 
     func testInputErrors() throws {

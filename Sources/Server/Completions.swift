@@ -61,39 +61,15 @@ extension OpenAIServer {
                                  stream: stream, includeUsage: includeUsage)
     }
 
-    /// `messages`: `[{"role", "content": string | [{"type": "text", "text"}] | null}]`.
+    /// `messages`: `[{"role", "content": string | [{"type": "text", "text"}] | null}]` (`ChatMessage.list(fromJSON:)`).
     func chatMessages(_ body: inout JSONBody) throws -> [ChatMessage] {
         guard let list = try body.array("messages") else {
             throw ServerError.invalidRequest(message: "'messages' is required", param: "messages")
         }
-        guard !list.isEmpty else { throw ServerError.invalidRequest(message: "'messages' is empty", param: "messages") }
-        return try list.enumerated().map { i, item in
-            let at = "messages[\(i)]"
-            guard let m = item as? [String: Any] else {
-                throw ServerError.invalidRequest(message: "'\(at)' must be an object", param: at)
-            }
-            for key in m.keys where !["role", "content", "name"].contains(key) { throw ServerError.unknownField("\(at).\(key)") }
-            guard let role = m["role"] as? String else {
-                throw ServerError.invalidRequest(message: "'\(at).role' must be a string", param: "\(at).role")
-            }
-            guard ["system", "user", "assistant", "developer"].contains(role) else {
-                throw ServerError.invalidRequest(message: "'\(at).role' is '\(role)'; expected system, user, assistant or developer", param: "\(at).role")
-            }
-            let content: String
-            switch m["content"] {
-            case let s as String: content = s
-            case nil, is NSNull: content = ""
-            case let parts as [Any]:
-                content = try parts.enumerated().map { j, part in
-                    guard let p = part as? [String: Any], p["type"] as? String == "text", let text = p["text"] as? String else {
-                        throw ServerError.invalidRequest(message: "'\(at).content[\(j)]' must be {\"type\": \"text\", \"text\": string}", param: "\(at).content")
-                    }
-                    return text
-                }.joined()
-            default:
-                throw ServerError.invalidRequest(message: "'\(at).content' must be a string or an array of text parts", param: "\(at).content")
-            }
-            return ChatMessage(role: role == "developer" ? "system" : role, content: content)
+        do {
+            return try ChatMessage.list(fromJSON: list)
+        } catch let e as ChatMessagesError {
+            throw e.isUnknownField ? ServerError.unknownField(e.path) : ServerError.invalidRequest(message: e.message, param: e.path)
         }
     }
 

@@ -52,14 +52,8 @@ public struct DatasetLoader: Sendable {
             throw bad("not a JSON object")
         }
         if let raw = object["messages"] {
-            guard let list = raw as? [[String: Any]], !list.isEmpty else { throw bad("'messages' must be a non-empty array of objects") }
-            let messages = try list.enumerated().map { i, m -> ChatMessage in
-                guard let role = m["role"] as? String, let content = m["content"] as? String else {
-                    throw bad("messages[\(i)] needs string 'role' and 'content'")
-                }
-                guard ["system", "user", "assistant"].contains(role) else { throw bad("messages[\(i)]: unknown role '\(role)'") }
-                return ChatMessage(role: role, content: content)
-            }
+            let messages: [ChatMessage]
+            do { messages = try ChatMessage.list(fromJSON: raw) } catch { throw bad(error.localizedDescription) }
             guard messages.contains(where: { $0.role == "assistant" && !$0.content.isEmpty }) else {
                 throw bad("no non-empty assistant message to train on")
             }

@@ -196,11 +196,9 @@ struct Generate: ParsableCommand {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw ValidationError("\(prompts!):\(n + 1): not a JSON object")
             }
-            let messages = try (object["messages"] as? [[String: Any]])?.map { m -> ChatMessage in
-                guard let role = m["role"] as? String, let content = m["content"] as? String else {
-                    throw ValidationError("\(prompts!):\(n + 1): each message needs string \"role\" and \"content\"")
-                }
-                return ChatMessage(role: role, content: content)
+            var messages: [ChatMessage]?
+            if let raw = object["messages"] {
+                do { messages = try ChatMessage.list(fromJSON: raw) } catch { throw ValidationError("\(prompts!):\(n + 1): \(error.localizedDescription)") }
             }
             let text = object["prompt"] as? String
             guard text != nil || messages != nil else {

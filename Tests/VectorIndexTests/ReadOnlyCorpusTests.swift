@@ -82,7 +82,7 @@ extension RetrievalEndToEndTests {
         let writerDone = Shared(false)
         let searches = Shared(0)
         let group = DispatchGroup()
-        func thread(_ name: String, _ body: @escaping () throws -> Void) {
+        func thread(_ name: String, _ body: @escaping @Sendable () throws -> Void) {
             group.enter()
             let t = Thread {
                 do { try body() } catch { errors.withLock { $0.append("\(name): \(error)") } }

@@ -23,6 +23,12 @@ extension RetrievalEndToEndTests {
     func testReadersLeaveTheFileAndTheGraphUntouched() throws {
         let c = try corpus()
         let path = try staleCopy(c)
+        do {   // New passages embedded without updating the graph: a writer would add and save them.
+            let store = try VectorStore(corpus: CorpusStore(path: path))
+            _ = try Ingester(store: store.corpus).ingest(paths: [RetrievalCorpus.extraFile])
+            XCTAssertGreaterThan(try store.embedPending(with: c.embedder).embedded, 0)
+            try store.corpus.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let graph = try XCTUnwrap(VectorStore(corpus: CorpusStore(path: path, readOnly: true)).loadGraph(name: DenseIndex.graphName))
 
@@ -35,7 +41,7 @@ extension RetrievalEndToEndTests {
             }
             // The stale graph is brought up to date in memory only.
             let loaded = try XCTUnwrap(DenseIndex.load(retriever.vectors, kind: .hnsw))
-            XCTAssertGreaterThan(loaded.report.removed, 0)
+            XCTAssertGreaterThan(loaded.report.added, 0)
             XCTAssertFalse(loaded.report.saved)
             let store = try CorpusStore(path: path, readOnly: true)
             XCTAssertGreaterThan(try store.stats().documents, 0)
@@ -82,7 +88,7 @@ extension RetrievalEndToEndTests {
         let writerDone = Shared(false)
         let searches = Shared(0)
         let group = DispatchGroup()
-        func thread(_ name: String, _ body: @escaping () throws -> Void) {
+        func thread(_ name: String, _ body: @escaping @Sendable () throws -> Void) {
             group.enter()
             let t = Thread {
                 do { try body() } catch { errors.withLock { $0.append("\(name): \(error)") } }

@@ -4,15 +4,16 @@ import TestSupport
 
 /// `selfspec specialize mine` on a real corpus (the four sample PubMed files, 819 records).
 final class MineCLITests: XCTestCase {
+    private func run(_ args: [String]) throws -> ProcessOutput { try runToEnd(CLITests.binary, args) }
+
     func testMineWritesGroundedExamplesAndDropsContaminatedOnes() throws {
-        let cli = CLITests()
         let db = FileManager.default.temporaryDirectory.appendingPathComponent("mine-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
         removeAfterTest(db)  // and every file whose name extends it
         let out = db + ".mined.jsonl", evalFile = db + ".eval.json"
-        let ingest = try cli.run(["ingest", CLITests.samples, "--db", db, "--json"])
+        let ingest = try run(["ingest", CLITests.samples, "--db", db, "--json"])
         XCTAssertEqual(ingest.status, 0, ingest.stderr)
 
-        let r = try cli.run(["specialize", "mine", "--db", db, "--out", out, "--json"])
+        let r = try run(["specialize", "mine", "--db", db, "--out", out, "--json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
         XCTAssertEqual(summary["documents"] as? Int, 819)
@@ -30,7 +31,7 @@ final class MineCLITests: XCTestCase {
 
         // The same conclusion in an evaluation file: its examples are dropped and counted.
         try JSONSerialization.data(withJSONObject: ["1": ["LONG_ANSWER": answer]]).write(to: URL(fileURLWithPath: evalFile))
-        let clean = try cli.run(["specialize", "mine", "--db", db, "--out", out, "--kinds", "conclusion,title", "--eval", evalFile, "--json"])
+        let clean = try run(["specialize", "mine", "--db", db, "--out", out, "--kinds", "conclusion,title", "--eval", evalFile, "--json"])
         XCTAssertEqual(clean.status, 0, clean.stderr)
         let s2 = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(clean.stdout.utf8)) as? [String: Any])
         XCTAssertGreaterThanOrEqual(s2["contaminated"] as? Int ?? 0, 2, "the conclusion and the title example quote it")
@@ -38,7 +39,7 @@ final class MineCLITests: XCTestCase {
         XCTAssertFalse(after.contains("\"pmid\":29768149"), "no example of the contaminated record is left")
         XCTAssertFalse(after.contains("mined-inference"))
 
-        let bad = try cli.run(["specialize", "mine", "--db", db, "--out", out, "--kinds", "summary"])
+        let bad = try run(["specialize", "mine", "--db", db, "--out", out, "--kinds", "summary"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("unknown kind 'summary'"), bad.stderr)
     }

@@ -93,10 +93,8 @@ public struct CorpusTaskMiner: Sendable {
             var found = 0
             let splitter = SentenceSplitter()
             for section in sections where found < maxInferencePerDocument {
-                let sentences = splitter.split(section.text).map { r -> String in
-                    let s = Array(section.text.unicodeScalars)
-                    return String(String.UnicodeScalarView(s[r]))
-                }
+                let scalars = Array(section.text.unicodeScalars)
+                let sentences = splitter.split(scalars: scalars).map { String(String.UnicodeScalarView(scalars[$0])) }
                 for (first, second) in zip(sentences, sentences.dropFirst()) where found < maxInferencePerDocument {
                     guard first.count >= minSentenceLength, second.count >= minSentenceLength,
                           let (rest, label) = Self.strippingConnector(second) else { continue }

@@ -189,13 +189,16 @@ public final class BatchScheduler: @unchecked Sendable {
             // Waiting requests whose consumers left never take a slot.
             let droppedWaiting = waiting.filter { dropIDs.contains($0.id) }
             waiting.removeAll { dropIDs.contains($0.id) }
+            // Counted before the lock is released, so no one sees the queue idle with them uncounted.
+            stats.completed += droppedWaiting.count
+            stats.dropped += droppedWaiting.count
             let admitted = cancelAll ? waiting : Array(waiting.prefix(max(0, options.maxBatch - running.count)))
             waiting.removeFirst(admitted.count)
             stats.waiting = waiting.count
             stats.active = running.count + admitted.count  // counted as taken before they run
             condition.unlock()
 
-            for t in droppedWaiting { finish(t, with: cancelledResult(t.request), dropped: true) }
+            for t in droppedWaiting { end(t, with: cancelledResult(t.request)) }
             if cancelAll {
                 for t in admitted { finish(t, with: cancelledResult(t.request)) }
                 engine.cancel(where: { _ in true }, report: { deliver($0, $1) })
@@ -231,9 +234,14 @@ public final class BatchScheduler: @unchecked Sendable {
     }
 
     private func finish(_ ticket: Ticket, with result: GenerationResult, dropped: Bool = false) {
+        end(ticket, with: result)
+        count(dropped: dropped)
+    }
+
+    /// Ends `ticket`'s stream with `result` (without counting it).
+    private func end(_ ticket: Ticket, with result: GenerationResult) {
         ticket.continuation.yield(.finished(result))
         ticket.continuation.finish()
-        count(dropped: dropped)
     }
 
     private func fail(_ ticket: Ticket, _ error: Error) {

@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "Ingest", dependencies: ["SQLiteDB", "CLibXML2", "CZlib"], swiftSettings: optimize),
         .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "SQLiteDB", "CKernels"], swiftSettings: optimize),
         .target(name: "LLM", dependencies: ["Tensor", "CKernels"], swiftSettings: llmKernels),
-        .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
+        .target(name: "Generator", dependencies: ["LLM", "VectorIndex", "Evaluation"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
         .target(name: "Evaluation", dependencies: ["LLM", "Tensor"], swiftSettings: optimize),
         .target(name: "Server", dependencies: [

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import VectorIndex
 
 /// Clocks, memory and recall, as every benchmark measures them.

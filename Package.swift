@@ -1,7 +1,8 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point one way: selfspec (CLI) -> Generator/Tuner/VectorIndex/Ingest -> LLM/SQLiteDB -> Tensor -> C shims.
+// Dependencies point one way: selfspec (CLI) -> Benchmarks/Server -> Generator/Tuner -> Evaluation/VectorIndex/Ingest
+// -> LLM/SQLiteDB -> Tensor -> C shims.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 // The LLM kernels use 256-bit AVX, FMA and F16C (checked at run time by `CPUFeatures`); not AVX2,
 // which some of the x86-64 machines we run on lack (`-target-cpu haswell` would emit it).
@@ -42,16 +43,19 @@ let package = Package(
         .target(name: "Ingest", dependencies: ["SQLiteDB", "CLibXML2", "CZlib"], swiftSettings: optimize),
         .target(name: "VectorIndex", dependencies: ["Tensor", "Ingest", "SQLiteDB", "CKernels"], swiftSettings: optimize),
         .target(name: "LLM", dependencies: ["Tensor", "CKernels"], swiftSettings: llmKernels),
-        .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
+        .target(name: "Generator", dependencies: ["LLM", "VectorIndex", "Evaluation"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
         .target(name: "Evaluation", dependencies: ["LLM", "Tensor"], swiftSettings: optimize),
+        // Benchmarks of the engines and the run report: the measurements behind `selfspec bench` and `report`.
+        .target(name: "Benchmarks", dependencies: ["Tensor", "SQLiteDB", "Ingest", "VectorIndex", "LLM", "Evaluation", "Generator", "Tuner"],
+                swiftSettings: optimize),
         .target(name: "Server", dependencies: [
             "LLM", "Ingest", "VectorIndex", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: optimize),
         .executableTarget(name: "selfspec", dependencies: [
-            "Ingest", "VectorIndex", "Generator", "Tuner", "Server", "Evaluation",
+            "Ingest", "VectorIndex", "Generator", "Tuner", "Server", "Evaluation", "Benchmarks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
@@ -65,6 +69,7 @@ let package = Package(
         .testTarget(name: "GeneratorTests", dependencies: ["TestSupport", "Generator"]),
         .testTarget(name: "TunerTests", dependencies: ["TestSupport", "Tuner"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["TestSupport", "Benchmarks", "LLM", "Tensor"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Ingest"]),
         .testTarget(name: "selfspecTests", dependencies: ["TestSupport", "selfspec", "Ingest", "SQLiteDB"]),
     ]

@@ -89,6 +89,31 @@ public struct LabelItem: Sendable, Equatable {
     }
 }
 
+/// A PubMedQA record as its file holds it.
+public struct PubMedQARecord: Sendable, Equatable {
+    public var pmid: String
+    public var question: String
+    /// The abstract's sections, in order.
+    public var contexts: [String]
+    /// Index of `final_decision` in `EvalDataLoader.pubmedQALabels`.
+    public var decision: Int
+    public var longAnswer: String?
+}
+
+/// A multiple-choice record as its file holds it.
+public struct MultipleChoiceRecord: Sendable, Equatable {
+    public var id: String
+    public var question: String
+    /// The option letters ("A", "B", …) and their texts, in letter order.
+    public var letters: [String]
+    public var options: [String]
+    /// Index of the right option.
+    public var answer: Int
+
+    /// One `A. text` line per option.
+    public var listedOptions: String { zip(letters, options).map { "\($0). \($1)" }.joined(separator: "\n") }
+}
+
 /// An entity mention as a span of sentence tokens `start..<end`.
 public struct EntitySpan: Hashable, Sendable, Codable, Comparable {
     public var start: Int

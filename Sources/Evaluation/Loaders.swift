@@ -1,28 +1,34 @@
 import Foundation
 
-/// Reads the four benchmark layouts (`corpora/eval`, see its SOURCES.md) into `TaskDataset`s.
+/// Reads the four benchmark layouts (`corpora/eval`, see its SOURCES.md): once per format into
+/// records, which `load` turns into `TaskDataset`s and Generator's seed sampler into seeds.
 ///
 /// | task | layout |
 /// | --- | --- |
-/// | `pubmedqa` | one JSON object keyed by PMID: `{QUESTION, CONTEXTS[], final_decision}` |
+/// | `pubmedqa` | one JSON object keyed by PMID: `{QUESTION, CONTEXTS[], final_decision, LONG_ANSWER?}` |
 /// | `mcq` | `{id: {question, options{A..}, answer}}` (optionally wrapped `{"medmcqa": {…}}`), a JSON list, or JSONL |
 /// | `ner` | IOB `token<TAB>tag` lines, a blank line between sentences |
 /// | `gad` | JSONL `{text, relation_type}` or `{text, relation: [{relation_type}]}`, positive/negative |
 ///
 /// Records keyed by id are read in sorted key order, so a run does not depend on the JSON
-/// parser's dictionary order.
+/// parser's dictionary order. Every reader throws `EvaluationError` naming the file, the record
+/// or line, and the field.
 public enum EvalDataLoader {
     /// Reads `path` as `task`.
     /// - Throws: `EvaluationError` naming the file, the record or line, and the field.
     public static func load(task: EvalTask, path: String) throws -> TaskDataset {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw EvaluationError.unreadable(file: path, reason: (error as NSError).localizedDescription)
-        }
+        let data = try contents(of: path)
         let items: TaskDataset.Items
         switch task {
-        case .pubmedqa: items = .labels(try pubmedQA(data, file: path))
-        case .mcq: items = .labels(try multipleChoice(data, file: path))
+        case .pubmedqa:
+            items = .labels(try pubmedQA(data, file: path).map {
+                LabelItem(id: $0.pmid, input: "Context: \($0.contexts.joined(separator: " "))\nQuestion: \($0.question)",
+                          labels: pubmedQALabels, gold: $0.decision)
+            })
+        case .mcq:
+            items = .labels(try multipleChoice(data, file: path).map { r in
+                LabelItem(id: r.id, input: "Question: \(r.question)\n" + r.listedOptions, labels: r.letters, gold: r.answer, options: r.options)
+            })
         case .gad: items = .labels(try gad(data, file: path))
         case .ner: items = .sentences(try iob(data, file: path))
         }
@@ -31,12 +37,31 @@ public enum EvalDataLoader {
         return dataset
     }
 
+    /// The bytes of a benchmark file.
+    /// - Throws: `EvaluationError.unreadable`.
+    public static func contents(of path: String) throws -> Data {
+        do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw EvaluationError.unreadable(file: path, reason: (error as NSError).localizedDescription)
+        }
+    }
+
+    /// A NER folder (BLURB's layout) means its `split` file (`train.tsv`, `devel.tsv`, `test.tsv`);
+    /// any other path means itself.
+    public static func resolve(_ path: String, task: EvalTask, split: String) -> String {
+        var isDir: ObjCBool = false
+        if task == .ner, FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
+            return (path as NSString).appendingPathComponent(split)
+        }
+        return path
+    }
+
     // MARK: PubMedQA
 
     /// Labels of PubMedQA, in the order options are scored.
     public static let pubmedQALabels = ["yes", "no", "maybe"]
 
-    static func pubmedQA(_ data: Data, file: String) throws -> [LabelItem] {
+    /// The records of a PubMedQA file, in PMID order.
+    public static func pubmedQA(_ data: Data, file: String) throws -> [PubMedQARecord] {
         guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw EvaluationError.wrongFormat(file: file, task: "pubmedqa", location: "top level",
                                               reason: "expected one JSON object keyed by PMID")
@@ -59,14 +84,15 @@ public enum EvalDataLoader {
                 throw EvaluationError.unknownLabel(file: file, location: at, field: "final_decision", label: decision,
                                                    allowed: pubmedQALabels)
             }
-            let input = "Context: \(contexts.joined(separator: " "))\nQuestion: \(question)"
-            return LabelItem(id: pmid, input: input, labels: pubmedQALabels, gold: gold)
+            return PubMedQARecord(pmid: pmid, question: question, contexts: contexts, decision: gold,
+                                  longAnswer: item["LONG_ANSWER"] as? String)
         }
     }
 
     // MARK: Multiple choice
 
-    static func multipleChoice(_ data: Data, file: String) throws -> [LabelItem] {
+    /// The records of a multiple-choice file in any of its three layouts.
+    public static func multipleChoice(_ data: Data, file: String) throws -> [MultipleChoiceRecord] {
         // (location, record) pairs from the three layouts.
         var records: [(String, Any)] = []
         if let root = try? JSONSerialization.jsonObject(with: data) {
@@ -97,7 +123,7 @@ public enum EvalDataLoader {
         return try records.map { at, record in try mcqItem(record, at: at, file: file) }
     }
 
-    static func mcqItem(_ record: Any, at: String, file: String) throws -> LabelItem {
+    static func mcqItem(_ record: Any, at: String, file: String) throws -> MultipleChoiceRecord {
         guard let item = record as? [String: Any] else {
             throw EvaluationError.wrongFormat(file: file, task: "mcq", location: at, reason: "not a JSON object")
         }
@@ -132,8 +158,7 @@ public enum EvalDataLoader {
             throw EvaluationError.unknownLabel(file: file, location: at, field: "answer", label: answer, allowed: letters)
         }
         let id = (item["id"] as? String) ?? at.replacingOccurrences(of: "record ", with: "")
-        let input = "Question: \(question)\n" + options.map { "\($0.0). \($0.1)" }.joined(separator: "\n")
-        return LabelItem(id: id, input: input, labels: letters, gold: gold, options: options.map(\.1))
+        return MultipleChoiceRecord(id: id, question: question, letters: letters, options: options.map(\.1), answer: gold)
     }
 
     // MARK: GAD
@@ -141,7 +166,8 @@ public enum EvalDataLoader {
     /// Labels of GAD as the model answers: "yes" (positive, index 0) or "no" (negative).
     public static let gadLabels = ["yes", "no"]
 
-    static func gad(_ data: Data, file: String) throws -> [LabelItem] {
+    /// The items of a GAD file (input `Sentence: …`, gold 0 for a positive relation), in file order.
+    public static func gad(_ data: Data, file: String) throws -> [LabelItem] {
         var items: [LabelItem] = []
         for (n, line) in lines(data).enumerated() where !line.allSatisfy(\.isWhitespace) {
             let at = "line \(n + 1)"
@@ -175,7 +201,8 @@ public enum EvalDataLoader {
 
     // MARK: IOB NER
 
-    static func iob(_ data: Data, file: String) throws -> [NERSentence] {
+    /// The sentences of an IOB file, in file order (`-DOCSTART-` lines skipped).
+    public static func iob(_ data: Data, file: String) throws -> [NERSentence] {
         var sentences: [NERSentence] = []
         var tokens: [String] = [], tags: [(String, Int)] = [], firstLine = 0
         func flush() {

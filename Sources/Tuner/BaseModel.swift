@@ -14,36 +14,32 @@ public enum BasePrecision: String, Codable, Sendable, CaseIterable {
     case quantized
 }
 
-/// One frozen projection `(OUT, IN)`: float32 in memory, or the GGUF tensor dequantized on use.
+/// One frozen projection `(OUT, IN)`: float32 in memory, or the runtime's quantized weight
+/// dequantized on use.
 public struct FrozenWeight: @unchecked Sendable {
     // @unchecked: read-only after load; the GGUF mapping outlives the model.
     /// OUT and IN.
     public let rows: Int, columns: Int
     private let dense: UnsafeMutablePointer<Float>?
-    private let tensor: GGUFTensor?
+    private let quantized: LinearWeight?
 
     init(dense: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-        self.dense = dense; tensor = nil; self.rows = rows; self.columns = columns
+        self.dense = dense; quantized = nil; self.rows = rows; self.columns = columns
     }
 
-    init(tensor: GGUFTensor) {
-        dense = nil; self.tensor = tensor; rows = tensor.info.rowCount; columns = tensor.info.rowLength
+    init(quantized weight: LinearWeight) {
+        dense = nil; quantized = weight; rows = weight.rows; columns = weight.columns
     }
 
     /// Whether the weight is dequantized on every use.
-    public var isQuantized: Bool { tensor != nil }
+    public var isQuantized: Bool { quantized != nil }
 
-    /// The float32 weight: the stored one, or the tensor dequantized into `scratch` (at least
-    /// OUT·IN floats) on both cores.
+    /// The float32 weight: the stored one, or the quantized one dequantized into `scratch` (at
+    /// least OUT·IN floats) on all cores.
     public func floats(scratch: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
         if let dense { return UnsafePointer(dense) }
-        guard let tensor, let scratch else { preconditionFailure("a quantized weight needs a scratch buffer") }
-        let box = UncheckedSendable(scratch), cols = columns
-        Parallel.forEach(0..<rows, chunks: 2 * Parallel.coreCount) { part in
-            // The type was checked at load (`canDequantize`), so this cannot throw.
-            try! tensor.dequantizeRows(part, into: UnsafeMutableBufferPointer(start: box.value + part.lowerBound * cols,
-                                                                               count: part.count * cols))
-        }
+        guard let quantized, let scratch else { preconditionFailure("a quantized weight needs a scratch buffer") }
+        quantized.dequantizeRows(0..<rows, into: scratch)
         return UnsafePointer(scratch)
     }
 }
@@ -111,8 +107,7 @@ public final class BaseModel: @unchecked Sendable {
 
     /// Loads `file`: embeddings, head, norms and biases as float32; block projections as `precision` says.
     /// - Throws: `TunerError.invalidModel` for a configuration the tuner cannot train;
-    ///   `ModelError` naming a missing or mis-shaped tensor or a type that cannot be dequantized;
-    ///   `GGUFError` from dequantization.
+    ///   `ModelError` naming a missing or mis-shaped tensor or a type that cannot be dequantized.
     public init(file: GGUFFile, precision: BasePrecision = .float32) throws {
         let cfg = try TrainModelConfig(file: file)
         config = cfg
@@ -127,18 +122,18 @@ public final class BaseModel: @unchecked Sendable {
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: total)
         storage = buffer
         var cursor = buffer.baseAddress!
-        // ggml dims are reversed: a (out, in) weight has dims [in, out].
-        func find(_ name: String, _ shape: [Int]) throws -> GGUFTensor { try file.weight(name, dims: shape.reversed()) }
+        // The runtime's weights, checked by `GGUFFile.weight` (ggml dims are reversed: a (out, in)
+        // weight has dims [in, out]).
+        func find(_ name: String, _ shape: [Int]) throws -> LinearWeight { LinearWeight(try file.weight(name, dims: shape.reversed())) }
         func load(_ name: String, _ shape: [Int]) throws -> UnsafeMutablePointer<Float> {
-            let tensor = try find(name, shape)
-            let count = shape.reduce(1, *), out = cursor
-            try Self.dequantizeAll(tensor, into: out)
-            cursor += count
+            let weight = try find(name, shape), out = cursor
+            weight.dequantizeRows(0..<weight.rows, into: out)   // on all cores (a 1.5B base is ≈ 6 GB of floats)
+            cursor += shape.reduce(1, *)
             return out
         }
         func linear(_ name: String, _ shape: [Int]) throws -> FrozenWeight {
             precision == .float32 ? FrozenWeight(dense: try load(name, shape), rows: shape[0], columns: shape[1])
-                : FrozenWeight(tensor: try find(name, shape))
+                : FrozenWeight(quantized: try find(name, shape))
         }
         do {
             wte = try load("token_embd.weight", [v, c])
@@ -165,30 +160,6 @@ public final class BaseModel: @unchecked Sendable {
             throw error
         }
         precondition(cursor == buffer.baseAddress! + total, "base weight layout mismatch")
-    }
-
-    /// Dequantizes every row of `tensor` into `out` `(rows, columns)`, the rows split over the cores
-    /// (a 1.5B-parameter base is ≈ 6 GB of floats to write).
-    /// - Throws: the first piece's `GGUFError`, if any.
-    private static func dequantizeAll(_ tensor: GGUFTensor, into out: UnsafeMutablePointer<Float>) throws {
-        let rows = tensor.info.rowCount, cols = tensor.info.rowLength
-        let pieces = min(rows, rows * cols >= 1 << 16 ? 2 * Parallel.coreCount : 1)
-        guard pieces > 1 else {
-            try tensor.dequantizeRows(0..<rows, into: UnsafeMutableBufferPointer(start: out, count: rows * cols))
-            return
-        }
-        let errors = UnsafeMutableBufferPointer<Error?>.allocate(capacity: pieces)   // (pieces) one slot per task
-        errors.initialize(repeating: nil)
-        defer { errors.deinitialize(); errors.deallocate() }
-        let box = UncheckedSendable((tensor, out, errors))
-        Parallel.forEachIndex(0..<pieces) { piece in
-            let (tensor, out, errors) = box.value
-            let part = (piece * rows / pieces)..<((piece + 1) * rows / pieces)
-            do {
-                try tensor.dequantizeRows(part, into: UnsafeMutableBufferPointer(start: out + part.lowerBound * cols, count: part.count * cols))
-            } catch { errors[piece] = error }
-        }
-        if let error = errors.lazy.compactMap({ $0 }).first { throw error }
     }
 
     /// Opens `path` and loads it.

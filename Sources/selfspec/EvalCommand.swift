@@ -77,7 +77,7 @@ struct EvalCommand: ParsableCommand {
         for name in names {
             let task = try EvalTask(name: name)
             guard let file = files[task]! else { throw ValidationError("task \(task.rawValue) needs --\(task.rawValue) FILE") }
-            if !out.contains(where: { $0.0 == task }) { out.append((task, Self.resolve(file, task: task, split: "devel.tsv"))) }
+            if !out.contains(where: { $0.0 == task }) { out.append((task, EvalDataLoader.resolve(file, task: task, split: "devel.tsv"))) }
         }
         return out
     }
@@ -87,25 +87,16 @@ struct EvalCommand: ParsableCommand {
         var out: [EvalTask: String] = [:]
         for spec in demos {
             if let eq = spec.firstIndex(of: "="), let task = try? EvalTask(name: String(spec[..<eq])) {
-                out[task] = Self.resolve(String(spec[spec.index(after: eq)...]), task: task, split: "train.tsv")
+                out[task] = EvalDataLoader.resolve(String(spec[spec.index(after: eq)...]), task: task, split: "train.tsv")
             } else if spec.contains("="), !FileManager.default.fileExists(atPath: spec) {
                 _ = try EvalTask(name: String(spec[..<spec.firstIndex(of: "=")!]))  // names the unknown task
             } else if selected.count == 1 {
-                out[selected[0]] = Self.resolve(spec, task: selected[0], split: "train.tsv")
+                out[selected[0]] = EvalDataLoader.resolve(spec, task: selected[0], split: "train.tsv")
             } else {
                 throw ValidationError("--demos \(spec): with several tasks, write TASK=FILE")
             }
         }
         return out
-    }
-
-    /// A NER folder means one of its split files.
-    static func resolve(_ path: String, task: EvalTask, split: String) -> String {
-        var isDir: ObjCBool = false
-        if task == .ner, FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            return (path as NSString).appendingPathComponent(split)
-        }
-        return path
     }
 
     /// Report names of the adapters: their file or folder names, made unique.

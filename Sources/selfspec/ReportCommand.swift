@@ -1,4 +1,5 @@
 import ArgumentParser
+import Benchmarks
 import Foundation
 
 /// `selfspec report --run DIR`: the run report of a main-job folder, as HTML and on the terminal.

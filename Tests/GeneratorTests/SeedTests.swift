@@ -91,9 +91,9 @@ final class SeedTests: XCTestCase {
         XCTAssertTrue(message(pqa, .gad).contains("\(pqa): not gad (JSONL) format at line 1"), message(pqa, .gad))
         XCTAssertTrue(message(pqa, .ner).contains("line 1"), message(pqa, .ner))
         XCTAssertTrue(message(ner, .mcq).contains("not mcq format"), message(ner, .mcq))
-        XCTAssertTrue(message(pqa, .mcq).contains("missing question"), message(pqa, .mcq))
+        XCTAssertTrue(message(pqa, .mcq).contains("field \"question\" is missing"), message(pqa, .mcq))
         let badTag = writeTemp("Aspirin\tB-Chemical\nworks\tX-Foo\n", "badtag", ext: "tsv")
-        XCTAssertTrue(message(badTag, .ner).contains("line 2: tag \"X-Foo\""), message(badTag, .ner))
+        XCTAssertTrue(message(badTag, .ner).contains("line 2: field \"tag\" has label \"X-Foo\""), message(badTag, .ner))
         XCTAssertTrue(message(writeTemp("", "empty"), .gad).contains("no records"))
         XCTAssertTrue(message(Paths.data("gad"), .ner).contains("train.tsv"))
     }

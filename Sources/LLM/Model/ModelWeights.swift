@@ -39,6 +39,10 @@ public final class LinearWeight: @unchecked Sendable {
         file = tensor.file
     }
 
+    /// The weight of a tensor checked by ``GGUFFile/weight(_:dims:)``: quantized and memory-mapped,
+    /// without a float32 copy (the tuner's frozen base dequantizes it itself).
+    public convenience init(_ tensor: GGUFTensor) { self.init(tensor: tensor, bias: nil) }
+
     /// A weight over `rows * rowBytes` bytes of `type` the caller keeps alive (tests, slices).
     init(name: String, type: GGMLType, rows: Int, columns: Int, raw: UnsafeRawPointer, bias: [Float]? = nil) {
         self.name = name

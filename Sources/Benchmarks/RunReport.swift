@@ -10,7 +10,7 @@ import Tuner
 /// A run folder (`scripts/demo`'s layout) may hold: `corpus.sqlite`, `data/stats.json`,
 /// `tune/config.json` + `tune/log.jsonl`, `eval/report.json` and `ask.json`. Missing stages are
 /// reported as not run.
-struct RunReport {
+public struct RunReport {
     struct Corpus { var stats: CorpusStats; var embedded: Int }
     struct Training { var records: [StepRecord]; var options: TrainOptions? }
     struct Answer: Decodable {
@@ -21,7 +21,8 @@ struct RunReport {
         var adapter: String?
     }
 
-    let directory: String
+    /// The run folder.
+    public let directory: String
     var corpus: Corpus?
     var dataset: DatasetStats?
     var training: Training?
@@ -29,19 +30,20 @@ struct RunReport {
     var answer: Answer?
 
     /// Reads whatever stages `directory` holds.
-    /// - Throws: `ReportError` naming a file that exists but cannot be read.
-    init(directory: String) throws {
+    /// - Throws: `BenchmarkError.unreadable` naming a file that exists but cannot be read; the
+    ///   corpus store's errors for a corpus that cannot be opened.
+    public init(directory: String) throws {
         self.directory = directory
         let fm = FileManager.default
         func path(_ p: String) -> String { (directory as NSString).appendingPathComponent(p) }
         func data(_ p: String) throws -> Data? {
             guard fm.fileExists(atPath: path(p)) else { return nil }
-            guard let d = fm.contents(atPath: path(p)) else { throw ReportError.unreadable(path(p), "cannot read") }
+            guard let d = fm.contents(atPath: path(p)) else { throw BenchmarkError.unreadable(file: path(p), reason: "cannot read") }
             return d
         }
         func decode<T: Decodable>(_ type: T.Type, _ p: String, _ decoder: JSONDecoder = JSONDecoder()) throws -> T? {
             guard let d = try data(p) else { return nil }
-            do { return try decoder.decode(T.self, from: d) } catch { throw ReportError.unreadable(path(p), "\(error)") }
+            do { return try decoder.decode(T.self, from: d) } catch { throw BenchmarkError.unreadable(file: path(p), reason: "\(error)") }
         }
         if fm.fileExists(atPath: path("corpus.sqlite")) {
             let store = try CorpusStore(path: path("corpus.sqlite"))
@@ -52,7 +54,7 @@ struct RunReport {
         if let log = try data("tune/log.jsonl") {
             let records = try String(decoding: log, as: UTF8.self).split(separator: "\n").enumerated().map { i, line in
                 do { return try JSONDecoder().decode(StepRecord.self, from: Data(line.utf8)) } catch {
-                    throw ReportError.unreadable(path("tune/log.jsonl") + ":\(i + 1)", "\(error)")
+                    throw BenchmarkError.unreadable(file: path("tune/log.jsonl") + ":\(i + 1)", reason: "\(error)")
                 }
             }
             training = Training(records: records, options: try decode(TrainOptions.self, "tune/config.json"))
@@ -64,7 +66,7 @@ struct RunReport {
     // MARK: Terminal
 
     /// The same facts as the HTML page, as plain lines.
-    func summaryLines() -> [String] {
+    public func summaryLines() -> [String] {
         var out: [String] = []
         if let c = corpus {
             out.append("corpus: \(c.stats.documents) documents, \(c.stats.passages) passages, \(c.embedded) embedded")
@@ -106,7 +108,7 @@ struct RunReport {
     // MARK: HTML
 
     /// A self-contained HTML page.
-    func html() -> String {
+    public func html() -> String {
         var body = "<h1>SelfSpec run report</h1>\n<p class=\"muted\">\(escape(directory)) · \(ISO8601DateFormatter().string(from: Date()))</p>\n"
         body += "<h2>1. Corpus</h2>\n"
         if let c = corpus {
@@ -190,16 +192,6 @@ struct RunReport {
 
     private func sortedCounts(_ d: [String: Int]) -> [(String, Int)] {
         d.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
-    }
-}
-
-/// A run report input that exists but cannot be read.
-enum ReportError: Error, CustomStringConvertible {
-    case unreadable(String, String)
-    var description: String {
-        switch self {
-        case .unreadable(let path, let why): return "\(path): \(why)"
-        }
     }
 }
 

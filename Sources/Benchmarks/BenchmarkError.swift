@@ -1,0 +1,22 @@
+import Foundation
+
+/// What can go wrong in a benchmark or a run report, with the file it concerns.
+public enum BenchmarkError: LocalizedError, Equatable, Sendable, CustomStringConvertible {
+    /// A file that exists but cannot be read (or decoded), or cannot be written.
+    case unreadable(file: String, reason: String)
+    /// A float32 vector file whose size is not a whole number of rows.
+    case partialRows(file: String, bytes: Int, dimension: Int)
+    /// Questions whose documents the corpus lacks.
+    case missingDocuments(db: String, missing: Int, questions: Int)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .unreadable(file, reason): return "\(file): \(reason)"
+        case let .partialRows(file, bytes, d): return "\(file): \(bytes) bytes is not a whole number of \(d)-d float32 rows"
+        case let .missingDocuments(db, missing, questions):
+            return "\(missing) of \(questions) question PMIDs are not in \(db); ingest the pqal JSONL first"
+        }
+    }
+
+    public var description: String { errorDescription ?? "" }
+}

@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
-GOLDEN=Tests/Fixtures/golden/smollm2_lora_golden.json
+case "$MODEL" in
+  *qwen2.5-coder-1.5b*) GOLDEN_DEFAULT=Tests/Fixtures/golden/qwen25_coder_1p5b_lora_golden.json ;;
+  *) GOLDEN_DEFAULT=Tests/Fixtures/golden/smollm2_lora_golden.json ;;
+esac
+GOLDEN=${2:-$GOLDEN_DEFAULT}
 PY=.venv-bench/bin/python
 BIN=${SELFSPEC:-.build/release/selfspec}
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT

@@ -75,9 +75,9 @@ public enum CitationParser {
                 isPMID = true
                 item = item.dropFirst(word.count).drop { $0 == ":" || $0 == " " }
             }
-            let ends = item.split(whereSeparator: { $0 == "-" || $0 == "–" || $0 == "—" }, omittingEmptySubsequences: false)
+            let ends = item.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "-" || $0 == "–" || $0 == "—" })
                 .map { $0.trimmingSpaces() }
-            guard (1...2).contains(ends.count), ends.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) && $0.count <= 9 }) else {
+            guard (1...2).contains(ends.count), ends.allSatisfy({ (e: String) in !e.isEmpty && e.count <= 9 && e.allSatisfy { (c: Character) in c.isASCIIDigit } }) else {
                 return nil
             }
             let values = ends.compactMap { Int($0) }
@@ -89,7 +89,8 @@ public enum CitationParser {
             } else {
                 let (lo, hi) = (values[0], values[1])
                 guard lo <= hi else { return nil }
-                numbers += hi - lo < maxRange ? Array(lo...hi) : [lo, hi]
+                let span: Int = hi - lo
+                numbers += span < maxRange ? Array(lo...hi) : [lo, hi]
             }
         }
         return (numbers, pmids)

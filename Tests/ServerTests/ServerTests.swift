@@ -97,12 +97,15 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(off.text.hasPrefix(on.text) && on.text.count < off.text.count)
         XCTAssertEqual(custom.finish, "repetition")
         XCTAssertGreaterThan(custom.text.count, on.text.count, "a third copy is written before it stops")
-        XCTAssertEqual(try await ask(#", "repetition_stop": false"#).finish, "length")
+        let offExplicit = try await ask(#", "repetition_stop": false"#)
+        XCTAssertEqual(offExplicit.finish, "length")
         let bad = try await ask(#", "repetition_stop": {"repeats": 1}"#)
         XCTAssertEqual(bad.status, 400)
         XCTAssertTrue(bad.text.contains("repetition_stop.repeats"), bad.text)
-        XCTAssertEqual(try await ask(#", "repetition_stop": {"repeat": 3}"#).status, 400)
-        XCTAssertEqual(try await ask(#", "repetition_stop": "yes""#).status, 400)
+        let misspelt = try await ask(#", "repetition_stop": {"repeat": 3}"#)
+        XCTAssertEqual(misspelt.status, 400)
+        let wrongType = try await ask(#", "repetition_stop": "yes""#)
+        XCTAssertEqual(wrongType.status, 400)
     }
 
     func testCurlErrorsAreOpenAIStyleWithTheRightStatus() async throws {

@@ -13,8 +13,9 @@ public struct Figure: Sendable, Equatable {
 ///
 /// A figure is a number written with digits: `12%`, `1.2 to 1.5` (two figures), `40 mg`,
 /// `11 studies`, `1,234`, `.5`, `−0.3`. Not figures: citation markers (`[1]`, `PMID 123`), numbers
-/// inside names (`CD4`, `IL-6`, `COVID-19`, `5-HT`, `B12`, `3rd`), and integers below 10 with no
-/// unit or percent sign (`type 2 diabetes`, `phase 3`: too often part of a name).
+/// inside names (`CD4`, `IL-6`, `COVID-19`, `5-HT`, `B12`, `3rd`), list markers (`12. ` at the
+/// start of a line), and integers below 10 with no unit or percent sign (`type 2 diabetes`,
+/// `phase 3`: too often part of a name).
 ///
 /// A figure is supported when its value appears as a number anywhere in the evidence, compared
 /// as numbers: `1,200` = `1200` = `1 200` (thin space), `12.0%` = `12%`, `0.5` = `.5`,
@@ -109,6 +110,11 @@ public enum FigureCheck {
                 }
             }
             if unit.isEmpty, !digits.contains("."), value < 10 { continue }
+            // A list marker: "12. " or "12) " at the start of a line.
+            var lineStart = start
+            while lineStart > 0, c[lineStart - 1] == " " || c[lineStart - 1] == "\t" { lineStart -= 1 }
+            if unit.isEmpty, lineStart == 0 || c[lineStart - 1] == "\n", end + 1 < c.count, c[end] == "." || c[end] == ")",
+               c[end + 1] == " " { continue }
             let shown = (signed ? String(c[start - 1]) : "") + String(c[start..<end])
             out.append(Figure(text: shown, value: value))
             i = max(i, end)

@@ -93,6 +93,8 @@ final class GroundingTests: XCTestCase {
         XCTAssertEqual(figures.map(\.text), ["11 studies", "12%", "1.2", "1.5%", "95%", "40 mg", "40mg/day", "1,234 patients",
                                              "−0.5 points", ".05", "12-week", "2019"])
         XCTAssertEqual(figures.map(\.value), [11, 12, 1.2, 1.5, 95, 40, 40, 1234, 0.5, 0.05, 12, 2019])
+        // List markers are not figures; a number ending a sentence is.
+        XCTAssertEqual(FigureCheck.figures(in: "Patterns:\n10. Fewer visits.\n 11) More doubt.\nIt was 12.\n13.5 mg").map(\.text), ["12", "13.5 mg"])
     }
 
     func testUnsupportedFiguresAgainstRealLookingPassages() {

@@ -10,8 +10,8 @@ import VectorIndex
 /// the next one cut at a word boundary if at least 24 words are left); the model is told to cite
 /// them inline by number. ``check(answer:)`` then reads the answer's citations
 /// (``CitationCheck``): the sources are the documents cited, an invented or out-of-range
-/// citation is counted and dropped, and every figure of the answer is looked up in the cited
-/// passages (``FigureCheck``).
+/// citation is counted and dropped, and every figure of the answer is looked up in the shown
+/// passages of the cited documents (``FigureCheck``).
 public struct GroundedQuestion: Sendable, Equatable {
     /// One document the prompt showed.
     public struct Source: Sendable, Equatable, Codable {
@@ -42,7 +42,7 @@ public struct GroundedQuestion: Sendable, Equatable {
         public var invalidCitations: [String]
         /// Citation markers found, valid or not.
         public var citationCount: Int
-        /// Figures of the answer found in none of the cited passages (nor the question), as written.
+        /// Figures of the answer found in no shown passage of a cited document (nor the question), as written.
         public var unsupported: [String]
     }
 
@@ -100,7 +100,10 @@ public struct GroundedQuestion: Sendable, Equatable {
     public func check(answer: String) -> Checked {
         let citations = CitationCheck(answer: answer, passages: passages.passages)
         let cited = citations.citedNumbers.compactMap { n in passages.passages.first { $0.number == n } }
-        let unsupported = FigureCheck.unsupported(answer: answer, evidence: cited.map { $0.hit.title + "\n" + $0.text } + [question])
+        // Evidence: every shown passage of a cited document (the source the user is pointed to).
+        let keys = Set(cited.map(\.hit.documentKey))
+        let evidence = passages.passages.filter { keys.contains($0.hit.documentKey) }.map { $0.hit.title + "\n" + $0.text }
+        let unsupported = FigureCheck.unsupported(answer: answer, evidence: evidence + [question])
         return Checked(sources: Self.documents(cited), invalidCitations: citations.invalid,
                        citationCount: citations.citations.count, unsupported: unsupported)
     }

@@ -80,6 +80,10 @@ final class BatchSchedulerTests: XCTestCase {
         XCTAssertEqual(checked.invalidCitations, ["[9]"])
         XCTAssertTrue(q.report(checked).hasPrefix("Sources:\n- [3] PMID 33: Title 33\nInvalid citations"), q.report(checked))
         XCTAssertTrue(q.report(q.check(answer: "Because.")).hasPrefix("Sources: none cited"))
+        // Figures: looked up in the shown passages of the cited documents (PMID 11's hold w0…w39;
+        // PMID 33's cut passage w0…w30).
+        XCTAssertEqual(q.check(answer: "It is 35 mg and 77 mg [1].").unsupported, ["77 mg"])
+        XCTAssertEqual(q.check(answer: "It is 35 mg [3].").unsupported, ["35 mg"])
         let none = GroundedQuestion(question: "Why?", hits: [], passageBudget: 100, countTokens: count)
         XCTAssertEqual(none.messages.count, 2)
         XCTAssertTrue(none.sources.isEmpty)

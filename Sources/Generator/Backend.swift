@@ -1,4 +1,5 @@
 import Foundation
+import LLM
 
 // MARK: - Settings and results
 
@@ -14,10 +15,16 @@ public struct SamplingSettings: Codable, Sendable, Equatable {
     /// false sends it as a plain completion prompt, which the model continues. An
     /// OpenAI-compatible backend ignores it (its `chat` configuration picks the endpoint).
     public var chat: Bool
+    /// End a looping completion with ``FinishReason/repetition`` (nil: off). The local engine
+    /// checks it on every token; an OpenAI-compatible backend sends it as `repetition_stop`
+    /// (SelfSpec's server understands it; set it only for such a server).
+    public var repetitionStop: RepetitionStop?
 
-    public init(temperature: Double, topP: Double = 1, maxTokens: Int, seed: UInt64? = nil, stop: [String] = [], chat: Bool = true) {
+    public init(temperature: Double, topP: Double = 1, maxTokens: Int, seed: UInt64? = nil, stop: [String] = [], chat: Bool = true,
+                repetitionStop: RepetitionStop? = nil) {
         self.temperature = temperature; self.topP = topP; self.maxTokens = maxTokens; self.seed = seed; self.stop = stop
         self.chat = chat
+        self.repetitionStop = repetitionStop
     }
 
     /// Stage 1, as SelfSpec runs it by default: a plain completion prompt (self-instruct's form)
@@ -35,6 +42,8 @@ public struct SamplingSettings: Codable, Sendable, Equatable {
 /// Why a completion ended.
 public enum FinishReason: String, Codable, Sendable {
     case stop, length, error
+    /// The text started looping (`SamplingSettings.repetitionStop`).
+    case repetition
 }
 
 /// One generated text, or the error that replaced it (reported per example; the pipeline stops
@@ -67,7 +76,7 @@ public struct Completion: Sendable, Equatable {
 /// `usesChat(for:)` = whether the model has a chat template and `settings.chat`; `complete` renders each
 /// prompt (one user turn when `settings.chat`, else plain text), decodes the batch together with
 /// `settings` (temperature 0 = greedy; `stop` strings end a sequence), and reports
-/// `.length` when `maxTokens` ran out, `.stop` otherwise, `.failed` for a prompt that does not fit
+/// `.length` when `maxTokens` ran out, `.repetition` when `settings.repetitionStop` saw a loop, `.stop` otherwise, `.failed` for a prompt that does not fit
 /// the context (a per-example error, not a crash), ``Completion/cancelled`` for prompts a Ctrl-C
 /// stopped.
 public protocol GenerationBackend: Sendable {

@@ -205,6 +205,7 @@ public struct ResponseFilter: Sendable {
         let text = c.text.trimmingCharacters(in: .whitespacesAndNewlines)
         if text.isEmpty || RougeVocabulary.words(text).isEmpty { return .emptyResponse }
         if c.finishReason == .length { return .truncated }
+        if c.finishReason == .repetition { return .repetition }
         if isRefusal(text) { return .refusal }
         if isEcho(text) || restates(text, task) { return .echo }
         if isRepetitive(text) { return .repetition }

@@ -82,7 +82,7 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
                 var sampling = SamplingParameters(temperature: Float(settings.temperature), topP: Float(settings.topP))
                 sampling.seed = (settings.seed ?? 0) &+ UInt64(i)
                 requests.append(GenerationRequest(prompt: ids, maxTokens: settings.maxTokens, sampling: sampling,
-                                                  stopStrings: settings.stop))
+                                                  stopStrings: settings.stop, repetitionStop: settings.repetitionStop))
                 indices.append(i)
             } catch {
                 out[i] = .failed(Self.describe(error))
@@ -94,6 +94,7 @@ public final class LocalBackend: GenerationBackend, @unchecked Sendable {
             case .success(let r):
                 switch r.finishReason {
                 case .length: out[i] = Completion(text: r.text, finishReason: .length)
+                case .repetition: out[i] = Completion(text: r.text, finishReason: .repetition)
                 case .cancelled: out[i] = .cancelled
                 default: out[i] = Completion(text: r.text, finishReason: .stop)
                 }

@@ -101,6 +101,9 @@ public final class OpenAIBackend: GenerationBackend, @unchecked Sendable {
                                 "temperature": settings.temperature, "top_p": settings.topP]
         if let seed = settings.seed { b["seed"] = Int(truncatingIfNeeded: seed & 0x7FFF_FFFF) }
         if !settings.stop.isEmpty { b["stop"] = settings.stop }
+        if let r = settings.repetitionStop {
+            b["repetition_stop"] = ["repeats": r.repeats, "min_tokens": r.minTokens, "max_period": r.maxPeriod]
+        }
         if configuration.chat { b["messages"] = [["role": "user", "content": prompt]] } else { b["prompt"] = prompt }
         return b
     }
@@ -155,7 +158,11 @@ public final class OpenAIBackend: GenerationBackend, @unchecked Sendable {
         }
         let text = (choice["message"] as? [String: Any])?["content"] as? String ?? choice["text"] as? String
         guard let text else { return .fatal("choice has no text (or message.content)") }
-        let reason = (choice["finish_reason"] as? String) == "length" ? FinishReason.length : .stop
+        let reason: FinishReason = switch choice["finish_reason"] as? String {
+        case "length": .length
+        case "repetition": .repetition
+        default: .stop
+        }
         return .success(Completion(text: text, finishReason: reason))
     }
 }

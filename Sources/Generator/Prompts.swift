@@ -81,32 +81,10 @@ public struct ResponsePrompt: Sendable, Equatable {
     ///   - countTokens: counts tokens the way the model's tokenizer does.
     public static func make(instruction: String, input: String, hits: [SearchHit], demonstrations: [Seed],
                             passageBudget: Int, countTokens: TokenCounter) -> ResponsePrompt {
-        var refs: [PassageRef] = [], shown: [String] = []
-        var block = ""
-        var used = 0
-        for h in hits {
-            let label = h.pmid.map { "PMID \($0)" } ?? h.documentKey
-            let head = "[\(label)] \(h.title)\n"
-            let full = head + h.text + "\n\n"
-            let cost = countTokens(full)
-            if used + cost <= passageBudget {
-                block += full; used += cost; refs.append(PassageRef(pmid: h.pmid, passageID: h.passageID, score: h.score)); shown.append(h.text)
-                continue
-            }
-            // Shorten the passage to the words that still fit (at least 24 words, else stop).
-            let words = h.text.split(separator: " ")
-            var lo = 0, hi = words.count
-            while lo < hi {
-                let mid = (lo + hi + 1) / 2
-                if used + countTokens(head + words.prefix(mid).joined(separator: " ") + " …\n\n") <= passageBudget { lo = mid } else { hi = mid - 1 }
-            }
-            if lo >= 24 {
-                let text = words.prefix(lo).joined(separator: " ") + " …"
-                block += head + text + "\n\n"
-                refs.append(PassageRef(pmid: h.pmid, passageID: h.passageID, score: h.score)); shown.append(text)
-            }
-            break
-        }
+        // The shared trimming rule (whole passages, then one cut at a word boundary), headed `[PMID n] Title`.
+        let shown = PromptPassages(hits: hits, budget: passageBudget, style: .pmid, countTokens: countTokens)
+        let refs = shown.passages.map { PassageRef(pmid: $0.hit.pmid, passageID: $0.hit.passageID, score: $0.hit.score) }
+        let block = shown.text
         var text: String
         if refs.isEmpty {
             text = "You are a biomedical expert. Complete the task accurately and concisely.\n\n"
@@ -122,7 +100,7 @@ public struct ResponsePrompt: Sendable, Equatable {
             text += section(d.instruction, d.input) + d.output + "\n\n"
         }
         text += section(instruction, input)
-        return ResponsePrompt(text: text, passages: refs, passageTexts: shown, demonstrations: demonstrations)
+        return ResponsePrompt(text: text, passages: refs, passageTexts: shown.passages.map(\.text), demonstrations: demonstrations)
     }
 
     static func section(_ instruction: String, _ input: String) -> String {

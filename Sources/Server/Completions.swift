@@ -11,6 +11,8 @@ extension OpenAIServer {
         var stops: [String]
         var stream: Bool
         var includeUsage: Bool
+        /// `repetition_stop`: end a looping answer with `finish_reason: "repetition"` (nil: off).
+        var repetitionStop: RepetitionStop?
     }
 
     // MARK: Parsing
@@ -58,7 +60,38 @@ extension OpenAIServer {
             }
         }
         return GenerationOptions(maxTokens: maxTokens ?? configuration.defaultMaxTokens, sampling: p, stops: stops,
-                                 stream: stream, includeUsage: includeUsage)
+                                 stream: stream, includeUsage: includeUsage, repetitionStop: try repetitionStop(&body))
+    }
+
+    /// `repetition_stop` (SelfSpec's own field, off when absent): `true` for
+    /// `RepetitionStop.default`, `false`, or `{"repeats", "min_tokens", "max_period"}` (each
+    /// optional, the default's value otherwise).
+    func repetitionStop(_ body: inout JSONBody) throws -> RepetitionStop? {
+        let name = "repetition_stop"
+        guard let v = body.raw(name) else { return nil }
+        if let b = v as? NSNumber, JSONBody.isBool(b) { return b.boolValue ? .default : nil }
+        guard let o = v as? [String: Any] else { throw body.wrongType(name, "a boolean or an object", v) }
+        var rule = RepetitionStop.default
+        for (key, value) in o {
+            guard let n = value as? NSNumber, !JSONBody.isBool(n), let i = Int(exactly: n.doubleValue) else {
+                if ["repeats", "min_tokens", "max_period"].contains(key) {
+                    throw ServerError.invalidRequest(message: "'\(name).\(key)' must be an integer", param: "\(name).\(key)")
+                }
+                throw ServerError.unknownField("\(name).\(key)")
+            }
+            switch key {
+            case "repeats": rule.repeats = i
+            case "min_tokens": rule.minTokens = i
+            case "max_period": rule.maxPeriod = i
+            default: throw ServerError.unknownField("\(name).\(key)")
+            }
+        }
+        let limits = [("repeats", rule.repeats, 2...64), ("min_tokens", rule.minTokens, 1...4096), ("max_period", rule.maxPeriod, 1...1024)]
+        for (key, value, range) in limits where !range.contains(value) {
+            throw ServerError.invalidRequest(message: "'\(name).\(key)' is \(value); expected \(range.lowerBound)...\(range.upperBound)",
+                                             param: "\(name).\(key)")
+        }
+        return rule
     }
 
     /// `messages`: `[{"role", "content": string | [{"type": "text", "text"}] | null}]` (`ChatMessage.list(fromJSON:)`).
@@ -211,7 +244,7 @@ extension OpenAIServer {
 
     private func submit(_ prompt: [Int], _ options: GenerationOptions, to served: ServedModel, param: String) throws -> BatchScheduler.Submission {
         let request = GenerationRequest(prompt: prompt, maxTokens: options.maxTokens, sampling: options.sampling,
-                                        stopStrings: options.stops)
+                                        stopStrings: options.stops, repetitionStop: options.repetitionStop)
         do {
             return try served.scheduler.submit(request)
         } catch let ModelError.contextOverflow(tokens, contextLength) {
@@ -288,6 +321,7 @@ extension OpenAIServer {
         case .endOfSequence, .stopString: "stop"
         case .length: "length"
         case .cancelled: "cancelled"
+        case .repetition: "repetition"
         }
     }
 

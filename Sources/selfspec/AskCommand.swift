@@ -10,9 +10,13 @@ struct Ask: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ask the model a question; with --rag the answer is grounded in corpus passages and lists its sources.",
         discussion: """
-        With --rag the k best passages (PMID, title, text; trimmed to --passage-budget tokens) go \
-        into the prompt, and the answer ends with a "Sources:" list of the PMIDs and titles shown. \
-        --json prints {question, answer, finish_reason, tokens, prompt_tokens, sources, mode, model, adapter}.
+        With --rag the k best passages (numbered [1], [2], … with PMID and title; trimmed to \
+        --passage-budget tokens) go into the prompt and the model is told to cite them by number; \
+        the answer ends with a "Sources:" list of the passages it cited (invalid citations and \
+        figures not found in the cited passages are listed too). Generation stops when the answer \
+        starts repeating itself (--no-repetition-stop: off). --json prints {question, answer, \
+        finish_reason, tokens, prompt_tokens, sources, passages, citations, invalid_citations, \
+        invalid_citation_marks, unsupported, mode, model, adapter}.
         """)
 
     @Argument(help: "The question.")
@@ -50,10 +54,29 @@ struct Ask: ParsableCommand {
         var finish_reason: String
         var tokens: Int
         var prompt_tokens: Int
+        /// The documents the answer cites (empty when it cites none).
         var sources: [GroundedQuestion.Source]
+        /// Every passage shown in the prompt, by number.
+        var passages: [Passage]
+        /// Citation markers found in the answer, valid or not.
+        var citations: Int
+        var invalid_citations: Int
+        var invalid_citation_marks: [String]
+        /// Figures not found in the cited passages (nil without --rag).
+        var unsupported: [String]?
         var mode: String?
         var model: String
         var adapter: String?
+    }
+
+    struct Passage: Encodable {
+        var number: Int
+        var pmid: Int?
+        var document_key: String
+        var passage_id: Int64
+        var title: String
+        var score: Double
+        var cut: Bool
     }
 
     func run() throws {
@@ -73,19 +96,29 @@ struct Ask: ParsableCommand {
         }
         let grounded = GroundedQuestion(question: question, hits: hits, passageBudget: passageBudget,
                                         countTokens: { tokenizer.encode($0).count })
-        var request = sampling.request(try template.encode(grounded.messages, tokenizer: tokenizer))
+        var request = sampling.request(try template.encode(grounded.messages, tokenizer: tokenizer), repetitionByDefault: true)
         if let end = template.endOfTurn { request.stopStrings.append(end) }
         let result = try TextGenerator(model: lm, tokenizer: tokenizer).generate(request) { piece in
             if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
             return interruptRequested.load(ordering: .relaxed) ? .stop : .more
         }
+        let checked = grounded.check(answer: result.text)
         if json {
+            let passages = grounded.passages.passages.map {
+                Passage(number: $0.number, pmid: $0.hit.pmid, document_key: $0.hit.documentKey, passage_id: $0.hit.passageID,
+                        title: $0.hit.title, score: $0.hit.score, cut: $0.isCut)
+            }
             try Terminal.printJSON(Output(question: question, answer: result.text, finish_reason: result.finishReason.rawValue,
                                           tokens: result.tokens.count, prompt_tokens: result.promptTokens,
-                                          sources: grounded.sources, mode: usedMode?.rawValue, model: model, adapter: adapter))
+                                          sources: checked.sources, passages: passages, citations: checked.citationCount,
+                                          invalid_citations: checked.invalidCitations.count,
+                                          invalid_citation_marks: checked.invalidCitations,
+                                          unsupported: rag ? checked.unsupported : nil,
+                                          mode: usedMode?.rawValue, model: model, adapter: adapter))
         } else {
             print("")
-            if rag { print("\n" + grounded.sourcesText) }
+            if result.finishReason == .repetition { Terminal.note(Chat.repetitionNote) }
+            if rag { print("\n" + grounded.report(checked)) }
         }
         if result.finishReason == .cancelled { throw ExitCode(130) }
     }

@@ -102,6 +102,11 @@ struct SamplingOptions: ParsableArguments {
     var seed: UInt64 = 0
     @Flag(name: .long, help: "Drop the oldest prompt tokens when the prompt does not fit the context (default: error).")
     var truncate = false
+    @Flag(name: .long, inversion: .prefixedNo,
+          help: "Stop when the text starts repeating itself (finish reason 'repetition'). Default: on for ask and chat, off for generate.")
+    var repetitionStop: Bool?
+    @Option(name: .long, help: "The loop rule REPEATS,MIN_TOKENS,MAX_PERIOD: a span of up to MAX_PERIOD tokens written REPEATS times in a row, MIN_TOKENS in all (implies --repetition-stop; default 2,32,128).")
+    var repetitionRule: String?
 
     var parameters: SamplingParameters {
         SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
@@ -111,13 +116,36 @@ struct SamplingOptions: ParsableArguments {
     func validate() throws {
         do { try parameters.validate() } catch { throw ValidationError(error.localizedDescription) }
         if maxTokens < 0 { throw ValidationError("invalid max-tokens \(maxTokens): expected >= 0") }
+        if repetitionStop == false && repetitionRule != nil { throw ValidationError("--repetition-rule cannot go with --no-repetition-stop") }
+        _ = try rule()
     }
 
-    func request(_ prompt: [Int], seedOffset: UInt64 = 0) -> GenerationRequest {
+    /// `--repetition-rule`, or the default rule.
+    private func rule() throws -> RepetitionStop {
+        guard let repetitionRule else { return .default }
+        let parts = repetitionRule.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, let r = parts[0], let t = parts[1], let p = parts[2] else {
+            throw ValidationError("invalid --repetition-rule '\(repetitionRule)': expected REPEATS,MIN_TOKENS,MAX_PERIOD (e.g. 2,32,128)")
+        }
+        let stop = RepetitionStop(repeats: r, minTokens: t, maxPeriod: p)
+        do { try stop.validate() } catch { throw ValidationError("invalid --repetition-rule: \(error.localizedDescription)") }
+        return stop
+    }
+
+    /// The loop rule in force: `--repetition-rule`, `--[no-]repetition-stop`, else on when `onByDefault`.
+    func repetition(onByDefault: Bool) -> RepetitionStop? {
+        guard repetitionStop ?? (onByDefault || repetitionRule != nil) else { return nil }
+        return (try? rule()) ?? .default
+    }
+
+    /// - Parameter repetitionByDefault: whether the loop stop is on unless `--no-repetition-stop`
+    ///   (ask and chat: on; generate: off).
+    func request(_ prompt: [Int], seedOffset: UInt64 = 0, repetitionByDefault: Bool = false) -> GenerationRequest {
         var p = parameters
         p.seed &+= seedOffset
         return GenerationRequest(prompt: prompt, maxTokens: maxTokens, sampling: p, stopStrings: stop,
-                                 overflow: truncate ? .truncatePrompt : .error)
+                                 overflow: truncate ? .truncatePrompt : .error,
+                                 repetitionStop: repetition(onByDefault: repetitionByDefault))
     }
 }
 
@@ -130,7 +158,8 @@ struct Generate: ParsableCommand {
         --prompts reads one JSON object per line: {"id": any, "prompt": "text"} or \
         {"id": any, "messages": [{"role": "user", "content": "..."}]}; it writes one JSON line per \
         prompt as each finishes: {"id", "text", "finish_reason", "tokens", "prompt_tokens"}, or \
-        {"id", "error"} for a prompt that failed.
+        {"id", "error"} for a prompt that failed. finish_reason: eos, stop, length, cancelled, or \
+        repetition (with --repetition-stop: the text started looping).
         """)
 
     @OptionGroup var modelOptions: GGUFModelOptions
@@ -243,6 +272,9 @@ struct Chat: ParsableCommand {
     var system: String?
     @OptionGroup var templateOptions: TemplateOptions
 
+    /// Printed (stderr) after an answer the loop stop ended.
+    static let repetitionNote = "stopped: the answer started repeating itself (--no-repetition-stop lets it run)"
+
     func run() throws {
         let (model, tokenizer, file) = try modelOptions.load(adapter: adapterOptions)
         let template = try templateOptions.resolve(file)
@@ -261,13 +293,14 @@ struct Chat: ParsableCommand {
             messages.append(.user(text))
             interruptRequested.store(false, ordering: .relaxed)
             do {
-                var request = sampling.request(try template.encode(messages, tokenizer: tokenizer))
+                var request = sampling.request(try template.encode(messages, tokenizer: tokenizer), repetitionByDefault: true)
                 request.stopStrings = stops
                 let result = try generator.generate(request) { piece in
                     FileHandle.standardOutput.write(Data(piece.utf8))
                     return interruptRequested.load(ordering: .relaxed) ? .stop : .more
                 }
                 FileHandle.standardOutput.write(Data("\n".utf8))  // after the streamed pieces, also in a pipe
+                if result.finishReason == .repetition { Terminal.note(Self.repetitionNote) }
                 messages.append(.assistant(result.text))
             } catch let error as ModelError {
                 // The conversation outgrew the context (or the like): this turn is dropped, the

@@ -76,6 +76,22 @@ final class LocalBackendTests: XCTestCase {
         }
     }
 
+    /// `SamplingSettings.repetitionStop` reaches the engine: a looping greedy answer ends as
+    /// `.repetition` (off by default), and the response filter drops it as a repetition.
+    func testRepetitionStopIsReportedAndFiltered() throws {
+        let backend = try LocalBackend(modelPath: Self.model, maxBatch: 2)
+        let prompt = "Is there still a need for living-related liver transplantation in children?"
+        var settings = SamplingSettings(temperature: 0, maxTokens: 200)
+        let free = backend.complete([prompt], settings: settings)[0]
+        settings.repetitionStop = .default
+        let stopped = backend.complete([prompt], settings: settings)[0]
+        print("backend: without the loop stop \(free.finishReason) (\(free.text.count) chars), with it \(stopped.finishReason) (\(stopped.text.count) chars)")
+        XCTAssertEqual(free.finishReason, .length)
+        XCTAssertEqual(stopped.finishReason, .repetition)
+        XCTAssertTrue(free.text.hasPrefix(stopped.text) && stopped.text.count < free.text.count)
+        XCTAssertEqual(ResponseFilter().check(stopped, passages: []), .repetition)
+    }
+
     func testMissingModelIsATypedError() {
         XCTAssertThrowsError(try LocalBackend(modelPath: "/no/such/model.gguf")) { error in
             XCTAssertTrue("\(error)".contains("/no/such/model.gguf"), "\(error)")

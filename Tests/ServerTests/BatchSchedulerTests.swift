@@ -70,12 +70,24 @@ final class BatchSchedulerTests: XCTestCase {
         XCTAssertEqual(q.sources.map(\.pmid), [11, 33])
         XCTAssertEqual(q.sources[0].passageIDs, [1, 2])
         XCTAssertLessThanOrEqual(q.passageTokens, 130)
-        XCTAssertTrue(q.messages[0].content.contains("[PMID 33] Title 33"))
+        XCTAssertTrue(q.messages[0].content.contains("[3] PMID 33 · Title 33"))
         XCTAssertFalse(q.messages[0].content.contains("PMID 44"))
         XCTAssertEqual(q.messages[1], .user("Why?"))
-        XCTAssertTrue(q.sourcesText.hasPrefix("Sources:\n- PMID 11: Title 11\n- PMID 33: Title 33"))
+        XCTAssertEqual(q.sources.map(\.numbers), [[1, 2], [3]])
+        // Only the cited documents are sources; an invented citation is listed, never a source.
+        let checked = q.check(answer: "Because of w3 [3] and [9].")
+        XCTAssertEqual(checked.sources.map(\.pmid), [33])
+        XCTAssertEqual(checked.invalidCitations, ["[9]"])
+        XCTAssertTrue(q.report(checked).hasPrefix("Sources:\n- [3] PMID 33: Title 33\nInvalid citations"), q.report(checked))
+        XCTAssertTrue(q.report(q.check(answer: "Because.")).hasPrefix("Sources: none cited"))
+        // Figures: looked up in the shown passages of the cited documents (PMID 11's hold w0…w39;
+        // PMID 33's cut passage w0…w30).
+        XCTAssertEqual(q.check(answer: "It is 35 mg and 77 mg [1].").unsupported, ["77 mg"])
+        XCTAssertEqual(q.check(answer: "It is 35 mg [3].").unsupported, ["35 mg"])
         let none = GroundedQuestion(question: "Why?", hits: [], passageBudget: 100, countTokens: count)
         XCTAssertEqual(none.messages.count, 2)
         XCTAssertTrue(none.sources.isEmpty)
+        XCTAssertEqual(none.report(none.check(answer: "Because [1].")),
+                       "Sources: none (no passage was retrieved)\nInvalid citations (not among the passages shown; dropped): [1]")
     }
 }

@@ -63,6 +63,51 @@ final class ServerTests: XCTestCase {
         print("chat: \(events.count) SSE events; text \(direct.text.debugDescription)")
     }
 
+    /// `repetition_stop` is off unless the request asks (OpenAI semantics); asked, a looping greedy
+    /// answer ends with `finish_reason: "repetition"`, streamed or not.
+    func testRepetitionStopOnlyWhenRequested() async throws {
+        let f = try await ServerFixture.get()
+        let question = "Is there still a need for living-related liver transplantation in children?"
+        func ask(_ extra: String, stream: Bool = false) async throws -> (status: Int, finish: String?, text: String) {
+            let body = #"{"model": "smollm2", "messages": [{"role": "user", "content": "\#(question)"}], "max_tokens": 200, "temperature": 0\#(extra)\#(stream ? ", \"stream\": true" : "")}"#
+            let (status, text) = try await curl(f.baseURL + "/v1/chat/completions", json: body, extra: stream ? ["-N"] : [])
+            guard status == 200 else { return (status, nil, text) }
+            if !stream {
+                let choice = ((try jsonObject(text))["choices"] as! [[String: Any]])[0]
+                return (status, choice["finish_reason"] as? String, (choice["message"] as! [String: Any])["content"] as! String)
+            }
+            var content = "", finish: String?
+            for e in sseEvents(text).dropLast() {
+                let c = ((try jsonObject(e))["choices"] as! [[String: Any]])[0]
+                content += ((c["delta"] as! [String: Any])["content"] as? String) ?? ""
+                if let r = c["finish_reason"] as? String { finish = r }
+            }
+            return (status, finish, content)
+        }
+        let off = try await ask("")
+        let on = try await ask(#", "repetition_stop": true"#)
+        let onStream = try await ask(#", "repetition_stop": true"#, stream: true)
+        let custom = try await ask(#", "repetition_stop": {"repeats": 3, "min_tokens": 48}"#)
+        print("repetition_stop: off \(off.finish ?? "-") (\(off.text.count) chars), on \(on.finish ?? "-") (\(on.text.count) chars), "
+              + "3 copies \(custom.finish ?? "-") (\(custom.text.count) chars)")
+        XCTAssertEqual(off.finish, "length")
+        XCTAssertEqual(on.finish, "repetition")
+        XCTAssertEqual(onStream.finish, "repetition")
+        XCTAssertEqual(onStream.text, on.text)
+        XCTAssertTrue(off.text.hasPrefix(on.text) && on.text.count < off.text.count)
+        XCTAssertEqual(custom.finish, "repetition")
+        XCTAssertGreaterThan(custom.text.count, on.text.count, "a third copy is written before it stops")
+        let offExplicit = try await ask(#", "repetition_stop": false"#)
+        XCTAssertEqual(offExplicit.finish, "length")
+        let bad = try await ask(#", "repetition_stop": {"repeats": 1}"#)
+        XCTAssertEqual(bad.status, 400)
+        XCTAssertTrue(bad.text.contains("repetition_stop.repeats"), bad.text)
+        let misspelt = try await ask(#", "repetition_stop": {"repeat": 3}"#)
+        XCTAssertEqual(misspelt.status, 400)
+        let wrongType = try await ask(#", "repetition_stop": "yes""#)
+        XCTAssertEqual(wrongType.status, 400)
+    }
+
     func testCurlErrorsAreOpenAIStyleWithTheRightStatus() async throws {
         let f = try await ServerFixture.get()
         let chat = f.baseURL + "/v1/chat/completions"

@@ -30,20 +30,31 @@ final class ServeAskCLITests: XCTestCase {
                             "--mode", "bm25", "--model", Self.model, "--max-tokens", "24"])
         XCTAssertEqual(r.status, 0, r.stderr)
         print(r.stdout)
-        let parts = r.stdout.components(separatedBy: "\nSources:\n")
+        let parts = r.stdout.components(separatedBy: "\nSources:")
         XCTAssertEqual(parts.count, 2, "an answer, then the sources: \(r.stdout)")
         XCTAssertFalse(parts[0].trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "an answer")
-        let sources = parts[1].split(separator: "\n")
-        XCTAssertTrue((1...2).contains(sources.count), "\(sources)")
-        for s in sources { XCTAssertTrue(s.hasPrefix("- PMID "), String(s)) }
+        // Only the passages the answer cites are sources, "[n] PMID …"; or it says none was cited.
+        let lines = parts[1].split(separator: "\n")
+        let sources = lines.filter { $0.hasPrefix("- ") }
+        if sources.isEmpty {
+            XCTAssertTrue(parts[1].hasPrefix(" none cited"), parts[1])
+        } else {
+            XCTAssertTrue(parts[1].hasPrefix("\n- "), parts[1])
+            for s in sources { XCTAssertTrue(s.hasPrefix("- [") && s.contains("] PMID "), String(s)) }
+        }
 
         let j = try runCLI(["ask", "What was the main finding about depression?", "--rag", "--db", db, "--k", "2",
                             "--mode", "bm25", "--model", Self.model, "--max-tokens", "24", "--json"])
         XCTAssertEqual(j.status, 0, j.stderr)
         let o = try JSONSerialization.jsonObject(with: Data(j.stdout.utf8)) as! [String: Any]
         XCTAssertEqual((o["sources"] as! [[String: Any]]).count, sources.count)
+        XCTAssertEqual((o["passages"] as! [[String: Any]]).map { $0["number"] as! Int }.first, 1)
+        XCTAssertNotNil(o["invalid_citations"] as? Int)
+        XCTAssertNotNil(o["unsupported"] as? [String])
         XCTAssertEqual(o["mode"] as? String, "bm25")
         XCTAssertEqual(o["answer"] as? String, parts[0].trimmingCharacters(in: .newlines), "greedy: the same answer")
+        print("ask --json: finish \(o["finish_reason"] ?? "-"), citations \(o["citations"] ?? "-"), invalid \(o["invalid_citations"] ?? "-"), "
+              + "unsupported \(o["unsupported"] ?? "-")")
 
         let bad = try runCLI(["ask", "Why?", "--rag", "--model", Self.model])
         XCTAssertNotEqual(bad.status, 0)

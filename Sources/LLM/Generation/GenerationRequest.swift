@@ -18,9 +18,13 @@ public struct GenerationRequest: Sendable {
     /// Stop at the model's end-of-sequence / end-of-turn tokens.
     public var stopAtEndOfSequence: Bool
     public var overflow: Overflow
+    /// Stop with `FinishReason.repetition` when the generated tokens start looping (nil: never).
+    public var repetitionStop: RepetitionStop?
 
     public init(prompt: [Int], maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
-                stopStrings: [String] = [], stopAtEndOfSequence: Bool = true, overflow: Overflow = .error) {
+                stopStrings: [String] = [], stopAtEndOfSequence: Bool = true, overflow: Overflow = .error,
+                repetitionStop: RepetitionStop? = nil) {
+        self.repetitionStop = repetitionStop
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -38,6 +42,7 @@ public struct GenerationRequest: Sendable {
             throw SamplingError.invalidValue(name: "max-tokens", value: "\(maxTokens)", expected: ">= 0")
         }
         try sampling.validate()
+        try repetitionStop?.validate()
         let needed = prompt.count + maxTokens
         guard needed > contextLength else { return prompt }
         let room = contextLength - maxTokens
@@ -58,6 +63,9 @@ public enum FinishReason: String, Sendable, Codable {
     case length
     /// The caller asked to stop (e.g. Ctrl-C).
     case cancelled
+    /// The text started looping (`GenerationRequest.repetitionStop`); the looped copies are
+    /// part of the text.
+    case repetition
 }
 
 /// What one request produced.
@@ -116,6 +124,7 @@ struct SequenceState {
             finish = .endOfSequence
         } else {
             piece = emit(decoder.append(token))
+            if finish == nil, let rule = request.repetitionStop, rule.loop(in: generated) != nil { finish = .repetition }
             if finish == nil && generated.count >= request.maxTokens { finish = .length }
         }
         if finish != nil && finish != .stopString { piece += emit(decoder.finish(), final: true) }

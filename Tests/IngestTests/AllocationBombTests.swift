@@ -10,12 +10,7 @@ import XCTest
 final class AllocationBombTests: XCTestCase {
     private var dir: URL!
 
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ingest-bomb-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+    override func setUpWithError() throws { dir = try makeTemporaryDirectory("ingest-bomb") }
 
     func testJSONLLineOf2GB() throws {
         let path = dir.appendingPathComponent("line-2GB.jsonl").path

@@ -9,12 +9,7 @@ import XCTest
 final class SafetensorsBombTests: XCTestCase {
     private var dir: URL!
 
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("safetensors-bomb-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+    override func setUpWithError() throws { dir = try makeTemporaryDirectory("safetensors-bomb") }
 
     private func write(_ name: String, header: String, data: [UInt8] = [], declaredLength: UInt64? = nil) throws -> String {
         var bytes = withUnsafeBytes(of: (declaredLength ?? UInt64(header.utf8.count)).littleEndian) { Array($0) }

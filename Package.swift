@@ -62,7 +62,7 @@ let package = Package(
         // MARK: Tests (one target per module)
         // Helpers shared by the test targets (temporary files removed after each test).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"]),
+        .testTarget(name: "TensorTests", dependencies: ["TestSupport", "Tensor", "CKernels"]),
         .testTarget(name: "IngestTests", dependencies: ["TestSupport", "Ingest"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VectorIndexTests", dependencies: ["TestSupport", "VectorIndex", "Ingest", "SQLiteDB"]),
         .testTarget(name: "LLMTests", dependencies: ["TestSupport", "LLM", "CKernels"]),

@@ -139,7 +139,13 @@ private final class JATSParser {
             case XMLNode.endElement:
                 endElement()
             case XMLNode.text, XMLNode.cdata, XMLNode.whitespace, XMLNode.significantWhitespace:
-                if let value = xml.value { appendText(value) }
+                if let value = xml.value {
+                    appendText(value)
+                    if texText.overflowed || fieldText.overflowed || frames.last?.para.overflowed == true {
+                        throw IngestError.badRecord(file: file, line: xml.nodeLine,
+                                                    message: "the text of one paragraph or field passes \(TextBuffer.maxBytes) bytes")
+                    }
+                }
             default:
                 break
             }

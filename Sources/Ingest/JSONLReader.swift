@@ -12,18 +12,27 @@ import Glibc
 ///   are used when well-formed and ignored otherwise, since they are extras rather than the record.
 /// - Any other field is ignored.
 ///
-/// The file is streamed line by line (`getline`), never read whole. Blank lines are skipped; line
-/// numbers count every line, blank or not, from 1. CRLF line ends and a UTF-8 byte-order mark on the
-/// first line are accepted.
+/// The file is streamed line by line, never read whole, and a line longer than `maxLineBytes`
+/// is refused once that many bytes are read (a file with no line end must not be read into memory
+/// whole). Blank lines are skipped; line numbers count every line, blank or not, from 1. CRLF line
+/// ends and a UTF-8 byte-order mark on the first line are accepted.
 public struct JSONLReader: DocumentReader {
-    public init() {}
+    /// The default bound on one line: 16 MiB, far above any article's full text.
+    public static let defaultMaxLineBytes = 16 << 20
+
+    /// Lines longer than this (without the line end) throw ``IngestError/badJSONLine(file:line:message:)``.
+    public let maxLineBytes: Int
+
+    public init(maxLineBytes: Int = JSONLReader.defaultMaxLineBytes) {
+        self.maxLineBytes = maxLineBytes
+    }
 
     /// Streams one document per non-blank line to `emit`.
     /// - Throws: ``IngestError/badJSONLine(file:line:message:)`` naming the line and what is wrong
     ///   (invalid JSON, not an object, a missing field, a wrong type); documents of the lines before
     ///   it have been emitted. ``IngestError/cannotOpen(file:reason:)``; whatever `emit` throws.
     public func read(file: String, emit: (IngestItem) throws -> Void) throws {
-        let lines = try LineReader(file: file)
+        let lines = try LineReader(file: file, maxLineBytes: maxLineBytes)
         let decoder = JSONDecoder()
         while let line = try lines.next() {
             if line.bytes.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
@@ -124,7 +133,8 @@ private struct Record: Decodable {
 
 // MARK: - Lines
 
-/// Lines of a file, read with `getline` into one reused buffer.
+/// Lines of a file, read in 64 KB blocks; a line is copied out only once it ends, and refused as
+/// soon as it passes `maxLineBytes`.
 private final class LineReader {
     struct Line {
         /// 1-based line number.
@@ -135,14 +145,17 @@ private final class LineReader {
 
     private let file: String
     private let fp: UnsafeMutablePointer<FILE>
-    private var buffer: UnsafeMutablePointer<CChar>?
-    private var capacity = 0
+    private let maxLineBytes: Int
+    private var block = [UInt8](repeating: 0, count: 1 << 16)
+    private var start = 0, end = 0
+    private var atEOF = false
     private var number = 0
 
     /// Opens `file` for reading.
     /// - Throws: ``IngestError/cannotOpen(file:reason:)``.
-    init(file: String) throws {
+    init(file: String, maxLineBytes: Int) throws {
         self.file = file
+        self.maxLineBytes = maxLineBytes
         _ = try regularFileStatus(file)
         guard let fp = fopen(file, "rb") else {
             throw IngestError.cannotOpen(file: file, reason: String(cString: strerror(errno)))
@@ -150,26 +163,45 @@ private final class LineReader {
         self.fp = fp
     }
 
-    deinit {
-        free(buffer)
-        fclose(fp)
-    }
+    deinit { fclose(fp) }
 
     /// The next line, or nil at the end of the file.
-    /// - Throws: ``IngestError/cannotOpen(file:reason:)`` on a read error.
+    /// - Throws: ``IngestError/cannotOpen(file:reason:)`` on a read error,
+    ///   ``IngestError/badJSONLine(file:line:message:)`` for a line longer than `maxLineBytes`.
     func next() throws -> Line? {
-        let n = getline(&buffer, &capacity, fp)
-        guard n >= 0, let buffer else {
-            if ferror(fp) != 0 {
-                throw IngestError.cannotOpen(file: file, reason: "read error after line \(number)")
+        var bytes = [UInt8]()
+        var sawAny = false
+        while true {
+            if start == end {
+                if atEOF { break }
+                end = block.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, fp) }
+                start = 0
+                if end == 0 {
+                    if ferror(fp) != 0 { throw IngestError.cannotOpen(file: file, reason: "read error after line \(number)") }
+                    atEOF = true
+                    break
+                }
             }
-            return nil
+            sawAny = true
+            let newline = block[start..<end].firstIndex(of: 0x0A)
+            let stop = newline ?? end
+            // +1 leaves room for the CR of a CRLF line end, dropped below.
+            guard bytes.count + (stop - start) <= maxLineBytes + 1 else {
+                throw IngestError.badJSONLine(file: file, line: number + 1,
+                                              message: "line longer than \(maxLineBytes) bytes (the limit on one JSONL record)")
+            }
+            bytes += block[start..<stop]
+            start = newline.map { $0 + 1 } ?? end
+            if newline != nil { break }
         }
+        guard sawAny else { return nil }
         number += 1
-        var bytes = UnsafeRawBufferPointer(start: buffer, count: n)[...]
-        if bytes.last == 0x0A { bytes = bytes.dropLast() }
-        if bytes.last == 0x0D { bytes = bytes.dropLast() }
-        if number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes = bytes.dropFirst(3) }
-        return Line(number: number, bytes: Array(bytes))
+        if bytes.last == 0x0D { bytes.removeLast() }
+        if bytes.count > maxLineBytes {
+            throw IngestError.badJSONLine(file: file, line: number,
+                                          message: "line longer than \(maxLineBytes) bytes (the limit on one JSONL record)")
+        }
+        if number == 1, bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }
+        return Line(number: number, bytes: bytes)
     }
 }

@@ -94,7 +94,9 @@ private final class PubMedParser {
         let characters: charactersSAXFunc = { ctx, ch, len in
             guard let ctx, let ch else { return }
             let me = Unmanaged<PubMedParser>.fromOpaque(ctx).takeUnretainedValue()
-            if me.capture != nil { me.text.append(ch, count: Int(len)) }
+            guard me.capture != nil else { return }
+            me.text.append(ch, count: Int(len))
+            if me.text.overflowed { me.refuseLongText() }
         }
         sax.characters = characters
         sax.cdataBlock = characters
@@ -127,6 +129,14 @@ private final class PubMedParser {
             error = .malformedXML(file: file, line: line, column: Int(xmlSAX2GetColumnNumber(ctxt)),
                                   message: "parse error \(rc)", pmid: lastPMID)
         }
+    }
+
+    /// Stops the parse: one field's text passed ``TextBuffer/maxBytes`` (a decompression bomb).
+    private func refuseLongText() {
+        guard error == nil else { return }
+        error = .badRecord(file: file, line: line, message: "the text of one field passes \(TextBuffer.maxBytes) bytes"
+                           + (lastPMID.map { " (after PMID \($0))" } ?? ""))
+        xmlStopParser(ctxt)
     }
 
     /// Records an input failure (e.g. truncated gzip) at the current position.

@@ -132,18 +132,30 @@ enum XMLNode {
 
 /// Collects text as UTF-8 bytes with whitespace normalised: runs of XML whitespace become one
 /// space, leading and trailing whitespace is dropped.
+///
+/// A buffer holds at most ``maxBytes``: past that it stops growing and sets ``overflowed``, which
+/// the readers turn into an error (a few hundred KB of gzip can inflate to gigabytes of one text).
 struct TextBuffer {
+    /// The most text one field or paragraph may hold: 16 MiB, far above any real abstract or paragraph.
+    static let maxBytes = 16 << 20
+
     private(set) var bytes: [UInt8] = []
     private var pendingSpace = false
+    /// Text was refused because the buffer would pass ``maxBytes``.
+    private(set) var overflowed = false
 
     init() { bytes.reserveCapacity(4096) }
 
     var isEmpty: Bool { bytes.isEmpty }
 
-    mutating func reset() { bytes.removeAll(keepingCapacity: true); pendingSpace = false }
+    mutating func reset() { bytes.removeAll(keepingCapacity: true); pendingSpace = false; overflowed = false }
 
     /// Appends a NUL-terminated UTF-8 string.
     mutating func append(_ p: UnsafePointer<xmlChar>) {
+        guard !overflowed, bytes.count + strlen(UnsafeRawPointer(p).assumingMemoryBound(to: CChar.self)) < Self.maxBytes else {
+            overflowed = true
+            return
+        }
         var i = 0
         while true {
             let c = p[i]
@@ -160,6 +172,10 @@ struct TextBuffer {
 
     /// Appends `count` UTF-8 bytes.
     mutating func append(_ p: UnsafePointer<UInt8>, count: Int) {
+        guard !overflowed, bytes.count + count < Self.maxBytes else {
+            overflowed = true
+            return
+        }
         for i in 0..<count {
             let c = p[i]
             if c == 0x20 || c == 0x0A || c == 0x09 || c == 0x0D {

@@ -175,12 +175,20 @@ public final class OpenAIServer: Sendable {
 
     private func authorize(_ request: Request) throws {
         guard let key = configuration.apiKey else { return }
-        let header = request.headers[.authorization] ?? ""
-        // Compare without an early exit so the time taken does not tell how much matched.
+        guard Self.authorizationMatches(request.headers[.authorization] ?? "", key: key) else {
+            throw ServerError.unauthorized
+        }
+    }
+
+    /// Whether an `Authorization` header is `Bearer <key>`, in time that depends only on the
+    /// key's length: every byte of the expected value is compared (a missing byte of a short
+    /// header compares as 0), differences are OR-ed together, and nothing exits early, so the
+    /// time taken does not tell how much of a guess matched.
+    static func authorizationMatches(_ header: String, key: String) -> Bool {
         let expected = Array("Bearer \(key)".utf8), given = Array(header.utf8)
         var diff = expected.count ^ given.count
         for i in 0..<expected.count { diff |= Int(expected[i] ^ (i < given.count ? given[i] : 0)) }
-        guard diff == 0 else { throw ServerError.unauthorized }
+        return diff == 0
     }
 
     /// The body as JSON, refused beyond `maxBodyBytes`.
@@ -189,16 +197,19 @@ public final class OpenAIServer: Sendable {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw ServerError.bodyTooLarge(limit: limit)
         }
-        var request = request
-        let buffer: ByteBuffer
+        // Counted chunk by chunk: a chunked body has no Content-Length to check up front.
+        var data = Data()
         do {
-            buffer = try await request.collectBody(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw ServerError.bodyTooLarge(limit: limit)
+            for try await chunk in request.body {
+                guard data.count + chunk.readableBytes <= limit else { throw ServerError.bodyTooLarge(limit: limit) }
+                data.append(contentsOf: chunk.readableBytesView)
+            }
+        } catch let error as ServerError {
+            throw error
         } catch {
             throw ServerError.invalidRequest(message: "could not read the request body: \(error)", param: nil)
         }
-        return try JSONBody(Data(buffer.readableBytesView))
+        return try JSONBody(data)
     }
 
     // MARK: Responses

@@ -21,3 +21,14 @@ public func removeWithSideFiles(_ path: String) {
         try? fm.removeItem(at: dir.appendingPathComponent(sibling))
     }
 }
+
+extension XCTestCase {
+    /// A fresh directory under the temporary directory, removed with its contents after the
+    /// current test.
+    public func makeTemporaryDirectory(_ prefix: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+}

@@ -295,7 +295,7 @@ extension ModelConfig {
         }
         architecture = arch
         embeddingLength = try int("embedding_length")
-        layerCount = try int("block_count")
+        layerCount = try Self.checkedLayerCount(try int("block_count"), file: file)
         feedForwardLength = try int("feed_forward_length")
         headCount = try int("attention.head_count")
         kvHeadCount = try int("attention.head_count_kv")

@@ -68,6 +68,17 @@ public struct ModelConfig: Sendable, Equatable {
         try file.metadata.string("general.architecture") == "gemma3" ? ModelConfig(gemma3: file) : ModelConfig(file: file)
     }
 
+    /// `block_count`, refused when the file has fewer tensors than layers: per-layer arrays are
+    /// sized from it before any layer's tensors are looked up, so a 1 KB file claiming 10^12
+    /// layers must fail here rather than allocate.
+    static func checkedLayerCount(_ count: Int, file: GGUFFile) throws -> Int {
+        guard count <= file.tensors.count else {
+            throw ModelError.invalidMetadata(path: file.path, key: "\(file.architecture ?? "").block_count", value: "\(count)",
+                                             expected: "at most the file's \(file.tensors.count) tensors (one or more per layer)")
+        }
+        return count
+    }
+
     /// Architectures whose forward pass is implemented.
     public static let supportedArchitectures = ["llama", "qwen2"]
 
@@ -91,7 +102,7 @@ public struct ModelConfig: Sendable, Equatable {
         }
         architecture = arch
         embeddingLength = try int("embedding_length")
-        layerCount = try int("block_count")
+        layerCount = try Self.checkedLayerCount(try int("block_count"), file: file)
         feedForwardLength = try int("feed_forward_length")
         headCount = try int("attention.head_count")
         kvHeadCount = metadata.contains("\(arch).attention.head_count_kv") ? try int("attention.head_count_kv") : headCount

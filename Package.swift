@@ -45,13 +45,16 @@ let package = Package(
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
         .target(name: "Evaluation", dependencies: ["LLM", "Tensor"], swiftSettings: optimize),
+        // `selfspec specialize experiment`: corpus -> data recipes -> curate -> tune -> eval -> report, resumable.
+        .target(name: "Experiment", dependencies: ["Ingest", "VectorIndex", "Generator", "Tuner", "Evaluation", "LLM", "Tensor"],
+                swiftSettings: optimize),
         .target(name: "Server", dependencies: [
             "LLM", "Ingest", "VectorIndex", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: optimize),
         .executableTarget(name: "selfspec", dependencies: [
-            "Ingest", "VectorIndex", "Generator", "Tuner", "Server", "Evaluation",
+            "Ingest", "VectorIndex", "Generator", "Tuner", "Server", "Evaluation", "Experiment",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
@@ -65,6 +68,7 @@ let package = Package(
         .testTarget(name: "GeneratorTests", dependencies: ["TestSupport", "Generator"]),
         .testTarget(name: "TunerTests", dependencies: ["TestSupport", "Tuner"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"]),
+        .testTarget(name: "ExperimentTests", dependencies: ["TestSupport", "Experiment", "Evaluation"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Ingest"]),
         .testTarget(name: "selfspecTests", dependencies: ["TestSupport", "selfspec", "Ingest", "SQLiteDB"]),
     ]

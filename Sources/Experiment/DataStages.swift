@@ -47,7 +47,7 @@ public struct CurateStats: Codable, Sendable, Equatable {
         public var recipe: String
         public var input: Int
         public var kept: Int
-        /// Dropped by filter: `invalid`, `short_output`, `long_input`, `duplicate`, `contaminated`.
+        /// Dropped by filter: `invalid`, `short-output`, `long-input`, `duplicate`, `contaminated`.
         public var filtered: [String: Int]
     }
     public var adapter: String
@@ -70,7 +70,7 @@ extension ExperimentRunner {
         case "generate": (lines, stats) = try generate(recipe, resuming: resuming)
         default: (lines, stats) = try readDataset(recipe)
         }
-        stats.candidates = lines.count
+        if stats.candidates == 0 { stats.candidates = lines.count }
         if let limit = recipe.limit, lines.count > limit {
             var rng = SplitMix64(seed: recipe.seed ?? 0)
             lines.shuffle(using: &rng)
@@ -79,7 +79,7 @@ extension ExperimentRunner {
         stats.examples = lines.count
         stats.byTask = Dictionary(grouping: lines, by: { $0.task ?? "-" }).mapValues(\.count)
         try writeLines(lines, to: dataPath(recipe.name))
-        try experimentEncoder().encode(stats).write(to: dataStatsPath(recipe.name), options: .atomic)
+        try fileEncoder().encode(stats).write(to: dataStatsPath(recipe.name), options: .atomic)
     }
 
     /// The rule-based miner over the corpus (as `selfspec specialize mine`), then the per-kind sample.
@@ -88,26 +88,16 @@ extension ExperimentRunner {
         let store = try CorpusStore(path: corpusPath, readOnly: true)
         let kinds = Set((recipe.kinds ?? CorpusTaskMiner.Kind.allCases.map(\.rawValue)).compactMap(CorpusTaskMiner.Kind.init(rawValue:)))
         let miner = CorpusTaskMiner(kinds: kinds, maxInferencePerDocument: recipe.inferencePerDocument ?? 2)
-        let total = min(try store.documentCount(), recipe.documents ?? .max)
         var byKind: [CorpusTaskMiner.Kind: [ExampleLine]] = [:]
-        var documents = 0, last = 0
-        pages: while true {
-            let page = try store.documentKeys(after: last, limit: 500)
-            if page.isEmpty { break }
-            for (id, key) in page {
-                if documents >= total { break pages }
-                last = id
-                documents += 1
-                guard let stored = try store.document(key: key) else { continue }
-                for t in miner.tasks(in: stored.document) {
-                    byKind[t.kind, default: []].append(ExampleLine(instruction: t.instruction, input: t.input, output: t.output,
-                                                                   task: "mined-" + t.kind.rawValue, recipe: recipe.name,
-                                                                   documentKey: t.documentKey, pmid: t.pmid))
-                }
-            }
+        let documents = try miner.mine(store, limit: recipe.documents, each: { t in
+            byKind[t.kind, default: []].append(ExampleLine(instruction: t.instruction, input: t.input, output: t.output,
+                                                           task: "mined-" + t.kind.rawValue, recipe: recipe.name,
+                                                           documentKey: t.documentKey, pmid: t.pmid))
+        }, afterPage: { documents, total in
             if shouldStop() { throw ExperimentError.interrupted(stage: stage) }
             onEvent(.progress(stage: stage, done: documents, total: total, unit: "documents", detail: "mining"))
-        }
+            return true
+        })
         var lines: [ExampleLine] = []
         var rng = SplitMix64(seed: recipe.seed ?? 0)
         for kind in CorpusTaskMiner.Kind.allCases {
@@ -188,8 +178,8 @@ extension ExperimentRunner {
                 let reason: String?
                 let words = { (s: String) in s.split(whereSeparator: \.isWhitespace).count }
                 if line.instruction.isEmpty || line.output.isEmpty { reason = "invalid" }
-                else if words(line.output) < c.minOutputWords { reason = "short_output" }
-                else if c.maxInputWords > 0 && words(line.instruction) + words(line.input) > c.maxInputWords { reason = "long_input" }
+                else if words(line.output) < c.minOutputWords { reason = "short-output" }
+                else if c.maxInputWords > 0 && words(line.instruction) + words(line.input) > c.maxInputWords { reason = "long-input" }
                 else if c.dedupe && !seen.insert(line.instruction + "\u{1}" + line.input).inserted { reason = "duplicate" }
                 else if c.contamination && contamination.count > 0
                             && contamination.overlaps(line.instruction + "\n" + line.input + "\n" + line.output) { reason = "contaminated" }
@@ -203,7 +193,7 @@ extension ExperimentRunner {
         try writeLines(kept, to: curatedPath(adapter))
         let stats = CurateStats(adapter: adapter, recipes: per, kept: kept.count,
                                 contaminationFiles: c.contamination ? evalFiles.map(\.file) : [], ngram: c.ngram)
-        try experimentEncoder().encode(stats).write(to: curateStatsPath(adapter), options: .atomic)
+        try fileEncoder().encode(stats).write(to: curateStatsPath(adapter), options: .atomic)
     }
 
     // MARK: Files

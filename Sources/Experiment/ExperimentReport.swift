@@ -90,7 +90,7 @@ extension ExperimentRunner {
 
     /// Assembles the report from the run folder (state files, stats, logs, eval outputs).
     func buildReport() throws -> ExperimentReport {
-        let dec = experimentDecoder()
+        let dec = fileDecoder()
         func read<T: Decodable>(_ type: T.Type, _ url: URL, decoder: JSONDecoder? = nil) throws -> T {
             guard let data = FileManager.default.contents(atPath: url.path) else { throw ExperimentError.missingFile(path: url.path, key: nil) }
             return try (decoder ?? dec).decode(T.self, from: data)
@@ -150,7 +150,7 @@ extension ExperimentRunner {
     // MARK: Writing
 
     func writeReport(_ report: ExperimentReport) throws {
-        try experimentEncoder().encode(report).write(to: directory.appendingPathComponent("report.json"), options: .atomic)
+        try reportEncoder().encode(report).write(to: directory.appendingPathComponent("report.json"), options: .atomic)
         try Data(report.markdown().utf8).write(to: directory.appendingPathComponent("report.md"), options: .atomic)
         try Data(report.html().utf8).write(to: directory.appendingPathComponent("report.html"), options: .atomic)
     }
@@ -164,7 +164,7 @@ extension ExperimentReport {
 
     /// The report's sections as (title, header, rows) tables, shared by markdown and HTML.
     func sections() -> [(title: String, header: [String], rows: [[String]], note: String?)] {
-        var out: [(String, [String], [[String]], String?)] = []
+        var out: [(title: String, header: [String], rows: [[String]], note: String?)] = []
         out.append(("Stages", ["stage", "status", "time", "hash"],
                     stages.map { [$0.stage, $0.status, Self.seconds($0.seconds), $0.hash] },
                     "Total: " + Self.seconds(stages.reduce(0) { $0 + $1.seconds }) + " (skipped stages show the time of the run that did them)."))
@@ -241,7 +241,7 @@ extension ExperimentReport {
         s += "<polyline fill=\"none\" stroke=\"steelblue\" stroke-width=\"1.5\" points=\"\(line)\"/>"
         for p in curve { if let v = p.validationLoss { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"darkorange\"/>", x(p.step), y(Double(v))) } }
         s += String(format: "<text x=\"2\" y=\"%.0f\" font-size=\"10\">%.2f</text><text x=\"2\" y=\"%.0f\" font-size=\"10\">%.2f</text>", pad, hi, h - pad, lo)
-        s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\">step %d</text>", w - pad - 30, h - 8, Int(maxStep))
+        s += String(format: "<text x=\"%.0f\" y=\"%.0f\" font-size=\"10\">step ", w - pad - 30, h - 8) + "\(Int(maxStep))</text>"
         return s + "</svg>"
     }
 }

@@ -58,7 +58,9 @@ public final class ExperimentRunner {
 
     /// The adapters to train: the specialist first, then the controls, with their recipes and tune settings.
     var adapters: [(name: String, recipes: [String], tune: ExperimentConfig.Tune)] {
-        [("specialist", config.specialistRecipes, config.tune)] + config.controls.map { ($0.name, $0.recipes, $0.tune) }
+        var list: [(name: String, recipes: [String], tune: ExperimentConfig.Tune)] = [(name: "specialist", recipes: config.specialistRecipes, tune: config.tune)]
+        for c in config.controls { list.append((name: c.name, recipes: c.recipes, tune: c.tune)) }
+        return list
     }
 
     /// The stage names for an adapter (`curate`, `tune` for the specialist; `curate-NAME`, `tune-NAME` for a control).
@@ -171,18 +173,24 @@ public final class ExperimentRunner {
     }
 }
 
-/// Encoding shared by the run folder's JSON files.
-func experimentEncoder() -> JSONEncoder {
+/// The run folder's intermediate JSON files (stats, deltas): Swift's key names, so that dictionary
+/// keys such as filter names survive the round trip (a snake_case strategy rewrites them on decoding).
+func fileEncoder() -> JSONEncoder {
     let e = JSONEncoder()
-    e.keyEncodingStrategy = .convertToSnakeCase
     e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
     e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     return e
 }
 
-func experimentDecoder() -> JSONDecoder {
+func fileDecoder() -> JSONDecoder {
     let d = JSONDecoder()
-    d.keyDecodingStrategy = .convertFromSnakeCase
     d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     return d
+}
+
+/// `report.json`: snake_case keys like the eval report it embeds (written, never read back).
+func reportEncoder() -> JSONEncoder {
+    let e = fileEncoder()
+    e.keyEncodingStrategy = .convertToSnakeCase
+    return e
 }

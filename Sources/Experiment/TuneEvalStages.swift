@@ -42,7 +42,7 @@ extension ExperimentRunner {
         if !canResume && fm.fileExists(atPath: dir.path) { try fm.removeItem(at: dir) }
         let options = trainOptions(settings, data: curatedPath(adapter).path)
         let (trainer, info) = try TuneRun.prepare(options: options, runDirectory: dir, resume: canResume)
-        try experimentEncoder().encode(TrainingInfo(trainExamples: info.trainExamples, validationExamples: info.validationExamples,
+        try fileEncoder().encode(TrainingInfo(trainExamples: info.trainExamples, validationExamples: info.validationExamples,
                                                     truncated: info.truncated, skipped: info.skipped,
                                                     trainableParameters: info.trainableParameters))
             .write(to: dir.appendingPathComponent("info.json"), options: .atomic)
@@ -105,7 +105,7 @@ extension ExperimentRunner {
         try Data(report.markdown().utf8).write(to: evalDirectory.appendingPathComponent("report.md"), options: .atomic)
         let deltas = Self.deltaIntervals(datasets: datasets, runs: runs, names: names, resamples: config.eval.resamples,
                                          seed: config.eval.seed)
-        try experimentEncoder().encode(deltas).write(to: evalDirectory.appendingPathComponent("deltas.json"), options: .atomic)
+        try fileEncoder().encode(deltas).write(to: evalDirectory.appendingPathComponent("deltas.json"), options: .atomic)
     }
 
     /// For every adapter, task, convention and metric: the paired bootstrap interval of `adapter − base`.

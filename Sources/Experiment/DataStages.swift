@@ -39,6 +39,8 @@ public struct RecipeStats: Codable, Sendable, Equatable {
     public var documents: Int?
     /// Generate: the pipeline's own filter counts (instructions and responses dropped, by reason).
     public var generatorFiltered: [String: Int]?
+    /// Generate: the examples asked for (the pipeline stops short when many rounds keep nothing).
+    public var generatorTarget: Int?
 }
 
 /// What curation kept and dropped for one adapter (`curate/ADAPTER.stats.json`).
@@ -145,13 +147,12 @@ extension ExperimentRunner {
             onEvent(.progress(stage: stage, done: p.examples, total: p.target, unit: "examples", detail: "round \(p.round + 1)"))
             return shouldStop() ? .stop : .more
         }
-        if stats.examples < c.count {
-            if shouldStop() { throw ExperimentError.interrupted(stage: stage) }
-            throw ExperimentError.stageFailed(stage: stage, detail: "stopped at \(stats.examples) of \(c.count) examples (rounds kept nothing)")
-        }
+        // Short of the target without Ctrl-C: `patience` rounds in a row kept nothing. The recipe
+        // keeps what it has (the report shows the target beside the count).
+        if stats.examples < c.count && shouldStop() { throw ExperimentError.interrupted(stage: stage) }
         let examples = try readLines(URL(fileURLWithPath: (folder as NSString).appendingPathComponent("examples.jsonl")), recipe: recipe.name)
         return (examples, RecipeStats(recipe: recipe.name, kind: "generate", examples: 0, candidates: 0, byTask: [:],
-                                      generatorFiltered: stats.filtered))
+                                      generatorFiltered: stats.filtered, generatorTarget: c.count))
     }
 
     /// An existing JSONL file of {instruction, input, output}.

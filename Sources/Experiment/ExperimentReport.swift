@@ -102,7 +102,7 @@ extension ExperimentRunner {
         }
         let data = try config.data.map { try read(RecipeStats.self, dataStatsPath($0.name)) }
         let curate = try adapters.map { try read(CurateStats.self, curateStatsPath($0.name)) }
-        let training = try adapters.map { a -> ExperimentReport.Training in
+        let training = adapters.map { a -> ExperimentReport.Training in
             let dir = tuneDirectory(a.name)
             var curve: [ExperimentReport.Point] = []
             if let log = FileManager.default.contents(atPath: dir.appendingPathComponent("log.jsonl").path) {
@@ -169,8 +169,12 @@ extension ExperimentReport {
                     stages.map { [$0.stage, $0.status, Self.seconds($0.seconds), $0.hash] },
                     "Total: " + Self.seconds(stages.reduce(0) { $0 + $1.seconds }) + " (skipped stages show the time of the run that did them)."))
         out.append(("Data", ["recipe", "kind", "candidates", "examples", "by task"],
-                    data.map { d in [d.recipe, d.kind, "\(d.candidates)", "\(d.examples)",
-                                     d.byTask.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")] }, nil))
+                    data.map { d in [d.recipe, d.kind, "\(d.candidates)" + (d.generatorTarget.map { " (target \($0))" } ?? ""), "\(d.examples)",
+                                     d.byTask.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")] },
+                    data.contains { $0.generatorFiltered != nil }
+                        ? "Generator filters: " + data.compactMap { d in d.generatorFiltered.map { f in
+                            d.recipe + " " + f.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") } }.joined(separator: "; ")
+                        : nil))
         for c in curate {
             out.append(("Curation: \(c.adapter)", ["recipe", "input", "kept", "filtered"],
                         c.recipes.map { r in [r.recipe, "\(r.input)", "\(r.kept)",
@@ -194,9 +198,30 @@ extension ExperimentReport {
                 return [r.scoring + mark, r.metric] + r.values.map { "\(Self.f($0.value)) [\(Self.f($0.ciLow)), \(Self.f($0.ciHigh))]" }
                     + r.deltas.map { String(format: "%+.3f", $0.delta) + " [\(Self.f($0.ciLow)), \(Self.f($0.ciHigh))] (\(String(format: "%.3g", $0.pValue)))" + ($0.robust ? " robust" : "") }
             }
-            out.append(("Task: \(t.task) (n = \(t.n), primary metric \(t.primaryMetric))", header, rows, "Items from \(t.file)."))
+            out.append(("Task: \(t.task) (n = \(t.n), primary metric \(t.primaryMetric))", header, rows,
+                        "Items from \(t.file)." + predictionCounts(t.task)))
         }
         return out
+    }
+
+    /// Label tasks: how often each model predicted each label, per convention ("labels: base yes 86,
+    /// no 14 → specialist yes 91, no 9"), the shift a gain can hide.
+    func predictionCounts(_ task: String) -> String {
+        guard let t = eval.tasks.first(where: { $0.task == task }) else { return "" }
+        let scorings = t.results.filter { $0.model == eval.models.first?.name }.map(\.scoring)
+        let parts = scorings.compactMap { scoring -> String? in
+            let models = t.results.filter { $0.scoring == scoring }.compactMap { r in
+                r.labelCounts.map { counts in
+                    r.model + " " + counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                        .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                }
+            }
+            return models.isEmpty ? nil : "\(scoring): " + models.joined(separator: " → ")
+        }
+        let majority = t.baselines.first { $0.majority }.map { b in
+            " Always answering the majority label (\(b.label)): " + b.metrics.sorted { $0.key < $1.key }.map { "\($0.key) \(Self.f($0.value))" }.joined(separator: ", ") + "."
+        } ?? ""
+        return (parts.isEmpty ? "" : " Predictions: " + parts.joined(separator: "; ") + ".") + majority
     }
 
     public func markdown() -> String {

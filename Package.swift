@@ -49,13 +49,16 @@ let package = Package(
         // Benchmarks of the engines and the run report: the measurements behind `selfspec bench` and `report`.
         .target(name: "Benchmarks", dependencies: ["Tensor", "SQLiteDB", "Ingest", "VectorIndex", "LLM", "Evaluation", "Generator", "Tuner"],
                 swiftSettings: optimize),
+        // `selfspec specialize experiment`: corpus -> data recipes -> curate -> tune -> eval -> report, resumable.
+        .target(name: "Experiment", dependencies: ["Ingest", "VectorIndex", "Generator", "Tuner", "Evaluation", "LLM", "Tensor"],
+                swiftSettings: optimize),
         .target(name: "Server", dependencies: [
             "LLM", "Ingest", "VectorIndex", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: optimize),
         .executableTarget(name: "selfspec", dependencies: [
-            "Ingest", "VectorIndex", "Generator", "Tuner", "Server", "Evaluation", "Benchmarks",
+            "Ingest", "VectorIndex", "Generator", "Tuner", "Server", "Evaluation", "Benchmarks", "Experiment",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
 
@@ -70,6 +73,7 @@ let package = Package(
         .testTarget(name: "TunerTests", dependencies: ["TestSupport", "Tuner"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"]),
         .testTarget(name: "BenchmarksTests", dependencies: ["TestSupport", "Benchmarks", "LLM", "Tensor"]),
+        .testTarget(name: "ExperimentTests", dependencies: ["TestSupport", "Experiment", "Evaluation"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Ingest"]),
         .testTarget(name: "selfspecTests", dependencies: ["TestSupport", "selfspec", "Ingest", "SQLiteDB"]),
     ]

@@ -126,3 +126,34 @@ public struct CorpusTaskMiner: Sendable {
         return nil
     }
 }
+
+// MARK: - A whole corpus
+
+extension CorpusTaskMiner {
+    /// Mines the documents of `store` in id order, 500 a page.
+    /// - Parameters:
+    ///   - limit: read at most this many documents (nil: all).
+    ///   - each: called with every task mined.
+    ///   - afterPage: called after each page with the documents read so far and the total to
+    ///     read; returning false stops the run there.
+    /// - Returns: the documents read.
+    /// - Throws: the store's errors, and what `each` or `afterPage` throw.
+    @discardableResult
+    public func mine(_ store: CorpusStore, limit: Int? = nil, each: (Task) throws -> Void,
+                     afterPage: (_ documents: Int, _ total: Int) throws -> Bool = { _, _ in true }) throws -> Int {
+        let total = min(try store.documentCount(), limit ?? .max)
+        var documents = 0, last = 0
+        while documents < total {
+            let page = try store.documentKeys(after: last, limit: 500)
+            if page.isEmpty { break }
+            for (id, key) in page.prefix(total - documents) {
+                last = id
+                documents += 1
+                guard let stored = try store.document(key: key) else { continue }
+                for t in tasks(in: stored.document) { try each(t) }
+            }
+            if try !afterPage(documents, total) { break }
+        }
+        return documents
+    }
+}

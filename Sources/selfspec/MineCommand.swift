@@ -68,7 +68,6 @@ struct SpecializeMine: ParsableCommand {
         var contamination = ContaminationIndex()
         for f in eval { try contamination.addFile(f) }
         let miner = CorpusTaskMiner(kinds: try parsedKinds(), maxInferencePerDocument: inferencePerDocument)
-        let total = min(try store.documentCount(), limit ?? .max)
         guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
             throw ValidationError("cannot write \(out)")
         }
@@ -76,32 +75,25 @@ struct SpecializeMine: ParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let progress = ProgressLine(enabled: !output.quiet && !output.json)
-        var summary = Summary(out: out), last = 0
-        pages: while true {
-            let page = try store.documentKeys(after: last, limit: 500)
-            if page.isEmpty { break }
-            var chunk = Data()
-            for (id, key) in page {
-                if summary.documents >= total { break pages }
-                last = id
-                summary.documents += 1
-                guard let stored = try store.document(key: key) else { continue }
-                for t in miner.tasks(in: stored.document) {
-                    if contamination.count > 0, contamination.overlaps(t.instruction + "\n" + t.input + "\n" + t.output) {
-                        summary.contaminated += 1
-                        continue
-                    }
-                    summary.examples[t.kind.rawValue, default: 0] += 1
-                    chunk += try encoder.encode(Line(instruction: t.instruction, input: t.input, output: t.output,
-                                                     task: "mined-" + t.kind.rawValue, document_key: t.documentKey,
-                                                     pmid: t.pmid, sections: t.sections))
-                    chunk.append(0x0A)
-                }
+        var summary = Summary(out: out)
+        var chunk = Data()
+        summary.documents = try miner.mine(store, limit: limit, each: { t in
+            if contamination.count > 0, contamination.overlaps(t.instruction + "\n" + t.input + "\n" + t.output) {
+                summary.contaminated += 1
+                return
             }
+            summary.examples[t.kind.rawValue, default: 0] += 1
+            chunk += try encoder.encode(Line(instruction: t.instruction, input: t.input, output: t.output,
+                                             task: "mined-" + t.kind.rawValue, document_key: t.documentKey,
+                                             pmid: t.pmid, sections: t.sections))
+            chunk.append(0x0A)
+        }, afterPage: { documents, total in
             try handle.write(contentsOf: chunk)
-            progress.update(label: "mining", fraction: total > 0 ? Double(summary.documents) / Double(total) : nil,
-                            count: summary.documents, unit: "documents")
-        }
+            chunk.removeAll(keepingCapacity: true)
+            progress.update(label: "mining", fraction: total > 0 ? Double(documents) / Double(total) : nil,
+                            count: documents, unit: "documents")
+            return true
+        })
         progress.finish()
         summary.seconds = Date().timeIntervalSince(started)
         if output.json { try Terminal.printJSON(summary); return }

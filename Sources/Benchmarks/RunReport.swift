@@ -15,9 +15,14 @@ public struct RunReport {
     struct Training { var records: [StepRecord]; var options: TrainOptions? }
     struct Answer: Decodable {
         struct Source: Decodable { var pmid: Int?; var title: String? }
+        struct Passage: Decodable { var number: Int; var pmid: Int?; var title: String? }
         var question: String
         var answer: String
+        /// The documents the answer cites (checked against the passages shown).
         var sources: [Source]?
+        /// The numbered passages the prompt showed.
+        var passages: [Passage]?
+        var invalid_citations: Int?
         var adapter: String?
     }
 
@@ -100,6 +105,8 @@ public struct RunReport {
             out.append("  " + a.answer.replacingOccurrences(of: "\n", with: "\n  "))
             if let sources = a.sources, !sources.isEmpty {
                 out.append("  sources: " + sources.map { "PMID \($0.pmid.map(String.init) ?? "?")" }.joined(separator: ", "))
+            } else if a.passages != nil {
+                out.append("  sources: none cited")
             }
         }
         return out
@@ -170,10 +177,20 @@ public struct RunReport {
         body += "<h2>5. The specialist answers</h2>\n"
         if let a = answer {
             body += "<p><b>\(escape(a.question))</b></p>\n<blockquote>\(escape(a.answer).replacingOccurrences(of: "\n", with: "<br>"))</blockquote>\n"
+            func link(_ pmid: Int?) -> String {
+                pmid.map { "<a href=\"https://pubmed.ncbi.nlm.nih.gov/\($0)/\">PMID \($0)</a>" } ?? "?"
+            }
             if let sources = a.sources, !sources.isEmpty {
-                body += "<ol>" + sources.map { s in
-                    let pmid = s.pmid.map { "<a href=\"https://pubmed.ncbi.nlm.nih.gov/\($0)/\">PMID \($0)</a>" } ?? "?"
-                    return "<li>\(pmid) \(escape(s.title ?? ""))</li>"
+                body += "<p>Cited sources:</p>\n<ul>" + sources.map { "<li>\(link($0.pmid)) \(escape($0.title ?? ""))</li>" }.joined() + "</ul>\n"
+            } else if a.passages != nil {
+                body += "<p>Cited sources: none (the answer cites no passage by number or PMID).</p>\n"
+            }
+            if let invalid = a.invalid_citations, invalid > 0 {
+                body += "<p>\(invalid) citation(s) of passages that were not shown were removed.</p>\n"
+            }
+            if let passages = a.passages, !passages.isEmpty {
+                body += "<p class=\"muted\">Passages shown to the model:</p>\n<ol>" + passages.map {
+                    "<li value=\"\($0.number)\">\(link($0.pmid)) \(escape($0.title ?? ""))</li>"
                 }.joined() + "</ol>\n"
             }
         } else { body += "<p class=\"muted\">Not run.</p>\n" }

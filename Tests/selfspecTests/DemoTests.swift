@@ -54,7 +54,14 @@ final class DemoTests: XCTestCase {
         // The specialist's answer cites retrieved articles.
         let ask = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/ask.json"))) as! [String: Any]
         XCTAssertFalse((ask["answer"] as? String ?? "").isEmpty)
-        XCTAssertFalse((ask["sources"] as? [Any] ?? []).isEmpty, "a RAG answer lists its sources")
+        // The passages shown are numbered; the sources listed are only the cited ones, each one shown.
+        let shown = try XCTUnwrap(ask["passages"] as? [[String: Any]], "a RAG answer lists the passages it was shown")
+        XCTAssertFalse(shown.isEmpty)
+        let shownPMIDs = Set(shown.compactMap { $0["pmid"] as? Int })
+        for source in ask["sources"] as? [[String: Any]] ?? [] {
+            XCTAssertTrue(shownPMIDs.contains(source["pmid"] as? Int ?? -1), "a cited source was shown: \(source)")
+        }
+        XCTAssertNotNil(ask["invalid_citations"] as? Int)
         // The run report covers every stage.
         let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
         for part in ["1. Corpus", "Examples by task family", "3. LoRA training", "<polyline", "pubmedqa (6 items", "5. The specialist answers", "PMID"] {

@@ -88,8 +88,10 @@ extension ExperimentRunner {
     func mine(_ recipe: ExperimentConfig.Recipe) throws -> ([ExampleLine], RecipeStats) {
         let stage = "data-\(recipe.name)"
         let store = try CorpusStore(path: corpusPath, readOnly: true)
-        let kinds = Set((recipe.kinds ?? CorpusTaskMiner.Kind.allCases.map(\.rawValue)).compactMap(CorpusTaskMiner.Kind.init(rawValue:)))
-        let miner = CorpusTaskMiner(kinds: kinds, maxInferencePerDocument: recipe.inferencePerDocument ?? 2)
+        let lexicons = try (recipe.lexicons ?? []).flatMap { try EntityLexicon.load(nerFile: $0) }
+        let kinds = recipe.kinds.map { Set($0.compactMap(CorpusTaskMiner.Kind.init(rawValue:))) }
+            ?? CorpusTaskMiner.Kind.allCases.filter { !lexicons.isEmpty || !CorpusTaskMiner.lexiconKinds.contains($0) }.reduce(into: []) { $0.insert($1) }
+        let miner = CorpusTaskMiner(kinds: kinds, maxInferencePerDocument: recipe.inferencePerDocument ?? 2, lexicons: EntityLexicon.merging(lexicons))
         var byKind: [CorpusTaskMiner.Kind: [ExampleLine]] = [:]
         let documents = try miner.mine(store, limit: recipe.documents, each: { t in
             byKind[t.kind, default: []].append(ExampleLine(instruction: t.instruction, input: t.input, output: t.output,
@@ -106,12 +108,38 @@ extension ExperimentRunner {
             var found = byKind[kind] ?? []
             if let quota = recipe.sample {
                 found.shuffle(using: &rng)
-                found = Array(found.prefix(quota[kind.rawValue] ?? 0))
+                let n = quota[kind.rawValue] ?? 0
+                found = recipe.balanceLabels == true ? Self.balanced(found, count: n) : Array(found.prefix(n))
             }
             lines += found
         }
         let candidates = byKind.values.reduce(0) { $0 + $1.count }
         return (lines, RecipeStats(recipe: recipe.name, kind: "mine", examples: 0, candidates: candidates, byTask: [:], documents: documents))
+    }
+
+    /// Up to `count` of `lines` (already shuffled), taken round-robin over their answers when
+    /// every answer is a short label (at most 5 characters: `yes`, `maybe`, `C`), else the first
+    /// `count`.
+    static func balanced(_ lines: [ExampleLine], count: Int) -> [ExampleLine] {
+        guard lines.allSatisfy({ $0.output.count <= 5 }) else { return Array(lines.prefix(count)) }
+        var groups: [String: [ExampleLine]] = [:], order: [String] = []
+        for l in lines {
+            if groups[l.output] == nil { order.append(l.output) }
+            groups[l.output, default: []].append(l)
+        }
+        var out: [ExampleLine] = [], next = [String: Int]()
+        while out.count < count {
+            var took = false
+            for label in order where out.count < count {
+                let i = next[label, default: 0]
+                guard let group = groups[label], i < group.count else { continue }
+                out.append(group[i])
+                next[label] = i + 1
+                took = true
+            }
+            if !took { break }
+        }
+        return out
     }
 
     /// The seeds → brainstorm → retrieval-grounded pipeline (`SelfSpecializer`) with the local

@@ -1,4 +1,5 @@
 import Foundation
+import Generator
 
 // An experiment's configuration (`experiments/NAME.json`, documented key by key in
 // experiments/README.md). Read strictly: an unknown key, a value of the wrong type or a missing
@@ -33,6 +34,12 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         public var inferencePerDocument: Int?
         /// Mine: a seeded sample of at most this many examples per kind (all when absent).
         public var sample: [String: Int]?
+        /// Mine: labelled NER files (train splits) whose entity names the `entities`, `relation`
+        /// and `cloze` kinds look for (``EntityLexicon``).
+        public var lexicons: [String]?
+        /// Mine: draw each kind's sample evenly over its answer labels (`yes`/`no`, `A`-`D`),
+        /// as far as each label has examples; kinds with free-text answers are sampled as usual.
+        public var balanceLabels: Bool?
         // generate
         public var seeds: String?
         public var count: Int?
@@ -116,7 +123,7 @@ extension ExperimentConfig {
 
     /// The keys each object may hold (snake_case, as in the file).
     static let topKeys: Set<String> = ["name", "model", "corpus", "data", "curate", "tune", "controls", "eval", "description"]
-    static let recipeKeys: Set<String> = ["name", "recipe", "kinds", "documents", "inference_per_document", "sample", "seeds", "count",
+    static let recipeKeys: Set<String> = ["name", "recipe", "kinds", "lexicons", "balance_labels", "documents", "inference_per_document", "sample", "seeds", "count",
                                           "grounded", "k", "prompts_per_round", "writer", "path", "limit", "seed", "description"]
     static let curateKeys: Set<String> = ["contamination", "ngram", "dedupe", "min_output_words", "max_input_words"]
     static let tuneKeys: Set<String> = ["steps", "batch_size", "grad_accumulation", "max_length", "lr", "min_lr", "warmup", "rank",
@@ -172,11 +179,17 @@ extension ExperimentConfig {
             switch r.recipe {
             case "mine":
                 if corpus.isEmpty { throw bad("corpus", "recipe '\(r.name)' mines the corpus: list its source files") }
-                for k in r.kinds ?? [] where !["conclusion", "title", "inference"].contains(k) {
-                    throw bad("\(key).kinds", "unknown kind '\(k)' (expected conclusion, title, inference)")
+                let known = CorpusTaskMiner.Kind.allCases.map(\.rawValue)
+                for k in r.kinds ?? [] where !known.contains(k) {
+                    throw bad("\(key).kinds", "unknown kind '\(k)' (expected \(known.joined(separator: ", ")))")
                 }
-                for k in (r.sample ?? [:]).keys where !["conclusion", "title", "inference"].contains(k) {
+                for k in (r.sample ?? [:]).keys where !known.contains(k) {
                     throw bad("\(key).sample", "unknown kind '\(k)'")
+                }
+                for (j, f) in (r.lexicons ?? []).enumerated() { try exists(f, "\(key).lexicons[\(j)]") }
+                let needLexicon = (r.kinds ?? []).filter { CorpusTaskMiner.Kind(rawValue: $0).map(CorpusTaskMiner.lexiconKinds.contains) ?? false }
+                if let k = needLexicon.first, (r.lexicons ?? []).isEmpty {
+                    throw bad("\(key).lexicons", "kind '\(k)' needs at least one NER file to take entity names from")
                 }
             case "generate":
                 try exists(r.seeds ?? "corpora/seeds/biomedical.jsonl", "\(key).seeds")
@@ -309,7 +322,7 @@ private struct Reader {
         if let seed, seed < 0 { throw bad("\(key).seed", "must be 0 or more") }
         return .init(name: try string(o, "name", key) ?? kind, recipe: kind, kinds: try strings(o, "kinds", key),
                      documents: try int(o, "documents", key), inferencePerDocument: try int(o, "inference_per_document", key),
-                     sample: sample, seeds: try string(o, "seeds", key), count: try int(o, "count", key),
+                     sample: sample, lexicons: try strings(o, "lexicons", key), balanceLabels: try bool(o, "balance_labels", key), seeds: try string(o, "seeds", key), count: try int(o, "count", key),
                      grounded: try bool(o, "grounded", key), k: try int(o, "k", key),
                      promptsPerRound: try int(o, "prompts_per_round", key), writer: try string(o, "writer", key),
                      path: try string(o, "path", key), limit: try int(o, "limit", key), seed: seed.map(UInt64.init))

@@ -4,7 +4,7 @@ import Ingest
 /// Instruction examples mined from corpus documents by rules, with no model call: the answer is
 /// text of the document itself, so every example is grounded by construction.
 ///
-/// Three kinds, after PubMedQA's construction (Jin et al. 2019: the question is the title, the
+/// Three kinds from the text alone, after PubMedQA's construction (Jin et al. 2019: the question is the title, the
 /// context is the abstract without its conclusion, the long answer is the conclusion) and
 /// AdaptLLM's reading-comprehension mining (Cheng et al., ICLR 2024: tasks from the connectors
 /// that join two sentences, and the title as a summary):
@@ -17,6 +17,16 @@ import Ingest
 ///   `maybe` (AdaptLLM's entail / contradict / neutral, in PubMedQA's label words). The connector
 ///   is removed from the sentence shown.
 ///
+/// Three entity-shaped kinds with names from ``EntityLexicon`` (read from a labelled NER train
+/// split: distant supervision), each asked with the evaluation's own instruction and input shape
+/// (`LexiconTasks.swift`):
+/// - `entities`: a sentence → the lexicon names it contains, one per line, or `none`.
+/// - `relation`: a sentence with a gene-like symbol and a disease name, masked as `@GENE$` and
+///   `@DISEASE$` as GAD does → `no` when it has a negation cue ("not associated", "no
+///   association"), `yes` when it has an association cue ("associated", "risk", "linked").
+/// - `cloze`: a sentence with one name blanked → the letter of that name among four options (the
+///   other three drawn from the lexicon; the right letter drawn uniformly).
+///
 /// ```swift
 /// let miner = CorpusTaskMiner()
 /// for task in miner.tasks(in: document) { print(task.kind, task.output) }
@@ -25,6 +35,10 @@ public struct CorpusTaskMiner: Sendable {
     /// What a task asks.
     public enum Kind: String, Sendable, Codable, CaseIterable {
         case conclusion, title, inference
+        /// Entity-shaped, from ``EntityLexicon`` names (see `LexiconTasks.swift`): the names of a
+        /// type in a sentence (NER), a gene–disease relation by cue words (GAD), a cloze question
+        /// with four lettered options (multiple choice).
+        case entities, relation, cloze
     }
 
     /// One mined example with its provenance.
@@ -46,12 +60,23 @@ public struct CorpusTaskMiner: Sendable {
     public var maxInferencePerDocument: Int
     /// Shortest sentence, in characters, for `inference` (AdaptLLM: 50).
     public var minSentenceLength: Int
+    /// The names the entity-shaped kinds find in sentences (`relation` uses the `Disease` one).
+    public var lexicons: [EntityLexicon]
+    /// At most this many `entities` (with names, per lexicon) and `relation` tasks per document;
+    /// `entities` adds at most one "none" sentence per lexicon and `cloze` one question per lexicon.
+    public var maxLexiconTasksPerDocument: Int
 
-    public init(kinds: Set<Kind> = Set(Kind.allCases), maxInferencePerDocument: Int = 2, minSentenceLength: Int = 50) {
+    public init(kinds: Set<Kind> = [.conclusion, .title, .inference], maxInferencePerDocument: Int = 2, minSentenceLength: Int = 50,
+                lexicons: [EntityLexicon] = [], maxLexiconTasksPerDocument: Int = 2) {
         self.kinds = kinds
         self.maxInferencePerDocument = maxInferencePerDocument
         self.minSentenceLength = minSentenceLength
+        self.lexicons = lexicons
+        self.maxLexiconTasksPerDocument = maxLexiconTasksPerDocument
     }
+
+    /// The kinds that need at least one lexicon.
+    public static let lexiconKinds: Set<Kind> = [.entities, .relation, .cloze]
 
     static let conclusionInstruction = "Read the title and the abstract of a biomedical study without its conclusion. What do the authors conclude?"
     static let titleInstruction = "Write a title for this biomedical abstract."
@@ -89,18 +114,26 @@ public struct CorpusTaskMiner: Sendable {
         if kinds.contains(.title) {
             add(.title, Self.titleInstruction, sections.map(\.text).joined(separator: "\n"), title, sections.map(\.name))
         }
+        let splitter = SentenceSplitter()
+        let split = sections.map { section -> (name: String, sentences: [String]) in
+            let scalars = Array(section.text.unicodeScalars)
+            return (section.name, splitter.split(scalars: scalars).map { String(String.UnicodeScalarView(scalars[$0])) })
+        }
         if kinds.contains(.inference) {
             var found = 0
-            let splitter = SentenceSplitter()
-            for section in sections where found < maxInferencePerDocument {
-                let scalars = Array(section.text.unicodeScalars)
-                let sentences = splitter.split(scalars: scalars).map { String(String.UnicodeScalarView(scalars[$0])) }
+            for (name, sentences) in split where found < maxInferencePerDocument {
                 for (first, second) in zip(sentences, sentences.dropFirst()) where found < maxInferencePerDocument {
                     guard first.count >= minSentenceLength, second.count >= minSentenceLength,
                           let (rest, label) = Self.strippingConnector(second) else { continue }
-                    add(.inference, Self.inferenceInstruction, "First: \(first)\nSecond: \(rest)", label, [section.name])
+                    add(.inference, Self.inferenceInstruction, "First: \(first)\nSecond: \(rest)", label, [name])
                     found += 1
                 }
+            }
+        }
+        if !kinds.isDisjoint(with: Self.lexiconKinds), !lexicons.isEmpty {
+            let sentences = split.flatMap { s in s.sentences.map { (section: s.name, text: $0) } }
+            lexiconTasks(sentences, documentKey: document.key) { kind, instruction, input, output, section in
+                add(kind, instruction, input, output, [section])
             }
         }
         return out

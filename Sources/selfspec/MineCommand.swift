@@ -20,8 +20,12 @@ struct SpecializeMine: ParsableCommand {
     var db: String
     @Option(help: "The output JSONL file (replaced).")
     var out: String
-    @Option(help: ArgumentHelp("Comma-separated kinds to mine.", valueName: "conclusion,title,inference"))
-    var kinds = CorpusTaskMiner.Kind.allCases.map(\.rawValue).joined(separator: ",")
+    @Option(help: ArgumentHelp("Comma-separated kinds to mine (entities, relation and cloze need --lexicon; default: every kind the lexicons allow).",
+                               valueName: "conclusion,title,inference,entities,relation,cloze"))
+    var kinds: String?
+    @Option(help: ArgumentHelp("A labelled NER file (token TAB IOB tag, a train split) whose entity names the entities, relation and cloze kinds look for (repeatable).",
+                               valueName: "file"))
+    var lexicon: [String] = []
     @Option(help: "Stop after this many documents (default: all).")
     var limit: Int?
     @Option(help: "At most this many inference examples per document.")
@@ -31,6 +35,9 @@ struct SpecializeMine: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func parsedKinds() throws -> Set<CorpusTaskMiner.Kind> {
+        guard let kinds else {
+            return Set(CorpusTaskMiner.Kind.allCases.filter { !lexicon.isEmpty || !CorpusTaskMiner.lexiconKinds.contains($0) })
+        }
         var set = Set<CorpusTaskMiner.Kind>()
         for name in kinds.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
             guard let k = CorpusTaskMiner.Kind(rawValue: name) else {
@@ -39,6 +46,9 @@ struct SpecializeMine: ParsableCommand {
             set.insert(k)
         }
         if set.isEmpty { throw ValidationError("--kinds names no kind") }
+        if lexicon.isEmpty, let k = set.first(where: CorpusTaskMiner.lexiconKinds.contains) {
+            throw ValidationError("kind '\(k.rawValue)' needs --lexicon (a labelled NER file to take entity names from)")
+        }
         return set
     }
 
@@ -67,7 +77,8 @@ struct SpecializeMine: ParsableCommand {
         let store = try CorpusStore(path: db, readOnly: true)
         var contamination = ContaminationIndex()
         for f in eval { try contamination.addFile(f) }
-        let miner = CorpusTaskMiner(kinds: try parsedKinds(), maxInferencePerDocument: inferencePerDocument)
+        let lexicons = EntityLexicon.merging(try lexicon.flatMap { try EntityLexicon.load(nerFile: $0) })
+        let miner = CorpusTaskMiner(kinds: try parsedKinds(), maxInferencePerDocument: inferencePerDocument, lexicons: lexicons)
         guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
             throw ValidationError("cannot write \(out)")
         }

@@ -101,5 +101,12 @@ final class ExperimentTests: XCTestCase {
         XCTAssertTrue(recipe.contains("'data[0].recipe'") && recipe.contains("unknown recipe 'dream'"), recipe)
         let task = error(#"{\#(model), \#(data), "eval": {"tasks": {"bioasq": {"file": "corpora/eval/gad/dev.jsonl"}}}}"#)
         XCTAssertTrue(task.contains("'eval.tasks.bioasq'"), task)
+        let corpus = #""corpus": ["corpora/samples/pubmed_xml/pubmed-29768149.xml"]"#
+        let noLexicon = error(#"{\#(model), \#(corpus), "data": [{"recipe": "mine", "kinds": ["entities"]}], \#(eval)}"#)
+        XCTAssertTrue(noLexicon.contains("'data[0].lexicons'") && noLexicon.contains("kind 'entities' needs"), noLexicon)
+        let kind = error(#"{\#(model), \#(corpus), "data": [{"recipe": "mine", "kinds": ["entity"]}], \#(eval)}"#)
+        XCTAssertTrue(kind.contains("'data[0].kinds'") && kind.contains("unknown kind 'entity'") && kind.contains("cloze"), kind)
+        let lexicon = error(#"{\#(model), \#(corpus), "data": [{"recipe": "mine", "kinds": ["cloze"], "lexicons": ["corpora/none.tsv"], "balance_labels": true}], \#(eval)}"#)
+        XCTAssertTrue(lexicon.contains("corpora/none.tsv") && lexicon.contains("data[0].lexicons[0]"), lexicon)
     }
 }

@@ -54,6 +54,8 @@ final class CorpusTaskTests: XCTestCase {
                     XCTAssertTrue(doc.text.contains(first), "\(doc.key): \(first)")
                     XCTAssertGreaterThanOrEqual(second.count, 50 - "However, ".count)
                     XCTAssertNil(CorpusTaskMiner.strippingConnector(second), "the connector is removed: \(second)")
+                case .entities, .relation, .cloze:
+                    XCTFail("\(t.kind) needs a lexicon and none was given")
                 }
             }
         }

@@ -4,7 +4,7 @@ import Ingest
 import Tensor
 import VectorIndex
 
-/// The corpus `selfspec eval rag-corpus` builds for `eval --rag-qa`: the items' own abstracts
+/// The corpus `selfspec eval --rag-qa FILE --build-corpus` builds for `eval --rag-qa`: the items' own abstracts
 /// plus real distractor articles, ingested, embedded and indexed like any corpus, so `ask` and
 /// the evaluation search it as users search theirs.
 ///

@@ -177,6 +177,13 @@ public struct RAGQAReport: Codable, Sendable {
         return enc
     }
 
+    /// Reads what ``encoder()`` writes (NaN as "nan").
+    public static func decoder() -> JSONDecoder {
+        let dec = JSONDecoder()
+        dec.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return dec
+    }
+
     /// The report as Markdown: a table with a row per metric and a column per model.
     public func markdown() -> String {
         func ci(_ x: Interval) -> String { String(format: "%.3f [%.3f, %.3f]", x.value, x.low, x.high) }

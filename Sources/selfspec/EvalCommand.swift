@@ -25,9 +25,10 @@ struct EvalCommand: ParsableCommand {
         figure checks) and reports retrieval recall@k of the gold PMID, citation precision and \
         recall, correctness of the yes/no/maybe the answer commits to, unsupported figures, loops, \
         ROUGE-L to the long answer, latency and tokens/s, with bootstrap intervals and paired tests \
-        of each adapter against the base. `selfspec eval rag-corpus` builds such a corpus.
-        """,
-        subcommands: [RAGCorpusCommand.self])
+        of each adapter against the base. With --build-corpus it builds that corpus instead: the \
+        items' own abstracts plus --count real distractor articles from --distractors, embedded \
+        and indexed.
+        """)
 
     @Option(name: .long, help: "The base GGUF model, e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf (--rag-qa: that is the default).")
     var model: String?
@@ -63,13 +64,21 @@ struct EvalCommand: ParsableCommand {
     var report: String?
     @Option(name: .customLong("rag-qa"), help: "PubMedQA JSON: answer each question as ask --rag does and score the answers (needs --db).")
     var ragQA: String?
-    @Option(name: .long, help: "The corpus searched with --rag-qa (see: selfspec eval rag-corpus).")
+    @Option(name: .long, help: "The corpus searched with --rag-qa (made by --build-corpus), or built with --build-corpus.")
     var db: String?
     @Option(name: .long, help: "Passages retrieved per question with --rag-qa (ask's default).")
     var k = 3
     @Option(name: .long, help: "The most tokens the passages may take in a --rag-qa prompt (ask's default).")
     var passageBudget = 512
     @OptionGroup var retrieval: RetrievalOptions
+    @Flag(name: .long, help: "With --rag-qa: build (or complete) the corpus --db from the items and --distractors, then stop.")
+    var buildCorpus = false
+    @Option(name: .long, parsing: .upToNextOption, help: "With --build-corpus: PubMed XML files, folders or globs the distractors are drawn from.")
+    var distractors: [String] = []
+    @Option(name: .long, help: "With --build-corpus: distractor articles to add (a seeded choice, --seed).")
+    var count = 5000
+    @Flag(name: .long, help: "With --build-corpus: do not embed (the corpus is searched with BM25 only).")
+    var noEmbed = false
     @OptionGroup var weights: WeightFormatOptions
     @OptionGroup var templateOptions: TemplateOptions
     @OptionGroup var output: OutputOptions
@@ -80,16 +89,19 @@ struct EvalCommand: ParsableCommand {
         if batch < 1 || generationBatch < 1 { throw ValidationError("--batch and --generation-batch must be >= 1") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("invalid max-tokens \(maxTokens): expected >= 1") }
         if let ragQA {
-            if db == nil { throw ValidationError("--rag-qa needs --db CORPUS (build one with: selfspec eval rag-corpus --items \(ragQA) --out CORPUS)") }
+            if db == nil { throw ValidationError("--rag-qa needs --db CORPUS (build one with: selfspec eval --rag-qa \(ragQA) --db CORPUS --build-corpus --distractors PUBMED.xml.gz)") }
             if tasks != nil || pubmedqa != nil || mcq != nil || ner != nil || gad != nil || shots > 0 {
                 throw ValidationError("--rag-qa runs alone: drop --tasks, --pubmedqa, --mcq, --ner, --gad and --shots")
             }
             if k < 1 || k > 50 { throw ValidationError("--k must be in 1...50") }
             if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
+            if count < 0 { throw ValidationError("--count must be 0 or more") }
+            if buildCorpus && distractors.isEmpty && count > 0 { throw ValidationError("--build-corpus needs --distractors PATH (or --count 0)") }
+        } else if buildCorpus || !distractors.isEmpty {
+            throw ValidationError("--build-corpus and --distractors go with --rag-qa FILE --db CORPUS")
         } else if db != nil {
             throw ValidationError("--db is used with --rag-qa only")
         }
-        // A missing --model is said in run(): validate() also runs before the `rag-corpus` subcommand.
         if resamples < 1 { throw ValidationError("invalid resamples \(resamples): expected >= 1") }
     }
 
@@ -147,7 +159,7 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         Terminal.trapInterrupts()
-        if let ragQA { return try runRAGQA(file: ragQA) }
+        if let ragQA { return try buildCorpus ? buildRAGCorpus(file: ragQA) : runRAGQA(file: ragQA) }
         guard let model else { throw ValidationError("missing --model FILE.gguf") }
         let selected = try selectedTasks()
         let demoPaths = try demoFiles(for: selected.map(\.0))

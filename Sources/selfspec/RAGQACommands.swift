@@ -12,10 +12,10 @@ extension EvalCommand {
     /// `eval --rag-qa FILE --db CORPUS`: every item through the path of `ask --rag` (``GroundedAsker``),
     /// for the base model and each adapter; prints (and with --report writes) ``RAGQAReport``.
     func runRAGQA(file: String) throws {
-        guard let db else { throw ValidationError("--rag-qa needs --db CORPUS (build one with: selfspec eval rag-corpus --items \(file) --out CORPUS)") }
+        guard let db else { throw ValidationError("--rag-qa needs --db CORPUS (build one with: selfspec eval --rag-qa \(file) --db CORPUS --build-corpus --distractors PUBMED.xml.gz)") }
         let items = try RAGQAEvaluation.items(file: file, limit: limit, seed: seed)
         guard FileManager.default.fileExists(atPath: db) else {
-            throw ValidationError("no corpus at \(db); build one with: selfspec eval rag-corpus --items \(file) --out \(db)")
+            throw ValidationError("no corpus at \(db); build one with: selfspec eval --rag-qa \(file) --db \(db) --build-corpus --distractors PUBMED.xml.gz")
         }
         let (retriever, mode) = try retrieval.open(db)
         let missing = try RAGQAEvaluation.missing(items, in: retriever.vectors.corpus)
@@ -91,60 +91,27 @@ private struct RAGQAPredictionLine: Encodable {
     }
 }
 
-// MARK: - eval rag-corpus
+// MARK: - eval --rag-qa --build-corpus
 
-/// `selfspec eval rag-corpus`: the fixture corpus of `eval --rag-qa` (items' abstracts + real distractors).
-struct RAGCorpusCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "rag-corpus",
-        abstract: "Build the corpus for eval --rag-qa: the items' own abstracts plus real distractor articles, embedded and indexed.",
-        discussion: """
-        Each PubMedQA item becomes a document keyed by its PMID, its CONTEXTS the sections named by \
-        LABELS (no title: PubMedQA has none). --count articles with an abstract (items excluded) are \
-        chosen from --distractors with a generator seeded by --seed. Both are chunked as `ingest` \
-        does, then embedded with MiniLM and indexed (HNSW) as `embed` does, unless --no-embed \
-        (BM25 only). Running it again on the same --out is safe: unchanged documents are skipped and \
-        only missing vectors are embedded.
-        """)
-
-    @Option(name: .long, help: "The PubMedQA JSON whose items' abstracts go in (e.g. corpora/eval/pubmedqa/pqal_dev.json).")
-    var items: String
-    @Option(name: .long, help: "Evaluate-able subset: the first N items after the seeded shuffle of eval --limit (default: all items).")
-    var limit: Int?
-    @Option(name: .long, parsing: .upToNextOption, help: "PubMed XML (.xml, .xml.gz), files, folders or globs the distractors are drawn from.")
-    var distractors: [String]
-    @Option(name: .long, help: "Distractor articles to add.")
-    var count = 5000
-    @Option(name: .long, help: "Seeds the choice of distractors (and of items with --limit, as eval --seed does).")
-    var seed: UInt64 = 0
-    @Option(name: .long, help: "The corpus SQLite file to create or add to.")
-    var out: String
-    @Flag(name: .long, help: "Do not embed (the corpus is searched with BM25 only).")
-    var noEmbed = false
-    @OptionGroup var model: ModelOptions
-    @OptionGroup var output: OutputOptions
-
-    func validate() throws {
-        if count < 0 { throw ValidationError("--count must be 0 or more") }
-        if let limit, limit < 1 { throw ValidationError("invalid limit \(limit): expected >= 1") }
-        if distractors.isEmpty && count > 0 { throw ValidationError("--distractors PATH is needed with --count > 0") }
-    }
-
-    func run() throws {
-        Terminal.trapInterrupts()
-        let records = try RAGQAEvaluation.records(file: items, limit: limit, seed: seed)
+extension EvalCommand {
+    /// `eval --rag-qa FILE --db CORPUS --build-corpus --distractors PATH…`: the fixture corpus of
+    /// `--rag-qa` (``RAGQACorpus``): the items' own abstracts (the same --limit/--seed subset) plus
+    /// --count real distractors, chunked as `ingest` does, embedded and indexed as `embed` does.
+    func buildRAGCorpus(file: String) throws {
+        guard let db else { throw ValidationError("--build-corpus needs --db CORPUS (the file to create)") }
+        let records = try RAGQAEvaluation.records(file: file, limit: limit, seed: seed)
         let line = ProgressLine(enabled: !output.quiet)
         let report = try RAGQACorpus.build(
-            records: records, itemsFile: items, distractorPaths: distractors, count: count, seed: seed, db: out,
-            embedder: noEmbed ? nil : { try model.load() }, shouldStop: { interruptRequested.load(ordering: .relaxed) }
+            records: records, itemsFile: file, distractorPaths: distractors, count: count, seed: seed, db: db,
+            embedder: noEmbed ? nil : { try retrieval.model.load() }, shouldStop: { interruptRequested.load(ordering: .relaxed) }
         ) { step, done, total in
-            line.update(label: "rag-corpus \(step):", fraction: total > 0 ? Double(done) / Double(total) : nil, count: done,
+            line.update(label: "rag corpus \(step):", fraction: total > 0 ? Double(done) / Double(total) : nil, count: done,
                         unit: step == "read" ? "articles" : step == "embed" ? "passages" : "vectors")
         }
         line.finish()
         if output.json { try Terminal.printJSON(report) } else {
             print("""
-            corpus \(out): \(report.items) item abstracts + \(report.distractors) distractors (of \(report.distractorCandidates) with an abstract) \
+            corpus \(db): \(report.items) item abstracts + \(report.distractors) distractors (of \(report.distractorCandidates) with an abstract) \
             = \(report.documents) documents; \(report.passages) passages written, \(report.embedded) embedded in \(String(format: "%.0f", report.seconds)) s
             """)
         }

@@ -65,7 +65,7 @@ final class RAGQATests: XCTestCase {
                      promptTokens: 50, seconds: seconds, generationSeconds: seconds / 2)
     }
 
-    func testTheReportAggregatesHandMadeOutcomes() {
+    func testTheReportAggregatesHandMadeOutcomes() throws {
         let items = (1...4).map { RAGQAEvaluation.Item(pmid: $0, question: "q", gold: $0 == 4 ? 1 : 0, longAnswer: "a") }
         let base = [
             outcome(1, decision: "yes", cited: [1, 9], citedGold: true, rouge: 0.2, seconds: 1),
@@ -107,6 +107,14 @@ final class RAGQATests: XCTestCase {
         let md = r.markdown()
         XCTAssertTrue(md.contains("| correctness yes/no/maybe (majority 'yes' 0.750) | 0.500 ["), md)
         XCTAssertTrue(md.contains("1 item PMIDs are not in the corpus"), md)
+
+        // The run report shows it (RUN/ragqa/report.json, as `eval --rag-qa --report RUN/ragqa` writes it).
+        let run = try makeTemporaryDirectory("ragqa-run")
+        try FileManager.default.createDirectory(at: run.appendingPathComponent("ragqa"), withIntermediateDirectories: true)
+        try RAGQAReport.encoder().encode(r).write(to: run.appendingPathComponent("ragqa/report.json"))
+        let lines = try RunReport(directory: run.path).summaryLines()
+        XCTAssertTrue(lines.contains { $0.hasPrefix("rag-qa base (4 items, bm25 k = 3): recall@k 0.750, citation precision 0.500") }, "\(lines)")
+        XCTAssertTrue(try RunReport(directory: run.path).html().contains("eval --rag-qa"))
     }
 
     // MARK: The corpus

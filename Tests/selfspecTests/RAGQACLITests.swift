@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import TestSupport
 
-/// `selfspec eval rag-corpus` and `eval --rag-qa` as a user runs them: the real binary, SmolLM2,
+/// `selfspec eval --rag-qa --build-corpus` and `eval --rag-qa` as a user runs them: the real binary, SmolLM2,
 /// a few PubMedQA dev items among a few hundred real PubMed distractors from `corpora/samples`.
 final class RAGQACLITests: XCTestCase {
     func runCLI(_ args: [String]) throws -> CLITests.Result { try runToEnd(CLITests.binary, args) }
@@ -23,8 +23,8 @@ final class RAGQACLITests: XCTestCase {
         let db = dir.appendingPathComponent("corpus.sqlite").path
         let model = try RepositoryFiles.model("SmolLM2-135M-Instruct.Q4_1.gguf")
 
-        let build = try runCLI(["eval", "rag-corpus", "--items", items, "--distractors", CLITests.samples, "--count", "300",
-                                "--out", db, "--no-embed", "--json"])
+        let build = try runCLI(["eval", "--rag-qa", items, "--db", db, "--build-corpus", "--distractors", CLITests.samples,
+                                "--count", "300", "--no-embed", "--json"])
         XCTAssertEqual(build.status, 0, build.stderr)
         let b = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(build.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(b["items"] as? Int, 4)
@@ -73,5 +73,8 @@ final class RAGQACLITests: XCTestCase {
         let e3 = try runCLI(["eval", "--rag-qa", items])
         XCTAssertNotEqual(e3.status, 0)
         XCTAssertTrue(e3.stderr.contains("--rag-qa needs --db"), e3.stderr)
+        let e4 = try runCLI(["eval", "--rag-qa", items, "--db", db, "--build-corpus"])
+        XCTAssertNotEqual(e4.status, 0)
+        XCTAssertTrue(e4.stderr.contains("--build-corpus needs --distractors"), e4.stderr)
     }
 }

@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 import PackageDescription
 
-// Dependencies point one way: selfspec (CLI) -> Benchmarks/Server -> Generator/Tuner -> Evaluation/VectorIndex/Ingest
+// Dependencies point one way: selfspec (CLI) -> Benchmarks (RAG QA eval) -> Server -> Generator/Tuner -> Evaluation/VectorIndex/Ingest
 // -> LLM/SQLiteDB -> Tensor -> C shims.
 let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 // The LLM kernels use 256-bit AVX, FMA and F16C (checked at run time by `CPUFeatures`); not AVX2,
@@ -46,8 +46,9 @@ let package = Package(
         .target(name: "Generator", dependencies: ["LLM", "VectorIndex", "Evaluation"], swiftSettings: optimize),
         .target(name: "Tuner", dependencies: ["LLM"], swiftSettings: optimize),
         .target(name: "Evaluation", dependencies: ["LLM", "Tensor"], swiftSettings: optimize),
-        // Benchmarks of the engines and the run report: the measurements behind `selfspec bench` and `report`.
-        .target(name: "Benchmarks", dependencies: ["Tensor", "SQLiteDB", "Ingest", "VectorIndex", "LLM", "Evaluation", "Generator", "Tuner"],
+        // Benchmarks of the engines, the RAG QA evaluation (through the server's `ask` path) and the run report:
+        // the measurements behind `selfspec bench`, `eval --rag-qa` and `report`.
+        .target(name: "Benchmarks", dependencies: ["Tensor", "SQLiteDB", "Ingest", "VectorIndex", "LLM", "Evaluation", "Generator", "Tuner", "Server"],
                 swiftSettings: optimize),
         // `selfspec specialize experiment`: corpus -> data recipes -> curate -> tune -> eval -> report, resumable.
         .target(name: "Experiment", dependencies: ["Ingest", "VectorIndex", "Generator", "Tuner", "Evaluation", "LLM", "Tensor"],
@@ -72,7 +73,7 @@ let package = Package(
         .testTarget(name: "GeneratorTests", dependencies: ["TestSupport", "Generator"]),
         .testTarget(name: "TunerTests", dependencies: ["TestSupport", "Tuner"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation"]),
-        .testTarget(name: "BenchmarksTests", dependencies: ["TestSupport", "Benchmarks", "LLM", "Tensor"]),
+        .testTarget(name: "BenchmarksTests", dependencies: ["TestSupport", "Benchmarks", "LLM", "Tensor", "Evaluation", "Server", "VectorIndex", "Ingest"]),
         .testTarget(name: "ExperimentTests", dependencies: ["TestSupport", "Experiment", "Evaluation"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Ingest"]),
         .testTarget(name: "selfspecTests", dependencies: ["TestSupport", "selfspec", "Ingest", "SQLiteDB"]),

@@ -8,6 +8,10 @@ public enum BenchmarkError: LocalizedError, Equatable, Sendable, CustomStringCon
     case partialRows(file: String, bytes: Int, dimension: Int)
     /// Questions whose documents the corpus lacks.
     case missingDocuments(db: String, missing: Int, questions: Int)
+    /// A PubMedQA record whose key is not a PMID (the RAG evaluation looks documents up by PMID).
+    case nonNumericPMID(file: String, id: String)
+    /// A distractor source that holds fewer usable articles than asked for.
+    case tooFewDistractors(files: [String], found: Int, wanted: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -15,6 +19,10 @@ public enum BenchmarkError: LocalizedError, Equatable, Sendable, CustomStringCon
         case let .partialRows(file, bytes, d): return "\(file): \(bytes) bytes is not a whole number of \(d)-d float32 rows"
         case let .missingDocuments(db, missing, questions):
             return "\(missing) of \(questions) question PMIDs are not in \(db); ingest the pqal JSONL first"
+        case let .nonNumericPMID(file, id):
+            return "\(file): record \(id) is not keyed by a PMID (digits); the RAG evaluation needs each item's PMID"
+        case let .tooFewDistractors(files, found, wanted):
+            return "\(files.joined(separator: ", ")): \(found) articles with an abstract (not among the items), \(wanted) asked for; lower --count or add files"
         }
     }
 

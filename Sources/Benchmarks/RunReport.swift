@@ -8,8 +8,8 @@ import Tuner
 /// with inline SVG charts (opens in any browser, no scripts, no network) and as terminal text.
 ///
 /// A run folder (`scripts/demo`'s layout) may hold: `corpus.sqlite`, `data/stats.json`,
-/// `tune/config.json` + `tune/log.jsonl`, `eval/report.json` and `ask.json`. Missing stages are
-/// reported as not run.
+/// `tune/config.json` + `tune/log.jsonl`, `eval/report.json`, `ask.json` and `ragqa/report.json`
+/// (`eval --rag-qa --report RUN/ragqa`). Missing stages are reported as not run.
 public struct RunReport {
     struct Corpus { var stats: CorpusStats; var embedded: Int }
     struct Training { var records: [StepRecord]; var options: TrainOptions? }
@@ -33,6 +33,7 @@ public struct RunReport {
     var training: Training?
     var evaluation: EvalReport?
     var answer: Answer?
+    var ragQA: RAGQAReport?
 
     /// Reads whatever stages `directory` holds.
     /// - Throws: `BenchmarkError.unreadable` naming a file that exists but cannot be read; the
@@ -66,6 +67,7 @@ public struct RunReport {
         }
         evaluation = try decode(EvalReport.self, "eval/report.json", EvalReport.decoder())
         answer = try decode(Answer.self, "ask.json")
+        ragQA = try decode(RAGQAReport.self, "ragqa/report.json", RAGQAReport.decoder())
     }
 
     // MARK: Terminal
@@ -107,6 +109,13 @@ public struct RunReport {
                 out.append("  sources: " + sources.map { "PMID \($0.pmid.map(String.init) ?? "?")" }.joined(separator: ", "))
             } else if a.passages != nil {
                 out.append("  sources: none cited")
+            }
+        }
+        if let r = ragQA {
+            for m in r.models {
+                out.append(String(format: "rag-qa %@ (%d items, %@ k = %d): recall@k %.3f, citation precision %.3f, recall %.3f, correctness %.3f (majority %.3f), unclear %.3f, unsupported figures %.3f, loops %.3f, ROUGE-L %.3f",
+                                  m.name, m.items, r.mode, r.k, m.recallAtK.value, m.citationPrecision.value, m.citationRecall.value,
+                                  m.correctness.value, r.majorityShare, m.unclearShare, m.unsupportedShare.value, m.loopRate.value, m.rougeL.value))
             }
         }
         return out
@@ -194,6 +203,10 @@ public struct RunReport {
                 }.joined() + "</ol>\n"
             }
         } else { body += "<p class=\"muted\">Not run.</p>\n" }
+
+        if let r = ragQA {
+            body += "<h2>6. Answers measured (eval --rag-qa)</h2>\n<pre>\(escape(r.markdown()))</pre>\n"
+        }
 
         return """
         <!DOCTYPE html>

@@ -95,6 +95,8 @@ public struct PubMedQARecord: Sendable, Equatable {
     public var question: String
     /// The abstract's sections, in order.
     public var contexts: [String]
+    /// The sections' labels (`LABELS`: BACKGROUND, METHODS, …), empty when the file has none.
+    public var sectionLabels: [String] = []
     /// Index of `final_decision` in `EvalDataLoader.pubmedQALabels`.
     public var decision: Int
     public var longAnswer: String?

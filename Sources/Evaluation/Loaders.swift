@@ -84,7 +84,9 @@ public enum EvalDataLoader {
                 throw EvaluationError.unknownLabel(file: file, location: at, field: "final_decision", label: decision,
                                                    allowed: pubmedQALabels)
             }
-            return PubMedQARecord(pmid: pmid, question: question, contexts: contexts, decision: gold,
+            let labels = item["LABELS"] as? [String] ?? []
+            return PubMedQARecord(pmid: pmid, question: question, contexts: contexts,
+                                  sectionLabels: labels.count == contexts.count ? labels : [], decision: gold,
                                   longAnswer: item["LONG_ANSWER"] as? String)
         }
     }

@@ -25,9 +25,17 @@ public enum Statistics {
     /// The 95% percentile-bootstrap interval of `metric` over `outcomes`.
     public static func bootstrapInterval(_ outcomes: ItemOutcomes, metric: Metric, resamples: Int = defaultResamples,
                                          seed: UInt64, level: Double = 0.95) -> (low: Double, high: Double) {
-        guard outcomes.count > 0 else { return (.nan, .nan) }
-        let values = resampleIndices(count: outcomes.count, resamples: resamples, seed: seed)
-            .map { outcomes.metric(metric, indices: $0) }
+        bootstrapInterval(count: outcomes.count, resamples: resamples, seed: seed, level: level) {
+            outcomes.metric(metric, indices: $0)
+        }
+    }
+
+    /// The percentile-bootstrap interval of any statistic of `count` items.
+    /// - Parameter statistic: the statistic over the items at the given indices (repeats allowed).
+    public static func bootstrapInterval(count: Int, resamples: Int = defaultResamples, seed: UInt64, level: Double = 0.95,
+                                         statistic: ([Int]) -> Double) -> (low: Double, high: Double) {
+        guard count > 0 else { return (.nan, .nan) }
+        let values = resampleIndices(count: count, resamples: resamples, seed: seed).map(statistic)
         return (percentile(values, (1 - level) / 2), percentile(values, 1 - (1 - level) / 2))
     }
 
@@ -70,12 +78,20 @@ public enum Statistics {
     public static func pairedBootstrap(base: ItemOutcomes, other: ItemOutcomes, metric: Metric,
                                        resamples: Int = defaultResamples, seed: UInt64) -> Double {
         precondition(base.count == other.count, "a paired test needs the same items")
-        let d = other.metric(metric) - base.metric(metric)
-        guard d != 0 else { return 1 }
+        return pairedBootstrap(count: base.count, resamples: resamples, seed: seed) {
+            other.metric(metric, indices: $0) - base.metric(metric, indices: $0)
+        }
+    }
+
+    /// Paired bootstrap p-value of any difference of two models on the same `count` items.
+    /// - Parameter difference: `other − base` over the items at the given indices (repeats allowed).
+    public static func pairedBootstrap(count: Int, resamples: Int = defaultResamples, seed: UInt64,
+                                       difference: ([Int]) -> Double) -> Double {
+        let d = difference(Array(0..<count))
+        guard d != 0, d.isFinite else { return 1 }
         var extreme = 0
-        for idx in resampleIndices(count: base.count, resamples: resamples, seed: seed) {
-            let dStar = other.metric(metric, indices: idx) - base.metric(metric, indices: idx)
-            if abs(dStar - d) >= abs(d) { extreme += 1 }
+        for idx in resampleIndices(count: count, resamples: resamples, seed: seed) {
+            if abs(difference(idx) - d) >= abs(d) { extreme += 1 }
         }
         return Double(1 + extreme) / Double(1 + resamples)
     }

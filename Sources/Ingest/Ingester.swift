@@ -183,13 +183,7 @@ public final class Ingester {
                             report.duplicatesInFile += 1
                             report.note("\(d.file):\(d.line): duplicate \(d.pmid != nil ? "PMID" : "id") \(d.key) in this file; the later record replaces the earlier one")
                         }
-                        if passages.isEmpty { report.withoutText += 1 }
-                        switch try store.upsert(d, passages: passages, row: row) {
-                        case .inserted: report.inserted += 1; nPassages += passages.count
-                        case .replaced: report.replaced += 1; nPassages += passages.count
-                        case .unchanged: report.unchanged += 1
-                        case .olderVersionSkipped: report.olderVersionSkipped += 1
-                        }
+                        nPassages += report.count(try store.upsert(d, passages: passages, row: row), passages: passages.count)
                     case let .deletion(del):
                         deletions += del.pmids.count
                         report.deleted += try store.delete(keys: del.pmids.map(String.init))
@@ -210,6 +204,25 @@ public final class Ingester {
                 return
             }
         }
+    }
+
+    /// Stores documents made in memory rather than read from a file (e.g. an evaluation's own
+    /// abstracts): chunked like ingested files, `batchSize` documents per transaction.
+    /// - Returns: the report (`files` stays 0).
+    public func ingest(documents: [Document]) throws -> Report {
+        let start = Date()
+        var report = Report()
+        for from in stride(from: 0, to: documents.count, by: options.batchSize) {
+            try store.db.transaction {
+                for d in documents[from..<min(from + options.batchSize, documents.count)] {
+                    let passages = chunker.chunk(d)
+                    report.documentsRead += 1
+                    report.passages += report.count(try store.upsert(d, passages: passages), passages: passages.count)
+                }
+            }
+        }
+        report.seconds = Date().timeIntervalSince(start)
+        return report
     }
 
     private static func read(_ reader: any DocumentReader, _ path: String, progress: @escaping (Int) -> Void,
@@ -259,6 +272,20 @@ public final class Ingester {
 
         /// Unblocks the producer; it stops at its next document.
         func close() { cond.lock(); closed = true; items.removeAll(); cond.broadcast(); cond.unlock() }
+    }
+}
+
+extension Ingester.Report {
+    /// Counts one stored document; returns the passages it wrote.
+    mutating func count(_ result: CorpusStore.UpsertResult, passages: Int) -> Int {
+        if passages == 0 { withoutText += 1 }
+        switch result {
+        case .inserted: inserted += 1; return passages
+        case .replaced: replaced += 1; return passages
+        case .unchanged: unchanged += 1
+        case .olderVersionSkipped: olderVersionSkipped += 1
+        }
+        return 0
     }
 }
 

@@ -8,7 +8,8 @@ import Glibc
 public enum InputFormat: String, Sendable, Codable {
     case pubmed, jats, text, jsonl
 
-    var reader: any DocumentReader {
+    /// A reader for this format.
+    public var reader: any DocumentReader {
         switch self {
         case .pubmed: return PubMedReader()
         case .jats: return JATSReader()

@@ -88,21 +88,19 @@ struct Ask: ParsableCommand {
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
         let template = try templateOptions.resolve(file)
         let lm = try loadLanguageModel(file: file, options: try weights.modelOptions(), adapter: try adapter.map { try LoRAAdapter(path: $0) })
-        var hits: [SearchHit] = []
-        var usedMode: SearchMode?
+        var retrieval: GroundedAsker.Retrieval?
         if rag, let db {
-            let (retriever, mode) = try retrieval.open(db)
-            (hits, usedMode) = (try retriever.search(question, k: k, mode: mode), mode)
+            let (retriever, mode) = try self.retrieval.open(db)
+            retrieval = GroundedAsker.Retrieval(retriever: retriever, mode: mode, k: k)
         }
-        let grounded = GroundedQuestion(question: question, hits: hits, passageBudget: passageBudget,
-                                        countTokens: { tokenizer.encode($0).count })
-        var request = sampling.request(try template.encode(grounded.messages, tokenizer: tokenizer), repetitionByDefault: true)
-        if let end = template.endOfTurn { request.stopStrings.append(end) }
-        let result = try TextGenerator(model: lm, tokenizer: tokenizer).generate(request) { piece in
+        let asker = GroundedAsker(generator: TextGenerator(model: lm, tokenizer: tokenizer), template: template,
+                                  settings: sampling.request([], repetitionByDefault: true), retrieval: retrieval,
+                                  passageBudget: passageBudget)
+        let answer = try asker.answer(question) { piece in
             if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
             return interruptRequested.load(ordering: .relaxed) ? .stop : .more
         }
-        let checked = grounded.check(answer: result.text)
+        let (grounded, result, checked, usedMode) = (answer.grounded, answer.result, answer.checked, retrieval?.mode)
         if json {
             let passages = grounded.passages.passages.map {
                 Passage(number: $0.number, pmid: $0.hit.pmid, document_key: $0.hit.documentKey, passage_id: $0.hit.passageID,

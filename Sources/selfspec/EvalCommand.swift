@@ -19,10 +19,19 @@ struct EvalCommand: ParsableCommand {
         spans. Every model sees the same items and prompts; 95% bootstrap intervals and paired tests \
         (exact McNemar for accuracy, paired bootstrap for F1) compare each adapter with the base under \
         every convention, and a gain significant under two conventions is marked robust.
+
+        --rag-qa FILE --db CORPUS instead puts each PubMedQA item's question through the path of \
+        `ask --rag` (same retrieval, prompt, generation settings, repetition stop, citation and \
+        figure checks) and reports retrieval recall@k of the gold PMID, citation precision and \
+        recall, correctness of the yes/no/maybe the answer commits to, unsupported figures, loops, \
+        ROUGE-L to the long answer, latency and tokens/s, with bootstrap intervals and paired tests \
+        of each adapter against the base. With --build-corpus it builds that corpus instead: the \
+        items' own abstracts plus --count real distractor articles from --distractors, embedded \
+        and indexed.
         """)
 
-    @Option(name: .long, help: "The base GGUF model, e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
-    var model: String
+    @Option(name: .long, help: "The base GGUF model, e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf (--rag-qa: that is the default).")
+    var model: String?
     @Option(name: .long, help: "A LoRA adapter (GGUF file or PEFT folder) to evaluate beside the base (repeatable).")
     var adapter: [String] = []
     @Option(name: .long, help: "Comma-separated tasks: pubmedqa, mcq, ner, gad (default: every task given a file).")
@@ -47,12 +56,29 @@ struct EvalCommand: ParsableCommand {
     var batch = 8
     @Option(name: .long, help: "Sentences decoded together for NER.")
     var generationBatch = 16
-    @Option(name: .long, help: "Most tokens of a generated NER answer.")
-    var maxTokens = 64
+    @Option(name: .long, help: "Most tokens of a generated NER answer (default 64), or of a --rag-qa answer (default 256, as ask).")
+    var maxTokens: Int?
     @Option(name: .long, help: "Bootstrap resamples.")
     var resamples = Statistics.defaultResamples
     @Option(name: .long, help: "Write report.md, report.json and predictions.jsonl into this folder.")
     var report: String?
+    @Option(name: .customLong("rag-qa"), help: "PubMedQA JSON: answer each question as ask --rag does and score the answers (needs --db).")
+    var ragQA: String?
+    @Option(name: .long, help: "The corpus searched with --rag-qa (made by --build-corpus), or built with --build-corpus.")
+    var db: String?
+    @Option(name: .long, help: "Passages retrieved per question with --rag-qa (ask's default).")
+    var k = 3
+    @Option(name: .long, help: "The most tokens the passages may take in a --rag-qa prompt (ask's default).")
+    var passageBudget = 512
+    @OptionGroup var retrieval: RetrievalOptions
+    @Flag(name: .long, help: "With --rag-qa: build (or complete) the corpus --db from the items and --distractors, then stop.")
+    var buildCorpus = false
+    @Option(name: .long, parsing: .upToNextOption, help: "With --build-corpus: PubMed XML files, folders or globs the distractors are drawn from.")
+    var distractors: [String] = []
+    @Option(name: .long, help: "With --build-corpus: distractor articles to add (a seeded choice, --seed).")
+    var count = 5000
+    @Flag(name: .long, help: "With --build-corpus: do not embed (the corpus is searched with BM25 only).")
+    var noEmbed = false
     @OptionGroup var weights: WeightFormatOptions
     @OptionGroup var templateOptions: TemplateOptions
     @OptionGroup var output: OutputOptions
@@ -61,7 +87,21 @@ struct EvalCommand: ParsableCommand {
         if shots < 0 { throw ValidationError("invalid shots \(shots): expected >= 0") }
         if let limit, limit < 1 { throw ValidationError("invalid limit \(limit): expected >= 1") }
         if batch < 1 || generationBatch < 1 { throw ValidationError("--batch and --generation-batch must be >= 1") }
-        if maxTokens < 1 { throw ValidationError("invalid max-tokens \(maxTokens): expected >= 1") }
+        if let maxTokens, maxTokens < 1 { throw ValidationError("invalid max-tokens \(maxTokens): expected >= 1") }
+        if let ragQA {
+            if db == nil { throw ValidationError("--rag-qa needs --db CORPUS (build one with: selfspec eval --rag-qa \(ragQA) --db CORPUS --build-corpus --distractors PUBMED.xml.gz)") }
+            if tasks != nil || pubmedqa != nil || mcq != nil || ner != nil || gad != nil || shots > 0 {
+                throw ValidationError("--rag-qa runs alone: drop --tasks, --pubmedqa, --mcq, --ner, --gad and --shots")
+            }
+            if k < 1 || k > 50 { throw ValidationError("--k must be in 1...50") }
+            if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
+            if count < 0 { throw ValidationError("--count must be 0 or more") }
+            if buildCorpus && distractors.isEmpty && count > 0 { throw ValidationError("--build-corpus needs --distractors PATH (or --count 0)") }
+        } else if buildCorpus || !distractors.isEmpty {
+            throw ValidationError("--build-corpus and --distractors go with --rag-qa FILE --db CORPUS")
+        } else if db != nil {
+            throw ValidationError("--db is used with --rag-qa only")
+        }
         if resamples < 1 { throw ValidationError("invalid resamples \(resamples): expected >= 1") }
     }
 
@@ -119,6 +159,8 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         Terminal.trapInterrupts()
+        if let ragQA { return try buildCorpus ? buildRAGCorpus(file: ragQA) : runRAGQA(file: ragQA) }
+        guard let model else { throw ValidationError("missing --model FILE.gguf") }
         let selected = try selectedTasks()
         let demoPaths = try demoFiles(for: selected.map(\.0))
         // Every file is read and checked before any model is loaded.
@@ -146,15 +188,9 @@ struct EvalCommand: ParsableCommand {
         // An adapter of another base model is refused before anything runs (shapes are checked at load).
         let modelOptions = try weights.modelOptions()
         var baseModel: (any CausalLanguageModel)? = try loadLanguageModel(file: baseFile, options: modelOptions)
-        let identity = LoRAAdapter.BaseModel(file: baseFile, config: baseModel!.config)
-        for a in adapters {
-            if let trained = a.base, !trained.isCompatible(with: identity) {
-                throw AdapterError.wrongBaseModel(path: a.path, adapterBase: trained.description,
-                                                  model: "\(baseFile.path): \(identity.description)")
-            }
-        }
+        try checkAdapters(adapters, base: baseFile, config: baseModel!.config)
         let settings = EvalSettings(shots: shots, seed: seed, scoringBatch: batch, generationBatch: generationBatch,
-                                    maxAnswerTokens: maxTokens)
+                                    maxAnswerTokens: maxTokens ?? 64)
 
         var runs: [[TaskRun]] = []
         for m in names.indices {
@@ -200,25 +236,41 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
+    /// Refuses an adapter trained on another base model (before anything runs).
+    func checkAdapters(_ adapters: [LoRAAdapter], base: GGUFFile, config: ModelConfig) throws {
+        let identity = LoRAAdapter.BaseModel(file: base, config: config)
+        for a in adapters {
+            if let trained = a.base, !trained.isCompatible(with: identity) {
+                throw AdapterError.wrongBaseModel(path: a.path, adapterBase: trained.description,
+                                                  model: "\(base.path): \(identity.description)")
+            }
+        }
+    }
+
     /// Writes `report.md`, `report.json` and `predictions.jsonl` (one line per model, task and item).
     func write(_ result: EvalReport, runs: [[TaskRun]], names: [String], to dir: String) throws {
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let url = URL(fileURLWithPath: dir)
-        try Data(result.markdown().utf8).write(to: url.appendingPathComponent("report.md"))
-        try EvalReport.encoder().encode(result).write(to: url.appendingPathComponent("report.json"))
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var lines = Data()
+        var lines: [PredictionLine] = []
         for (m, modelRuns) in runs.enumerated() {
             for run in modelRuns {
                 for p in run.predictions {
-                    lines += try enc.encode(PredictionLine(model: names[m], task: run.task.rawValue, id: p.id, gold: p.gold,
-                                                           predicted: p.predicted, byScoring: p.byScoring, scores: p.scores,
-                                                           answer: p.answer))
-                    lines += Data("\n".utf8)
+                    lines.append(PredictionLine(model: names[m], task: run.task.rawValue, id: p.id, gold: p.gold, predicted: p.predicted,
+                                                byScoring: p.byScoring, scores: p.scores, answer: p.answer))
                 }
             }
         }
+        try Self.writeReportFolder(dir, markdown: result.markdown(), json: try EvalReport.encoder().encode(result), predictions: lines)
+    }
+
+    /// Writes `DIR/report.md`, `DIR/report.json` and `DIR/predictions.jsonl` (one JSON line per prediction).
+    static func writeReportFolder(_ dir: String, markdown: String, json: Data, predictions: [some Encodable]) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let url = URL(fileURLWithPath: dir)
+        try Data(markdown.utf8).write(to: url.appendingPathComponent("report.md"))
+        try json.write(to: url.appendingPathComponent("report.json"))
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var lines = Data()
+        for p in predictions { lines += try enc.encode(p) + Data("\n".utf8) }
         try lines.write(to: url.appendingPathComponent("predictions.jsonl"))
     }
 }

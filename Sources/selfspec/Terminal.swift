@@ -57,7 +57,7 @@ final class ProgressLine {
         last = now
         let elapsed = max(now.timeIntervalSince(start), 1e-3)
         let rate = Double(count) / elapsed
-        var line = "\(label) \(count) \(unit) · \(Int(rate))/s"
+        var line = "\(label) \(count) \(unit) · " + (rate < 10 ? String(format: "%.2f/s", rate) : "\(Int(rate))/s")
         if let f = fraction, f > 0.001 {
             let eta = elapsed * (1 - f) / f
             line += String(format: " · %3.0f%% · ETA %@", f * 100, ProgressLine.duration(eta))

@@ -1,0 +1,76 @@
+import Foundation
+import LLM
+import VectorIndex
+
+/// The whole path of `selfspec ask` from a question to a checked answer: retrieve (optional),
+/// build the numbered-passage prompt (``GroundedQuestion``), render it with the chat template,
+/// generate with the given settings (repetition stop included), and check citations and figures.
+///
+/// `ask` and `eval --rag-qa` both go through ``answer(_:onText:)``, so what the evaluation
+/// measures is what a user gets.
+public struct GroundedAsker {
+    /// What retrieval feeds the prompt: a retriever, the mode and the passages per question.
+    public struct Retrieval {
+        public var retriever: Retriever
+        public var mode: SearchMode
+        public var k: Int
+
+        public init(retriever: Retriever, mode: SearchMode, k: Int) {
+            self.retriever = retriever
+            self.mode = mode
+            self.k = k
+        }
+    }
+
+    /// One answered question.
+    public struct Answer {
+        /// The passages retrieved, best first (empty without retrieval).
+        public var hits: [SearchHit]
+        /// The prompt's passages and sources.
+        public var grounded: GroundedQuestion
+        public var result: GenerationResult
+        /// Citations and figures of the answer, checked against the passages shown.
+        public var checked: GroundedQuestion.Checked
+        /// Wall-clock seconds of retrieval and of generation (prefill included).
+        public var retrievalSeconds: Double
+        public var generationSeconds: Double
+    }
+
+    public let generator: TextGenerator
+    public let template: ChatTemplate
+    /// Generation settings for every question; its prompt is replaced, and the template's
+    /// end-of-turn text is added to its stop strings.
+    public let settings: GenerationRequest
+    /// nil: the question alone, no passages.
+    public let retrieval: Retrieval?
+    /// The most tokens the passages together may take in the prompt.
+    public let passageBudget: Int
+
+    public init(generator: TextGenerator, template: ChatTemplate, settings: GenerationRequest,
+                retrieval: Retrieval?, passageBudget: Int) {
+        self.generator = generator
+        self.template = template
+        self.settings = settings
+        self.retrieval = retrieval
+        self.passageBudget = passageBudget
+    }
+
+    /// Retrieves, prompts, generates and checks one question.
+    /// - Parameter onText: receives the answer as it is generated; `.stop` cancels.
+    /// - Throws: retrieval errors (`RetrievalError`, SQLite), `ModelError` (context overflow), `SamplingError`.
+    public func answer(_ question: String, onText: (String) -> TextGenerator.Action = { _ in .more }) throws -> Answer {
+        let tokenizer = generator.tokenizer
+        let start = Date()
+        let hits = try retrieval.map { try $0.retriever.search(question, k: $0.k, mode: $0.mode) } ?? []
+        let retrieved = Date()
+        let grounded = GroundedQuestion(question: question, hits: hits, passageBudget: passageBudget,
+                                        countTokens: { tokenizer.encode($0).count })
+        var request = settings
+        request.prompt = try template.encode(grounded.messages, tokenizer: tokenizer)
+        if let end = template.endOfTurn, !request.stopStrings.contains(end) { request.stopStrings.append(end) }
+        let result = try generator.generate(request, onText: onText)
+        return Answer(hits: hits, grounded: grounded, result: result, checked: grounded.check(answer: result.text),
+                      retrievalSeconds: retrieved.timeIntervalSince(start),
+                      generationSeconds: Date().timeIntervalSince(retrieved))
+    }
+}

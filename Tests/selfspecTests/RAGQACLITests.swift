@@ -1,0 +1,80 @@
+import Foundation
+import XCTest
+import TestSupport
+
+/// `selfspec eval --rag-qa --build-corpus` and `eval --rag-qa` as a user runs them: the real binary, SmolLM2,
+/// a few PubMedQA dev items among a few hundred real PubMed distractors from `corpora/samples`.
+final class RAGQACLITests: XCTestCase {
+    func runCLI(_ args: [String]) throws -> CLITests.Result { try runToEnd(CLITests.binary, args) }
+
+    /// A PubMedQA file of the first `n` dev items (by PMID).
+    func itemsFile(_ n: Int, in dir: URL) throws -> String {
+        let dev = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: RepositoryFiles.eval("pubmedqa/pqal_dev.json"))))
+        let all = try XCTUnwrap(dev as? [String: Any])
+        let some = Dictionary(uniqueKeysWithValues: all.keys.sorted().prefix(n).map { ($0, all[$0]!) })
+        let path = dir.appendingPathComponent("items.json").path
+        try JSONSerialization.data(withJSONObject: some).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func testBuildTheCorpusThenEvaluateSmolLM2OnIt() throws {
+        let dir = try makeTemporaryDirectory("ragqa-cli")
+        let items = try itemsFile(4, in: dir)
+        let db = dir.appendingPathComponent("corpus.sqlite").path
+        let model = try RepositoryFiles.model("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+        let build = try runCLI(["eval", "--rag-qa", items, "--db", db, "--build-corpus", "--distractors", CLITests.samples,
+                                "--count", "300", "--no-embed", "--json"])
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let b = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(build.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(b["items"] as? Int, 4)
+        XCTAssertEqual(b["distractors"] as? Int, 300)
+        XCTAssertEqual(b["documents"] as? Int, 304)
+
+        let report = dir.appendingPathComponent("report").path
+        let r = try runCLI(["eval", "--rag-qa", items, "--db", db, "--model", model, "--max-tokens", "48", "--mode", "bm25",
+                            "--resamples", "100", "--report", report, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(r.stderr.contains("\r"), "no progress line in a pipe")
+        let o = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(o["items"] as? Int, 4)
+        XCTAssertEqual(o["mode"] as? String, "bm25")
+        XCTAssertEqual(o["missingFromCorpus"] as? [Int], [])
+        let row = try XCTUnwrap((o["models"] as? [[String: Any]])?.first)
+        XCTAssertEqual(row["name"] as? String, "base")
+        for key in ["recallAtK", "citationPrecision", "citationRecall", "correctness", "unsupportedShare", "loopRate", "rougeL"] {
+            let v = try XCTUnwrap(row[key] as? [String: Any], key)
+            let value = try XCTUnwrap(v["value"] as? Double, key)
+            XCTAssertTrue((0...1).contains(value), "\(key) \(value)")
+        }
+        // BM25 finds each item's own abstract among the 300 distractors.
+        XCTAssertGreaterThanOrEqual((row["recallAtK"] as? [String: Any])?["value"] as? Double ?? 0, 0.75)
+        XCTAssertGreaterThan(row["tokensPerSecond"] as? Double ?? 0, 0)
+        let decisions = try XCTUnwrap(row["decisions"] as? [String: Int])
+        XCTAssertEqual(decisions.values.reduce(0, +), 4)
+        let lines = try String(contentsOfFile: report + "/predictions.jsonl", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(lines.count, 4)
+        let first = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        XCTAssertEqual(first["model"] as? String, "base")
+        XCTAssertNotNil(first["answer"] as? String)
+        XCTAssertNotNil(first["cited_pmids"] as? [Int])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: report + "/report.md"))
+        print(try String(contentsOfFile: report + "/report.md", encoding: .utf8))
+
+        // Clear errors: an empty item file, a missing corpus, --rag-qa without --db.
+        let empty = dir.appendingPathComponent("empty.json").path
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: empty))
+        let e1 = try runCLI(["eval", "--rag-qa", empty, "--db", db, "--model", model])
+        XCTAssertNotEqual(e1.status, 0)
+        XCTAssertTrue(e1.stderr.contains("no pubmedqa items"), e1.stderr)
+        let e2 = try runCLI(["eval", "--rag-qa", items, "--db", dir.appendingPathComponent("none.sqlite").path, "--model", model])
+        XCTAssertNotEqual(e2.status, 0)
+        XCTAssertTrue(e2.stderr.contains("no corpus at"), e2.stderr)
+        let e3 = try runCLI(["eval", "--rag-qa", items])
+        XCTAssertNotEqual(e3.status, 0)
+        XCTAssertTrue(e3.stderr.contains("--rag-qa needs --db"), e3.stderr)
+        let e4 = try runCLI(["eval", "--rag-qa", items, "--db", db, "--build-corpus"])
+        XCTAssertNotEqual(e4.status, 0)
+        XCTAssertTrue(e4.stderr.contains("--build-corpus needs --distractors"), e4.stderr)
+    }
+}

@@ -23,6 +23,7 @@ public struct TrainModelConfig: Sendable, Equatable {
     /// The output head is the token embedding `(V, C)`; `false` when the file has `output.weight`.
     public let tiedEmbeddings: Bool
 
+    /// A field of the runtime's configuration, under its own name.
     public subscript<T>(dynamicMember field: KeyPath<ModelConfig, T>) -> T { runtime[keyPath: field] }
     /// C, L, NH, NKV, F, V.
     public var width: Int { runtime.embeddingLength }

@@ -128,7 +128,8 @@ public enum AdapterFiles {
         var pairs: [String: LoRAAdapter.Pair] = [:]
         for s in lora.slots {
             let (a, b, _, _) = lora.views(s)
-            pairs["blk.\(s.layer).\(s.target.ggufName).weight"] = LoRAAdapter.Pair(
+            let name = LoRAAdapter.ggufName(peft: LoRAParameters.peftName(layer: s.layer, target: s.target, isB: false))!
+            pairs[name.weight] = LoRAAdapter.Pair(
                 a: Array(UnsafeBufferPointer(start: a, count: r * s.inF)), b: Array(UnsafeBufferPointer(start: b, count: s.outF * r)),
                 rank: r, inputs: s.inF, outputs: s.outF, scale: lora.config.scale)
         }

@@ -9,7 +9,7 @@ import Tensor
 // the original order and uses rotate-half. Within each head of HS rows, HF row `half·HS/2 + i` is
 // GGUF row `2i + half` (i < HS/2, half ∈ {0, 1}). A (input side) is unaffected. Qwen2 and Gemma 3
 // use rotate-half in both worlds: their GGUF rows are Hugging Face's, and nothing is permuted
-// (``TrainModelConfig/ropeStyle`` `.halves`).
+// (`ModelConfig.ropeStyle` `.halves`).
 
 public enum AdapterFiles {
     /// The Hugging Face row of GGUF row `row` of a q (heads = NH) or k (heads = NKV) projection
@@ -34,21 +34,22 @@ public enum AdapterFiles {
 
     // MARK: Our adapter file (checkpoints)
 
-    /// The adapter in GGUF orientation under PEFT-style names, with the LoRA config in the metadata.
-    public static func adapterTensors(_ lora: LoRAParameters) -> [NamedTensor] {
-        var out: [NamedTensor] = []
-        let r = lora.config.rank
-        for s in lora.slots {
+    /// The adapter under PEFT-style names after `prefix`: A `(r, IN)` and B `(OUT, r)`, B's rows in
+    /// GGUF order, or with `huggingFaceRows` in Hugging Face's (only Llama's q and k rows differ).
+    /// Checkpoints keep GGUF order; PEFT exports use Hugging Face's.
+    public static func adapterTensors(_ lora: LoRAParameters, prefix: String = "", huggingFaceRows: Bool = false) -> [NamedTensor] {
+        let r = lora.config.rank, permuted = huggingFaceRows && lora.model.ropeStyle == .adjacentPairs
+        return lora.slots.flatMap { s in
             let (a, b, _, _) = lora.views(s)
-            out.append(NamedTensor(name: LoRAParameters.peftName(layer: s.layer, target: s.target, isB: false),
-                                   shape: [r, s.inF], values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))))
-            out.append(NamedTensor(name: LoRAParameters.peftName(layer: s.layer, target: s.target, isB: true),
-                                   shape: [s.outF, r], values: Array(UnsafeBufferPointer(start: b, count: s.outF * r))))
+            func name(isB: Bool) -> String { prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: isB) }
+            return [NamedTensor(name: name(isB: false), shape: [r, s.inF], values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))),
+                    NamedTensor(name: name(isB: true), shape: [s.outF, r],
+                                values: permuted ? hfOrderB(b, slot: s, rank: r, headSize: lora.model.headSize)
+                                    : Array(UnsafeBufferPointer(start: b, count: s.outF * r)))]
         }
-        return out
     }
 
-    /// Loads adapter values written by ``adapterTensors(_:)`` (GGUF orientation) into `lora`.
+    /// Loads adapter values written by ``adapterTensors(_:prefix:huggingFaceRows:)`` (GGUF orientation) into `lora`.
     /// - Throws: `TunerError.badCheckpoint` naming a missing or mis-shaped tensor.
     public static func loadAdapter(path: String, into lora: LoRAParameters) throws {
         let file: SafetensorsFile
@@ -79,13 +80,6 @@ public enum AdapterFiles {
                                      blockCount: m.layers, vocabularySize: m.vocab)
     }
 
-    /// ``base(_:name:)`` as `(key, value)` text fields under ``LoRAAdapter/baseKeys``.
-    static func baseFields(_ lora: LoRAParameters, baseName: String) -> [(key: String, value: String)] {
-        let k = LoRAAdapter.baseKeys, b = base(lora, name: baseName)
-        return [(k.architecture, b.architecture ?? ""), (k.name, baseName), (k.embeddingLength, "\(lora.model.width)"),
-                (k.blockCount, "\(lora.model.layers)"), (k.vocabularySize, "\(lora.model.vocab)")]
-    }
-
     // MARK: PEFT export
 
     /// Writes `adapter_model.safetensors` (names `base_model.model.model.layers.L.….lora_A.weight`,
@@ -95,23 +89,16 @@ public enum AdapterFiles {
     /// ignores it there; unknown keys in `adapter_config.json` make PEFT warn).
     public static func exportPEFT(_ lora: LoRAParameters, to directory: URL, baseModel: String) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let r = lora.config.rank, hs = lora.model.headSize
-        var tensors: [NamedTensor] = []
-        for s in lora.slots {
-            let (a, b, _, _) = lora.views(s)
-            let prefix = "base_model.model.model."
-            tensors.append(NamedTensor(name: prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: false),
-                                       shape: [r, s.inF], values: Array(UnsafeBufferPointer(start: a, count: r * s.inF))))
-            tensors.append(NamedTensor(name: prefix + LoRAParameters.peftName(layer: s.layer, target: s.target, isB: true),
-                                       shape: [s.outF, r], values: lora.model.ropeStyle == .adjacentPairs ? hfOrderB(b, slot: s, rank: r, headSize: hs)
-                                           : Array(UnsafeBufferPointer(start: b, count: s.outF * r))))   // Qwen2, Gemma: rows not permuted
-        }
+        let k = LoRAAdapter.baseKeys, m = lora.model
         var metadata = ["format": "pt"]
-        for (key, value) in baseFields(lora, baseName: URL(fileURLWithPath: baseModel).lastPathComponent) {
+        for (key, value) in [(k.architecture, m.architecture), (k.name, URL(fileURLWithPath: baseModel).lastPathComponent),
+                             (k.embeddingLength, "\(m.width)"), (k.blockCount, "\(m.layers)"), (k.vocabularySize, "\(m.vocab)")] {
             metadata["base." + key] = value
         }
+        let tensors = adapterTensors(lora, prefix: "base_model.model.model.", huggingFaceRows: true)
         try writeAtomically(try safetensorsData(tensors, metadata: metadata),
                             to: directory.appendingPathComponent("adapter_model.safetensors"))
+        let r = lora.config.rank
         let config: [String: Any] = [
             "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": baseModel,
             "r": r, "lora_alpha": Double(lora.config.alpha), "lora_dropout": Double(lora.config.dropout),
@@ -141,7 +128,8 @@ public enum AdapterFiles {
         var pairs: [String: LoRAAdapter.Pair] = [:]
         for s in lora.slots {
             let (a, b, _, _) = lora.views(s)
-            pairs["blk.\(s.layer).\(s.target.ggufName).weight"] = LoRAAdapter.Pair(
+            let name = LoRAAdapter.ggufName(peft: LoRAParameters.peftName(layer: s.layer, target: s.target, isB: false))!
+            pairs[name.weight] = LoRAAdapter.Pair(
                 a: Array(UnsafeBufferPointer(start: a, count: r * s.inF)), b: Array(UnsafeBufferPointer(start: b, count: s.outF * r)),
                 rank: r, inputs: s.inF, outputs: s.outF, scale: lora.config.scale)
         }

@@ -2,7 +2,8 @@ import Foundation
 import LLM
 import Tensor
 
-// The frozen base model the tuner differentiates: a Llama, Qwen2 or Gemma 3 GGUF dequantized to float32.
+// The frozen base model the tuner differentiates: the runtime's `ModelWeights` of a Llama, Qwen2 or
+// Gemma 3 GGUF, dequantized to float32.
 // Dimension letters as in Ops.swift; QW = NH·HS.
 
 /// How the frozen base weights are held while training.
@@ -105,59 +106,47 @@ public final class BaseModel: @unchecked Sendable {
     public let blocks: [BlockWeights]
     private let storage: UnsafeMutableBufferPointer<Float>
 
-    /// Loads `file`: embeddings, head, norms and biases as float32; block projections as `precision` says.
+    /// Loads `file` through the runtime's ``ModelWeights``: embeddings, head, norms and biases as
+    /// float32; block projections as `precision` says.
     /// - Throws: `TunerError.invalidModel` for a configuration the tuner cannot train;
     ///   `ModelError` naming a missing or mis-shaped tensor or a type that cannot be dequantized.
     public init(file: GGUFFile, precision: BasePrecision = .float32) throws {
-        let cfg = try TrainModelConfig(file: file)
+        let (cfg, weights) = try TrainModelConfig.read(file)
         config = cfg
         path = file.path
         self.precision = precision
         let c = cfg.width, kv = cfg.kvWidth, f = cfg.ffn, v = cfg.vocab, qw = cfg.queryWidth, hs = cfg.headSize
-        let tied = cfg.tiedEmbeddings
         let norms = 2 * c + (cfg.queryKeyNorm ? 2 * hs : 0) + (cfg.postNorms ? 2 * c : 0)
         let biases = cfg.attentionBias ? qw + 2 * kv : 0
         let perBlock = norms + biases + (precision == .float32 ? 2 * qw * c + 2 * kv * c + 3 * f * c : 0)
-        let total = v * c * (tied ? 1 : 2) + c + cfg.layers * perBlock
+        let total = v * c * (cfg.tiedEmbeddings ? 1 : 2) + c + cfg.layers * perBlock
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: total)
         storage = buffer
         var cursor = buffer.baseAddress!
-        // The runtime's weights, checked by `GGUFFile.weight` (ggml dims are reversed: a (out, in)
-        // weight has dims [in, out]).
-        func find(_ name: String, _ shape: [Int]) throws -> LinearWeight { LinearWeight(try file.weight(name, dims: shape.reversed())) }
-        func load(_ name: String, _ shape: [Int]) throws -> UnsafeMutablePointer<Float> {
-            let weight = try find(name, shape), out = cursor
-            weight.dequantizeRows(0..<weight.rows, into: out)   // on all cores (a 1.5B base is ≈ 6 GB of floats)
-            cursor += shape.reduce(1, *)
+        func take(_ count: Int) -> UnsafeMutablePointer<Float> { defer { cursor += count }; return cursor }
+        func load(_ w: LinearWeight) -> UnsafeMutablePointer<Float> {
+            let out = take(w.rows * w.columns)
+            w.dequantizeRows(0..<w.rows, into: out)   // on all cores (a 1.5B base is ≈ 6 GB of floats)
             return out
         }
-        func linear(_ name: String, _ shape: [Int]) throws -> FrozenWeight {
-            precision == .float32 ? FrozenWeight(dense: try load(name, shape), rows: shape[0], columns: shape[1])
-                : FrozenWeight(quantized: try find(name, shape))
+        func load(_ values: [Float]) -> UnsafeMutablePointer<Float> {
+            let out = take(values.count)
+            out.update(from: values, count: values.count)
+            return out
         }
-        do {
-            wte = try load("token_embd.weight", [v, c])
-            head = tied ? wte : try load("output.weight", [v, c])
-            outNorm = try load("output_norm.weight", [c])
-            blocks = try (0..<cfg.layers).map { l in
-                let p = "blk.\(l)."
-                return BlockWeights(
-                    attnNorm: try load(p + "attn_norm.weight", [c]), ffnNorm: try load(p + "ffn_norm.weight", [c]),
-                    qNorm: cfg.queryKeyNorm ? try load(p + "attn_q_norm.weight", [hs]) : nil,
-                    kNorm: cfg.queryKeyNorm ? try load(p + "attn_k_norm.weight", [hs]) : nil,
-                    postAttnNorm: cfg.postNorms ? try load(p + "post_attention_norm.weight", [c]) : nil,
-                    postFFNNorm: cfg.postNorms ? try load(p + "post_ffw_norm.weight", [c]) : nil,
-                    wq: try linear(p + "attn_q.weight", [qw, c]), wk: try linear(p + "attn_k.weight", [kv, c]),
-                    wv: try linear(p + "attn_v.weight", [kv, c]), wo: try linear(p + "attn_output.weight", [c, qw]),
-                    wgate: try linear(p + "ffn_gate.weight", [f, c]), wup: try linear(p + "ffn_up.weight", [f, c]),
-                    wdown: try linear(p + "ffn_down.weight", [c, f]),
-                    bq: cfg.attentionBias ? try load(p + "attn_q.bias", [qw]) : nil,
-                    bk: cfg.attentionBias ? try load(p + "attn_k.bias", [kv]) : nil,
-                    bv: cfg.attentionBias ? try load(p + "attn_v.bias", [kv]) : nil)
-            }
-        } catch {
-            buffer.deallocate()
-            throw error
+        func load(_ values: [Float]?) -> UnsafeMutablePointer<Float>? { values.map(load) }
+        func frozen(_ w: LinearWeight) -> FrozenWeight {
+            precision == .float32 ? FrozenWeight(dense: load(w), rows: w.rows, columns: w.columns) : FrozenWeight(quantized: w)
+        }
+        wte = load(weights.tokenEmbedding)
+        head = cfg.tiedEmbeddings ? wte : load(weights.outputHead)
+        outNorm = load(weights.outputNorm)
+        blocks = weights.layers.map { w in
+            BlockWeights(attnNorm: load(w.attentionNorm), ffnNorm: load(w.ffnNorm), qNorm: load(w.queryNorm),
+                         kNorm: load(w.keyNorm), postAttnNorm: load(w.postAttentionNorm), postFFNNorm: load(w.postFFNNorm),
+                         wq: frozen(w.query), wk: frozen(w.key), wv: frozen(w.value), wo: frozen(w.output),
+                         wgate: frozen(w.gate), wup: frozen(w.up), wdown: frozen(w.down),
+                         bq: load(w.query.bias), bk: load(w.key.bias), bv: load(w.value.bias))
         }
         precondition(cursor == buffer.baseAddress! + total, "base weight layout mismatch")
     }

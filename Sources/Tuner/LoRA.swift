@@ -12,18 +12,6 @@ public enum LoRATarget: String, CaseIterable, Codable, Sendable {
     public var hfName: String { rawValue + "_proj" }
     /// The Hugging Face parent module (`self_attn` or `mlp`).
     public var hfParent: String { [.q, .k, .v, .o].contains(self) ? "self_attn" : "mlp" }
-    /// The GGUF tensor stem (`attn_q`, …, `ffn_down`).
-    public var ggufName: String {
-        switch self {
-        case .q: return "attn_q"
-        case .k: return "attn_k"
-        case .v: return "attn_v"
-        case .o: return "attn_output"
-        case .gate: return "ffn_gate"
-        case .up: return "ffn_up"
-        case .down: return "ffn_down"
-        }
-    }
 
     /// Parses `q`, `q_proj`, `gate`, … .
     public init?(name: String) {

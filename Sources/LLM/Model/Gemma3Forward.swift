@@ -37,7 +37,7 @@ extension Gemma3Model {
 
         let b = StepBuffers(config: c, rows: r)
         defer { b.deallocate() }
-        let e = embedding
+        let e = weights.tokenEmbedding
         for (i, t) in segments.flatMap(\.tokens).enumerated() {
             Dequantize.dequantizeUnchecked(e.type, from: e.raw + t * e.rowBytes, count: C, into: b.x + i * C)
             for j in 0..<C { b.x[i * C + j] *= c.embeddingScale }
@@ -50,8 +50,8 @@ extension Gemma3Model {
         // Final norm and the tied head on the rows that need logits.
         let picked = rows.picked(offsets: offsets)
         for (i, row) in picked.enumerated() { (b.h + i * C).update(from: b.x + row * C, count: C) }
-        Ops.rmsNorm(b.h, b.h, weight: outputNorm, rows: picked.count, channels: C, epsilon: c.normEpsilon)
-        if kernels == .fast, picked.count > 4, let packed = embedding.packed {
+        Ops.rmsNorm(b.h, b.h, weight: weights.outputNorm, rows: picked.count, channels: C, epsilon: c.normEpsilon)
+        if kernels == .fast, picked.count > 4, let packed = weights.outputHead.packed {
             // The packed kernel writes every element, so the kept storage needs no zeroing.
             var logits = logitsStore.take(count: picked.count * c.vocabularySize)
             logits.withUnsafeMutableBufferPointer { out in
@@ -62,8 +62,8 @@ extension Gemma3Model {
         }
         var logits = [Float](repeating: 0, count: picked.count * c.vocabularySize)
         logits.withUnsafeMutableBufferPointer { out in
-            if useQuantized([embedding], rows: picked.count, kernels: kernels) {
-                QuantMatVec.multiply([embedding], x: b.h, t: picked.count, outputs: [out.baseAddress!],
+            if useQuantized([weights.outputHead], rows: picked.count, kernels: kernels) {
+                QuantMatVec.multiply([weights.outputHead], x: b.h, t: picked.count, outputs: [out.baseAddress!],
                                      integer: picked.count >= options.integerKernelMinRows)
             } else {
                 head(b.h, rows: picked.count, into: out.baseAddress!)
@@ -84,8 +84,8 @@ extension Gemma3Model {
         // Attention: x += postNorm(Wo · attention(rope(qNorm(Wq h)), rope(kNorm(Wk h)), Wv h)), h = norm(x).
         Ops.rmsNorm(b.h, b.x, weight: w.attentionNorm, rows: r, channels: C, epsilon: eps)
         linear([w.query, w.key, w.value], b.h, rows: r, outputs: [b.q, b.k, b.v], kernels: kernels, decodeStep: decodeStep)
-        Ops.rmsNorm(b.q, b.q, weight: w.queryNorm, rows: r * c.headCount, channels: hs, epsilon: eps)
-        Ops.rmsNorm(b.k, b.k, weight: w.keyNorm, rows: r * c.kvHeadCount, channels: hs, epsilon: eps)
+        Ops.rmsNorm(b.q, b.q, weight: w.queryNorm!, rows: r * c.headCount, channels: hs, epsilon: eps)
+        Ops.rmsNorm(b.k, b.k, weight: w.keyNorm!, rows: r * c.kvHeadCount, channels: hs, epsilon: eps)
         rope.cos.withUnsafeBufferPointer { cos in
             rope.sin.withUnsafeBufferPointer { sin in
                 Ops.rope(b.q, rows: r, stride: QW, heads: c.headCount, headSize: hs,
@@ -96,7 +96,7 @@ extension Gemma3Model {
         }
         Attention.step(layer: l, segments: segments, offsets: offsets, config: c, q: b.q, k: b.k, v: b.v, out: b.attention)
         linear([w.output], b.attention, rows: r, outputs: [b.h], kernels: kernels, decodeStep: decodeStep)
-        Ops.rmsNorm(b.h, b.h, weight: w.postAttentionNorm, rows: r, channels: C, epsilon: eps)
+        Ops.rmsNorm(b.h, b.h, weight: w.postAttentionNorm!, rows: r, channels: C, epsilon: eps)
         Ops.add(b.x, b.h, count: r * C)
 
         // Feed-forward: x += postNorm(Wdown · (gelu(Wgate h) * Wup h)), h = norm(x).
@@ -104,7 +104,7 @@ extension Gemma3Model {
         linear([w.gate, w.up], b.h, rows: r, outputs: [b.gate, b.up], kernels: kernels, decodeStep: decodeStep)
         Ops.gatedActivation(b.gate, b.up, count: r * c.feedForwardLength, activation: .geluTanh)
         linear([w.down], b.gate, rows: r, outputs: [b.h], kernels: kernels, decodeStep: decodeStep)
-        Ops.rmsNorm(b.h, b.h, weight: w.postFFNNorm, rows: r, channels: C, epsilon: eps)
+        Ops.rmsNorm(b.h, b.h, weight: w.postFFNNorm!, rows: r, channels: C, epsilon: eps)
         Ops.add(b.x, b.h, count: r * C)
     }
 

@@ -20,23 +20,6 @@ import Tensor
 public final class Gemma3Model: @unchecked Sendable {
     // @unchecked: immutable after init (`logitsStore` locks itself).
 
-    /// One block's weights; norms are `(C)` except the q/k norms `(HS)`.
-    struct Layer {
-        let attentionNorm, postAttentionNorm, ffnNorm, postFFNNorm: [Float]
-        let queryNorm, keyNorm: [Float]
-        let query, key, value, output, gate, up, down: LinearWeight
-
-        var linears: [LinearWeight] { [query, key, value, output, gate, up, down] }
-
-        /// This block with each linear for which `replacement` returns a weight replaced by it.
-        func replacingLinears(_ replacement: (LinearWeight) -> LinearWeight?) -> Layer {
-            func r(_ w: LinearWeight) -> LinearWeight { replacement(w) ?? w }
-            return Layer(attentionNorm: attentionNorm, postAttentionNorm: postAttentionNorm, ffnNorm: ffnNorm,
-                         postFFNNorm: postFFNNorm, queryNorm: queryNorm, keyNorm: keyNorm, query: r(query), key: r(key),
-                         value: r(value), output: r(output), gate: r(gate), up: r(up), down: r(down))
-        }
-    }
-
     public let file: GGUFFile
     /// The hyper-parameters (`ModelConfig(gemma3:)`): local layers have a sliding window and
     /// RoPE base 10,000, global layers (every sixth) no window and `gemma3.rope.freq_base`.
@@ -44,10 +27,10 @@ public final class Gemma3Model: @unchecked Sendable {
     /// Kernel choice of the cached `forward(_:logits:)` (`denseWeights` is ignored: the block
     /// weights are always kept as float32 for prefill and the reference pass).
     public let options: ModelOptions
-    let layers: [Layer]
-    let outputNorm: [Float]  // (C)
-    /// `(V, C)`: token embeddings, also the output head.
-    let embedding: LinearWeight
+    /// The weights (with Gemma 3's q/k norms and post-norms); the head is tied to the token
+    /// embedding `(V, C)`, which stays quantized.
+    public let weights: ModelWeights
+    var layers: [LayerWeights] { weights.layers }
     /// The adapter applied, if any (its path and form; the values live in `lora` or the weights).
     public let adapter: (path: String, format: LoRAAdapter.Format, mode: AdapterMode)?
     /// In-forward LoRA branches by weight name (empty without an adapter or when merged).
@@ -67,51 +50,16 @@ public final class Gemma3Model: @unchecked Sendable {
         try CPUFeatures.check()
         self.file = file
         self.options = options
-        let c = try ModelConfig(gemma3: file), path = file.path
+        let c = try ModelConfig(gemma3: file)
         config = c
-
-        func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor { try file.weight(name, dims: dims) }
-        func vector(_ name: String, _ n: Int) throws -> [Float] { try tensor(name, [n]).dequantized() }
-        func linear(_ name: String, out: Int, in inputs: Int) throws -> LinearWeight {
-            let w = LinearWeight(tensor: try tensor(name, [inputs, out]), bias: nil)
-            w.makeDense(format: options.weightFormat)
-            return w
-        }
-        let C = c.embeddingLength, QW = c.queryWidth, KW = c.kvWidth
-        var layers = try (0..<c.layerCount).map { l in
-            let p = "blk.\(l)."
-            return Layer(
-                attentionNorm: try vector(p + "attn_norm.weight", C),
-                postAttentionNorm: try vector(p + "post_attention_norm.weight", C),
-                ffnNorm: try vector(p + "ffn_norm.weight", C),
-                postFFNNorm: try vector(p + "post_ffw_norm.weight", C),
-                queryNorm: try vector(p + "attn_q_norm.weight", c.headSize),
-                keyNorm: try vector(p + "attn_k_norm.weight", c.headSize),
-                query: try linear(p + "attn_q.weight", out: QW, in: C),
-                key: try linear(p + "attn_k.weight", out: KW, in: C),
-                value: try linear(p + "attn_v.weight", out: KW, in: C),
-                output: try linear(p + "attn_output.weight", out: C, in: QW),
-                gate: try linear(p + "ffn_gate.weight", out: c.feedForwardLength, in: C),
-                up: try linear(p + "ffn_up.weight", out: c.feedForwardLength, in: C),
-                down: try linear(p + "ffn_down.weight", out: C, in: c.feedForwardLength))
-        }
-        var deltas: [String: LoRADelta] = [:]
-        if let adapter {
-            let linears = Dictionary(uniqueKeysWithValues: layers.flatMap(\.linears).map { ($0.name, $0) })
-            deltas = try adapter.deltas(file: file, config: c, weights: linears)
-            if options.adapterMode == .merged {
-                layers = layers.map { $0.replacingLinears { w in deltas[w.name]?.merged(w) } }
-                deltas = [:]
-            }
-        }
-        self.layers = layers
-        lora = deltas
+        var weights = try ModelWeights(file: file, config: c)
+        lora = try weights.apply(adapter, file: file, config: c, mode: options.adapterMode)
         self.adapter = adapter.map { ($0.path, $0.format, options.adapterMode) }
-        outputNorm = try vector("output_norm.weight", C)
-        embedding = LinearWeight(tensor: try tensor("token_embd.weight", [C, c.vocabularySize]), bias: nil)
+        for w in weights.blockLinears { w.makeDense(format: options.weightFormat) }
         // bfloat16 mode: a packed copy of the head too (335 MB for the 270M model), since batched
         // steps spend most of their time on its 262,144 rows.
-        if options.weightFormat == .bfloat16 { embedding.makeDense(format: .bfloat16) }
+        if options.weightFormat == .bfloat16 { weights.outputHead.makeDense(format: .bfloat16) }
+        self.weights = weights
     }
 
     public convenience init(path: String, options: ModelOptions = .init(), adapter: LoRAAdapter? = nil) throws {
@@ -132,7 +80,7 @@ public final class Gemma3Model: @unchecked Sendable {
         }
         let x = UnsafeMutablePointer<Float>.allocate(capacity: t * C)  // (T, C) residual stream
         defer { x.deallocate() }
-        let e = embedding, scale = Float(C).squareRoot()
+        let e = weights.tokenEmbedding, scale = Float(C).squareRoot()
         for (i, id) in tokens.enumerated() {
             Dequantize.dequantizeUnchecked(e.type, from: e.raw + id * e.rowBytes, count: C, into: x + i * C)
             for j in 0..<C { x[i * C + j] *= scale }
@@ -148,7 +96,7 @@ public final class Gemma3Model: @unchecked Sendable {
         let h = UnsafeMutablePointer<Float>.allocate(capacity: rows * C)  // (rows, C)
         defer { h.deallocate() }
         h.update(from: x + (t - rows) * C, count: rows * C)
-        Ops.rmsNorm(h, h, weight: outputNorm, rows: rows, channels: C, epsilon: c.normEpsilon)
+        Ops.rmsNorm(h, h, weight: weights.outputNorm, rows: rows, channels: C, epsilon: c.normEpsilon)
         var logits = [Float](repeating: 0, count: rows * c.vocabularySize)
         logits.withUnsafeMutableBufferPointer { out in head(h, rows: rows, into: out.baseAddress!) }
         return logits
@@ -185,8 +133,8 @@ public final class Gemma3Model: @unchecked Sendable {
         linear(w.query, h, rows: t, into: q)
         linear(w.key, h, rows: t, into: k)
         linear(w.value, h, rows: t, into: v)
-        Ops.rmsNorm(q, q, weight: w.queryNorm, rows: t * c.headCount, channels: hs, epsilon: c.normEpsilon)
-        Ops.rmsNorm(k, k, weight: w.keyNorm, rows: t * c.kvHeadCount, channels: hs, epsilon: c.normEpsilon)
+        Ops.rmsNorm(q, q, weight: w.queryNorm!, rows: t * c.headCount, channels: hs, epsilon: c.normEpsilon)
+        Ops.rmsNorm(k, k, weight: w.keyNorm!, rows: t * c.kvHeadCount, channels: hs, epsilon: c.normEpsilon)
         rope.cos.withUnsafeBufferPointer { cos in
             rope.sin.withUnsafeBufferPointer { sin in
                 Ops.rope(q, rows: t, stride: QW, heads: c.headCount, headSize: hs,
@@ -197,7 +145,7 @@ public final class Gemma3Model: @unchecked Sendable {
         }
         attention(q, k, v, rows: t, window: c.slidingWindow[l], into: h)
         linear(w.output, h, rows: t, into: gate)  // gate as (T, C) scratch
-        Ops.rmsNorm(gate, gate, weight: w.postAttentionNorm, rows: t, channels: C, epsilon: c.normEpsilon)
+        Ops.rmsNorm(gate, gate, weight: w.postAttentionNorm!, rows: t, channels: C, epsilon: c.normEpsilon)
         Ops.add(x, gate, count: t * C)
 
         // Feed-forward: x += postNorm(Wdown · (gelu(Wgate h) * Wup h)), h = norm(x).
@@ -206,7 +154,7 @@ public final class Gemma3Model: @unchecked Sendable {
         linear(w.up, h, rows: t, into: up)
         Ops.gatedActivation(gate, up, count: t * FF, activation: .geluTanh)
         linear(w.down, gate, rows: t, into: h)
-        Ops.rmsNorm(h, h, weight: w.postFFNNorm, rows: t, channels: C, epsilon: c.normEpsilon)
+        Ops.rmsNorm(h, h, weight: w.postFFNNorm!, rows: t, channels: C, epsilon: c.normEpsilon)
         Ops.add(x, h, count: t * C)
     }
 
@@ -256,7 +204,7 @@ public final class Gemma3Model: @unchecked Sendable {
 
     /// `out (T, V) = h (T, C) · Embᵀ`, dequantizing the embedding 16k rows at a time.
     func head(_ h: UnsafePointer<Float>, rows t: Int, into out: UnsafeMutablePointer<Float>) {
-        let e = embedding, C = config.embeddingLength, V = config.vocabularySize, chunk = 16_384
+        let e = weights.outputHead, C = config.embeddingLength, V = config.vocabularySize, chunk = 16_384
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C)  // (chunk, C)
         defer { scratch.deallocate() }
         var start = 0

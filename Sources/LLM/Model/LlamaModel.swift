@@ -37,17 +37,8 @@ public final class LlamaModel: @unchecked Sendable {
         config = try ModelConfig(file: file)
         var weights = try ModelWeights(file: file, config: config)
         self.options = options
-        var deltas: [String: LoRADelta] = [:]
-        if let adapter {
-            let linears = Dictionary(uniqueKeysWithValues: weights.blockLinears.map { ($0.name, $0) })
-            deltas = try adapter.deltas(file: file, config: config, weights: linears)
-            if options.adapterMode == .merged {
-                weights.replaceLinears { w in deltas[w.name]?.merged(w) }
-                deltas = [:]
-            }
-        }
+        lora = try weights.apply(adapter, file: file, config: config, mode: options.adapterMode)
         self.weights = weights
-        lora = deltas
         self.adapter = adapter.map { ($0.path, $0.format, options.adapterMode) }
         if options.denseWeights {
             for w in weights.blockLinears { w.makeDense(format: options.weightFormat) }

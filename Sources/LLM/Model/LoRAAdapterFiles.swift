@@ -184,8 +184,9 @@ extension LoRAAdapter {
     }
 
     /// The GGUF weight name of a PEFT-style tensor name (`…layers.L.self_attn.q_proj.lora_A[.default].weight`)
-    /// and whether it is B; nil for names that are not LoRA A/B.
-    static func ggufName(peft name: String) -> (weight: String, isB: Bool)? {
+    /// and whether it is B; nil for names that are not LoRA A/B. The one map from Hugging Face
+    /// module names to GGUF stems, for reading adapters and for the tuner's GGUF export.
+    public static func ggufName(peft name: String) -> (weight: String, isB: Bool)? {
         let parts = name.split(separator: ".").map(String.init)
         guard let i = parts.firstIndex(of: "layers"), i + 4 < parts.count, let layer = Int(parts[i + 1]) else { return nil }
         let module = parts[i + 3], kind = parts[i + 4]

@@ -137,9 +137,18 @@ public struct LayerWeights: Sendable {
     public let gate: LinearWeight  // (FF, C)
     public let up: LinearWeight  // (FF, C)
     public let down: LinearWeight  // (C, FF)
+    /// The per-head q and k norms `(HS)` when ``ModelConfig/queryKeyNorm`` (Gemma 3), else `nil`.
+    public let queryNorm: [Float]?, keyNorm: [Float]?
+    /// The norms on the attention and feed-forward outputs `(C)` when ``ModelConfig/postNorms``
+    /// (Gemma 3), else `nil`.
+    public let postAttentionNorm: [Float]?, postFFNNorm: [Float]?
+
+    /// The block's linear weights: q, k, v, o, gate, up, down.
+    public var linears: [LinearWeight] { [query, key, value, output, gate, up, down] }
 }
 
-/// All weights of a Llama-family model, validated against its `ModelConfig`.
+/// All weights of a model (`llama`, `qwen2` or `gemma3`), validated against its `ModelConfig`:
+/// the one place that names a model's GGUF tensors, for the runtime and the tuner.
 public struct ModelWeights: Sendable {
     /// `(V, C)` token embeddings (also the output head when the model ties them).
     public let tokenEmbedding: LinearWeight
@@ -155,39 +164,52 @@ public struct ModelWeights: Sendable {
         let c = config
         func tensor(_ name: String, _ dims: [Int]) throws -> GGUFTensor { try file.weight(name, dims: dims) }
         func vector(_ name: String, _ n: Int) throws -> [Float] { try tensor(name, [n]).dequantized() }
+        func vector(_ name: String, _ n: Int, if present: Bool) throws -> [Float]? { present ? try vector(name, n) : nil }
         func linear(_ name: String, out: Int, in inputs: Int, biased: Bool = false) throws -> LinearWeight {
             let bias = biased ? try vector(name.replacingOccurrences(of: ".weight", with: ".bias"), out) : nil
             return LinearWeight(tensor: try tensor(name, [inputs, out]), bias: bias)
         }
-        // Qwen2 stores q/k/v biases; a Llama file may too (they are used when present).
-        let biased = file.contains(tensor: "blk.0.attn_q.bias")
-        tokenEmbedding = try linear("token_embd.weight", out: c.vocabularySize, in: c.embeddingLength)
+        // Qwen2 stores q/k/v biases; a Llama file may too (they are used when present); Gemma 3 has none.
+        let biased = c.architecture != "gemma3" && file.contains(tensor: "blk.0.attn_q.bias")
+        let C = c.embeddingLength, HS = c.headSize
+        tokenEmbedding = try linear("token_embd.weight", out: c.vocabularySize, in: C)
         layers = try (0..<c.layerCount).map { l in
             let p = "blk.\(l)."
             return LayerWeights(
-                attentionNorm: try vector(p + "attn_norm.weight", c.embeddingLength),
-                query: try linear(p + "attn_q.weight", out: c.queryWidth, in: c.embeddingLength, biased: biased),
-                key: try linear(p + "attn_k.weight", out: c.kvWidth, in: c.embeddingLength, biased: biased),
-                value: try linear(p + "attn_v.weight", out: c.kvWidth, in: c.embeddingLength, biased: biased),
-                output: try linear(p + "attn_output.weight", out: c.embeddingLength, in: c.queryWidth),
-                ffnNorm: try vector(p + "ffn_norm.weight", c.embeddingLength),
-                gate: try linear(p + "ffn_gate.weight", out: c.feedForwardLength, in: c.embeddingLength),
-                up: try linear(p + "ffn_up.weight", out: c.feedForwardLength, in: c.embeddingLength),
-                down: try linear(p + "ffn_down.weight", out: c.embeddingLength, in: c.feedForwardLength))
+                attentionNorm: try vector(p + "attn_norm.weight", C),
+                query: try linear(p + "attn_q.weight", out: c.queryWidth, in: C, biased: biased),
+                key: try linear(p + "attn_k.weight", out: c.kvWidth, in: C, biased: biased),
+                value: try linear(p + "attn_v.weight", out: c.kvWidth, in: C, biased: biased),
+                output: try linear(p + "attn_output.weight", out: C, in: c.queryWidth),
+                ffnNorm: try vector(p + "ffn_norm.weight", C),
+                gate: try linear(p + "ffn_gate.weight", out: c.feedForwardLength, in: C),
+                up: try linear(p + "ffn_up.weight", out: c.feedForwardLength, in: C),
+                down: try linear(p + "ffn_down.weight", out: C, in: c.feedForwardLength),
+                queryNorm: try vector(p + "attn_q_norm.weight", HS, if: c.queryKeyNorm),
+                keyNorm: try vector(p + "attn_k_norm.weight", HS, if: c.queryKeyNorm),
+                postAttentionNorm: try vector(p + "post_attention_norm.weight", C, if: c.postNorms),
+                postFFNNorm: try vector(p + "post_ffw_norm.weight", C, if: c.postNorms))
         }
-        outputNorm = try vector("output_norm.weight", c.embeddingLength)
+        outputNorm = try vector("output_norm.weight", C)
         outputHead = file.contains(tensor: "output.weight")
-            ? try linear("output.weight", out: c.vocabularySize, in: c.embeddingLength) : tokenEmbedding
+            ? try linear("output.weight", out: c.vocabularySize, in: C) : tokenEmbedding
     }
 
     /// Every linear weight of the blocks (not the embedding/head).
-    public var blockLinears: [LinearWeight] {
-        layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up, $0.down] }
-    }
+    public var blockLinears: [LinearWeight] { layers.flatMap(\.linears) }
 
-    /// Replaces each block linear for which `replacement` returns a weight (merged adapters).
-    mutating func replaceLinears(_ replacement: (LinearWeight) -> LinearWeight?) {
-        layers = layers.map { $0.replacingLinears(replacement) }
+    /// Fits `adapter` to these weights (nothing without one): returns its in-forward branches by
+    /// weight name, or with `mode == .merged` replaces each adapted linear by a float32 merged
+    /// copy and returns none.
+    /// - Throws: `AdapterError` for an adapter of another model or with tensors that fit no weight.
+    mutating func apply(_ adapter: LoRAAdapter?, file: GGUFFile, config: ModelConfig,
+                        mode: AdapterMode) throws -> [String: LoRADelta] {
+        guard let adapter else { return [:] }
+        let deltas = try adapter.deltas(file: file, config: config,
+                                        weights: Dictionary(uniqueKeysWithValues: blockLinears.map { ($0.name, $0) }))
+        guard mode == .merged else { return deltas }
+        layers = layers.map { $0.replacingLinears { w in deltas[w.name]?.merged(w) } }
+        return [:]
     }
 }
 
@@ -196,6 +218,7 @@ extension LayerWeights {
     func replacingLinears(_ replacement: (LinearWeight) -> LinearWeight?) -> LayerWeights {
         func r(_ w: LinearWeight) -> LinearWeight { replacement(w) ?? w }
         return LayerWeights(attentionNorm: attentionNorm, query: r(query), key: r(key), value: r(value), output: r(output),
-                            ffnNorm: ffnNorm, gate: r(gate), up: r(up), down: r(down))
+                            ffnNorm: ffnNorm, gate: r(gate), up: r(up), down: r(down), queryNorm: queryNorm,
+                            keyNorm: keyNorm, postAttentionNorm: postAttentionNorm, postFFNNorm: postFFNNorm)
     }
 }

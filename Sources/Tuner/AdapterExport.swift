@@ -87,7 +87,8 @@ public enum AdapterFiles {
     /// The frozen q/k/v biases of Qwen2 are part of the base, not of the adapter (`"bias": "none"`).
     /// The base model's identity goes into the safetensors `__metadata__` as `base.*` (PEFT
     /// ignores it there; unknown keys in `adapter_config.json` make PEFT warn).
-    public static func exportPEFT(_ lora: LoRAParameters, to directory: URL, baseModel: String) throws {
+    /// `dtype` `.bf16` halves the file (the format of shipped adapters; PEFT and the runtime load both).
+    public static func exportPEFT(_ lora: LoRAParameters, to directory: URL, baseModel: String, dtype: TensorDType = .f32) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let k = LoRAAdapter.baseKeys, m = lora.model
         var metadata = ["format": "pt"]
@@ -96,7 +97,7 @@ public enum AdapterFiles {
             metadata["base." + key] = value
         }
         let tensors = adapterTensors(lora, prefix: "base_model.model.model.", huggingFaceRows: true)
-        try writeAtomically(try safetensorsData(tensors, metadata: metadata),
+        try writeAtomically(try safetensorsData(tensors, metadata: metadata, dtype: dtype),
                             to: directory.appendingPathComponent("adapter_model.safetensors"))
         let r = lora.config.rank
         let config: [String: Any] = [

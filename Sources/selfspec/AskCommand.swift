@@ -21,9 +21,9 @@ struct Ask: ParsableCommand {
 
     @Argument(help: "The question.")
     var question: String
-    @Option(name: .long, help: "The GGUF model file.")
+    @Option(name: .long, help: "The GGUF model file, or a model name: smollm2, gemma3, qwen2.5.")
     var model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-    @Option(name: .long, help: "A LoRA adapter (PEFT folder or GGUF file) trained on this model.")
+    @Option(name: .long, help: "A LoRA adapter (PEFT folder, GGUF file, or the name of one under adapters/) trained on this model.")
     var adapter: String?
     @Flag(name: .long, help: "Retrieve passages from --db and ground the answer in them.")
     var rag = false
@@ -81,9 +81,8 @@ struct Ask: ParsableCommand {
 
     func run() throws {
         Terminal.trapInterrupts()
-        guard FileManager.default.fileExists(atPath: model) else {
-            throw ValidationError("no model file at \(model); run scripts/setup or pass --model FILE.gguf")
-        }
+        let model = try ModelNames.model(self.model)
+        let adapter = try self.adapter.map(ModelNames.adapter)
         let file = try GGUFFile(path: model)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
         let template = try templateOptions.resolve(file)

@@ -52,14 +52,14 @@ struct TemplateOptions: ParsableArguments {
 
 /// The model file.
 struct GGUFModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A GGUF model file (Llama family or Gemma 3), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf.")
+    @Option(name: .long, help: "A GGUF model file (Llama family, Qwen2 or Gemma 3), e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf, or a model name: smollm2, gemma3, qwen2.5.")
     var model: String
     @OptionGroup var weights: WeightFormatOptions
 
     /// Loads the model and its tokenizer, with a LoRA adapter when given.
     func load(adapter: AdapterOptions? = nil) throws -> (any CausalLanguageModel, any Tokenizer, GGUFFile) {
-        let file = try GGUFFile(path: model)
-        let lora = try adapter?.adapter.map { try LoRAAdapter(path: $0) }
+        let file = try GGUFFile(path: try ModelNames.model(model))
+        let lora = try adapter?.adapter.map { try LoRAAdapter(path: try ModelNames.adapter($0)) }
         let options = try weights.modelOptions(LlamaModel.Options(adapterMode: adapter?.mergeAdapter == true ? .merged : .inForward))
         return (try loadLanguageModel(file: file, options: options, adapter: lora),
                 try TokenizerFactory.make(metadata: file.metadata), file)

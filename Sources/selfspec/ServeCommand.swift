@@ -19,11 +19,11 @@ struct Serve: ParsableCommand {
         Ctrl-C: stop accepting, let in-flight requests finish (up to --drain seconds), then exit.
         """)
 
-    @Option(name: .long, help: "The GGUF model file.")
+    @Option(name: .long, help: "The GGUF model file, or a model name: smollm2, gemma3, qwen2.5.")
     var model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"
     @Option(name: .long, help: "The id of the base model in the API (default: the file name without .gguf).")
     var modelID: String?
-    @Option(name: .long, help: "A LoRA adapter (PEFT folder or GGUF file), served as its own model id; NAME=PATH names it (repeatable).")
+    @Option(name: .long, help: "A LoRA adapter (PEFT folder, GGUF file, or the name of one under adapters/), served as its own model id; NAME=PATH names it (repeatable).")
     var adapter: [String] = []
     @Option(name: .long, help: "Address to bind (0.0.0.0 for every interface).")
     var host = "127.0.0.1"
@@ -101,9 +101,7 @@ struct Serve: ParsableCommand {
 
     /// The models, the embedder and the retriever the options ask for.
     private func load() throws -> ([ServedModel], (any Embedder)?, Retriever?) {
-        guard FileManager.default.fileExists(atPath: model) else {
-            throw ValidationError("no model file at \(model); run scripts/setup or pass --model FILE.gguf")
-        }
+        let model = try ModelNames.model(self.model)
         let file = try GGUFFile(path: model)
         let tokenizer = try TokenizerFactory.make(metadata: file.metadata)
         let template = try templateOptions.resolve(file)
@@ -113,7 +111,7 @@ struct Serve: ParsableCommand {
         var served = [ServedModel(id: baseID, model: try loadLanguageModel(file: file, options: modelOptions), tokenizer: tokenizer,
                                   template: template, options: options)]
         for spec in adapter {
-            let (id, path) = Serve.adapterID(spec)
+            let (id, path) = Serve.adapterID(try ModelNames.adapter(spec))
             guard !served.contains(where: { $0.id == id }) else { throw ValidationError("two models have the id '\(id)'; name them with --adapter NAME=PATH") }
             let lora = try LoRAAdapter(path: path)
             served.append(ServedModel(id: id, model: try loadLanguageModel(file: file, options: modelOptions, adapter: lora), tokenizer: tokenizer,

@@ -120,9 +120,12 @@ struct TuneExport: ParsableCommand {
     @Option(help: "A checkpoint folder (default: the run's latest).") var checkpoint: String?
     @Option(help: "peft, gguf or both.") var format = "both"
     @Option(help: "Output folder.") var out: String
+    @Option(help: ArgumentHelp("The PEFT tensors' type: f32, or bf16 (half the size; the format of shipped adapters).", valueName: "f32|bf16"))
+    var dtype = "f32"
 
     func validate() throws {
         if !["peft", "gguf", "both"].contains(format) { throw ValidationError("--format must be peft, gguf or both") }
+        if TensorDType(rawValue: dtype.uppercased()) == nil { throw ValidationError("--dtype must be f32 or bf16") }
     }
 
     func run() throws {
@@ -141,12 +144,14 @@ struct TuneExport: ParsableCommand {
         try AdapterFiles.loadAdapter(path: ckpt.appendingPathComponent("adapter.safetensors").path, into: lora)
         let outDir = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-        if format != "gguf" { try AdapterFiles.exportPEFT(lora, to: outDir, baseModel: options.modelPath) }
+        if format != "gguf" {
+            try AdapterFiles.exportPEFT(lora, to: outDir, baseModel: options.modelPath, dtype: TensorDType(rawValue: dtype.uppercased()) ?? .f32)
+        }
         if format != "peft" {
             try AdapterFiles.exportGGUF(lora, to: outDir.appendingPathComponent("adapter.gguf"),
                                         baseName: URL(fileURLWithPath: options.modelPath).lastPathComponent)
         }
-        print("exported \(ckpt.lastPathComponent) to \(out) (\(format))")
+        print("exported \(ckpt.lastPathComponent) to \(out) (\(format)\(format == "gguf" ? "" : ", PEFT \(dtype.lowercased())"))")
     }
 }
 

@@ -17,6 +17,38 @@ final class ExportTests: XCTestCase {
         XCTAssertEqual((0..<(heads * hs)).map { AdapterFiles.hfRow(ofGGUFRow: $0, headSize: hs) }, hfOfGGUF)
     }
 
+    /// `--dtype bf16`: half the bytes, every value within bfloat16 rounding (relative 2^-8) of the
+    /// float32 one, read back by the runtime's adapter loader like the float32 export.
+    func testBFloat16PEFTExportIsHalfTheSizeAndLoads() throws {
+        XCTAssertEqual(bfloat16Bits(1), 0x3F80)
+        XCTAssertEqual(bfloat16Bits(Float(bitPattern: 0x3F80_8000)), 0x3F80, "a tie rounds to even")
+        XCTAssertEqual(bfloat16Bits(Float(bitPattern: 0x3F81_8000)), 0x3F82, "a tie rounds to even")
+        XCTAssertEqual(bfloat16Bits(-2.5), 0xC020)
+        let base = try SharedModel.load()
+        let lora = LoRAParameters(config: LoRAConfig(), model: base.config)
+        var rng = SplitMix64(seed: 5)
+        for i in lora.values.indices { lora.values[i] = rng.nextUnitFloat() - 0.5 }
+        let f32 = try TemporaryDirectory(self), bf16 = try TemporaryDirectory(self)
+        try AdapterFiles.exportPEFT(lora, to: f32.url, baseModel: "SmolLM2-135M-Instruct")
+        try AdapterFiles.exportPEFT(lora, to: bf16.url, baseModel: "SmolLM2-135M-Instruct", dtype: .bf16)
+        func size(_ d: TemporaryDirectory) throws -> Int {
+            try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: d.file("adapter_model.safetensors").path)[.size] as? Int)
+        }
+        let (big, small) = (try size(f32), try size(bf16))
+        print("PEFT adapter: float32 \(big) bytes, bfloat16 \(small) bytes")
+        XCTAssertLessThan(small, big / 2 + 32_768, "the tensors take half the bytes; the JSON header is the same")
+        let exact = try LoRAAdapter(path: f32.url.path), rounded = try LoRAAdapter(path: bf16.url.path)
+        XCTAssertEqual(Set(exact.pairs.keys), Set(rounded.pairs.keys))
+        var worst: Float = 0
+        for (name, p) in exact.pairs {
+            let q = try XCTUnwrap(rounded.pairs[name])
+            for (x, y) in zip(p.a + p.b, q.a + q.b) { worst = max(worst, abs(x - y) / max(abs(x), 1e-6)) }
+        }
+        print("bfloat16 PEFT export: max relative |diff| \(worst)")
+        XCTAssertLessThanOrEqual(worst, 1.0 / 256)
+        XCTAssertGreaterThan(worst, 0, "the values really were rounded")
+    }
+
     func testPEFTAndGGUFExportRoundTrip() throws {
         let base = try SharedModel.load()
         let lora = LoRAParameters(config: LoRAConfig(), model: base.config)

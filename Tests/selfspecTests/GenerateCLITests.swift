@@ -23,6 +23,21 @@ final class GenerateCLITests: XCTestCase {
         (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? [:]
     }
 
+    /// `--model NAME` resolves a set-up model by name (from the repository root, where the tests
+    /// run); an unknown model or adapter name is refused with the names that exist.
+    func testModelAndAdapterNames() throws {
+        let byName = try run(["generate", "--model", "smollm2", "--prompt", "Aspirin is used to treat", "--max-tokens", "4", "--temperature", "0"])
+        let byPath = try run(["generate", "--model", Self.model, "--prompt", "Aspirin is used to treat", "--max-tokens", "4", "--temperature", "0"])
+        XCTAssertEqual(byName.status, 0, byName.stderr)
+        XCTAssertEqual(byName.stdout, byPath.stdout)
+        let model = try run(["generate", "--model", "nosuch-model", "--prompt", "x", "--max-tokens", "1"])
+        XCTAssertNotEqual(model.status, 0)
+        XCTAssertTrue(model.stderr.contains("'nosuch-model'") && model.stderr.contains("smollm2, gemma3, qwen2.5"), model.stderr)
+        let adapter = try run(["generate", "--model", "smollm2", "--adapter", "nosuch-adapter", "--prompt", "x", "--max-tokens", "1"])
+        XCTAssertNotEqual(adapter.status, 0)
+        XCTAssertTrue(adapter.stderr.contains("no adapter 'nosuch-adapter'"), adapter.stderr)
+    }
+
     /// `--prompts FILE`: one JSON line out per prompt (its id kept), a prompt that cannot fit
     /// the context gives an `error` line while the others complete; bad lines are refused by number.
     func testPromptsFileWritesOneLinePerPromptWithIdsAndErrors() throws {

@@ -15,10 +15,12 @@ demo: setup
 ## All tests, in release (numeric code is 10-100x slower in debug); the server tests drive the
 ## official openai Python client, installed into .venv-test by scripts/python-clients.
 ## scripts/check-standalone fails if a tracked file reads the developers' reference folder beside the checkout.
+## scripts/reliability-short then runs the short kill -9 soak, load test and fuzzing (RELIABILITY.md).
 test: setup
 	@scripts/check-standalone
 	@scripts/python-clients
 	swift test -c release -Xswiftc -enable-testing
+	@scripts/reliability-short
 
 ## Ingest benchmark against the lxml peer (see BENCHMARKS.md).
 bench-ingest: setup

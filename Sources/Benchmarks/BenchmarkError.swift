@@ -12,6 +12,8 @@ public enum BenchmarkError: LocalizedError, Equatable, Sendable, CustomStringCon
     case nonNumericPMID(file: String, id: String)
     /// A distractor source that holds fewer usable articles than asked for.
     case tooFewDistractors(files: [String], found: Int, wanted: Int)
+    /// A report folder holding an unfinished run with other settings.
+    case resumeConflict(dir: String, stored: String, now: String)
 
     public var errorDescription: String? {
         switch self {
@@ -23,6 +25,8 @@ public enum BenchmarkError: LocalizedError, Equatable, Sendable, CustomStringCon
             return "\(file): record \(id) is not keyed by a PMID (digits); the RAG evaluation needs each item's PMID"
         case let .tooFewDistractors(files, found, wanted):
             return "\(files.joined(separator: ", ")): \(found) articles with an abstract (not among the items), \(wanted) asked for; lower --count or add files"
+        case let .resumeConflict(dir, stored, now):
+            return "\(dir) holds an unfinished run with other settings (stored: \(stored); now: \(now)); remove its partial/ folder or choose another --report"
         }
     }
 

@@ -75,19 +75,29 @@ public enum RAGQAEvaluation {
     // MARK: Running
 
     /// Answers every item with `asker` (sequentially, as `ask` does).
-    /// - Parameter progress: called after each item with (done, total); returning false stops
-    ///   the run with `CancellationError`.
-    public static func run(_ items: [Item], asker: GroundedAsker,
+    /// - Parameters:
+    ///   - done: outcomes of the first items from an interrupted run (``RAGQACheckpoint``); those
+    ///     items are not asked again. Their PMIDs must be the items' first ones, in order.
+    ///   - finished: called with each new outcome as soon as it is scored (to save it).
+    ///   - progress: called after each item with (done, total); returning false stops
+    ///     the run with `CancellationError`.
+    public static func run(_ items: [Item], asker: GroundedAsker, done: [RAGQAOutcome] = [],
+                           finished: (RAGQAOutcome) throws -> Void = { _ in },
                            progress: (Int, Int) -> Bool = { _, _ in true }) throws -> [RAGQAOutcome] {
-        var out: [RAGQAOutcome] = []
-        for item in items {
+        guard done.count <= items.count, zip(done, items).allSatisfy({ $0.pmid == $1.pmid }) else {
+            throw BenchmarkError.unreadable(file: "partial answers", reason: "they are not for these items (other --limit/--seed?)")
+        }
+        var out = done
+        for item in items.dropFirst(done.count) {
             var cancelled = false
             let answer = try asker.answer(item.question) { _ in
                 cancelled = cancelled || !progress(out.count, items.count)
                 return cancelled ? .stop : .more
             }
             if cancelled || answer.result.finishReason == .cancelled { throw CancellationError() }
-            out.append(outcome(item, answer: answer))
+            let scored = outcome(item, answer: answer)
+            try finished(scored)
+            out.append(scored)
             if !progress(out.count, items.count) { throw CancellationError() }
         }
         return out
@@ -165,4 +175,66 @@ public struct RAGQAOutcome: Codable, Sendable, Equatable {
         case finishReason = "finish_reason", loop, rougeL = "rouge_l", tokens, promptTokens = "prompt_tokens"
         case seconds, generationSeconds = "generation_seconds"
     }
+}
+
+/// The answers of an unfinished `eval --rag-qa` run, saved item by item in `DIR/partial/` (one
+/// JSON line per answer in `MODEL.jsonl`, the run's settings in `settings.txt`), so that the same
+/// command continues after the last saved answer instead of starting over.
+public struct RAGQACheckpoint: Sendable {
+    public let directory: URL
+
+    /// Opens (creating) `reportDirectory/partial` for a run with `settings`.
+    /// - Throws: ``BenchmarkError/resumeConflict(dir:stored:now:)`` when it holds a run with other settings.
+    public init(reportDirectory: String, settings: String) throws {
+        directory = URL(fileURLWithPath: reportDirectory).appendingPathComponent("partial")
+        let settingsURL = directory.appendingPathComponent("settings.txt")
+        do {
+            if let stored = try? String(contentsOf: settingsURL, encoding: .utf8) {
+                guard stored == settings else { throw BenchmarkError.resumeConflict(dir: reportDirectory, stored: stored, now: settings) }
+            } else {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                try Data(settings.utf8).write(to: settingsURL, options: .atomic)
+            }
+        } catch let e as BenchmarkError { throw e } catch {
+            throw BenchmarkError.unreadable(file: settingsURL.path, reason: error.localizedDescription)
+        }
+    }
+
+    private func url(_ model: String) -> URL { directory.appendingPathComponent("\(model).jsonl") }
+
+    /// The saved answers of `model`, in order; a torn last line (a kill mid-write) is dropped.
+    public func saved(model: String) throws -> [RAGQAOutcome] {
+        guard let data = FileManager.default.contents(atPath: url(model).path) else { return [] }
+        var out: [RAGQAOutcome] = []
+        let decoder = JSONDecoder()
+        for line in data.split(separator: 0x0A) {
+            guard let o = try? decoder.decode(RAGQAOutcome.self, from: Data(line)) else { break }
+            out.append(o)
+        }
+        // Rewrite without a torn tail, so that appends continue a clean file.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var clean = Data()
+        for o in out { clean += try encoder.encode(o) + Data([0x0A]) }
+        if clean.count != data.count { try clean.write(to: url(model), options: .atomic) }
+        return out
+    }
+
+    /// Appends one answer of `model`.
+    public func append(_ outcome: RAGQAOutcome, model: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let line = try encoder.encode(outcome) + Data([0x0A])
+        let path = url(model).path
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: path) else { throw BenchmarkError.unreadable(file: path, reason: "cannot open for appending") }
+        defer { try? h.close() }
+        do {
+            try h.seekToEnd()
+            try h.write(contentsOf: line)
+        } catch { throw BenchmarkError.unreadable(file: path, reason: error.localizedDescription) }
+    }
+
+    /// Removes the partial answers (once the report is written).
+    public func remove() { try? FileManager.default.removeItem(at: directory) }
 }

@@ -65,6 +65,14 @@ public struct ExperimentReport: Codable, Sendable, Equatable {
         public var values: [Value]
         /// Every adapter against the base.
         public var deltas: [Delta]
+        /// Label tasks: the best this metric gets from always answering one label. A model that
+        /// collapses onto one answer reaches at most this, so a gain counts only above it.
+        public var bestConstant: Constant?
+    }
+
+    public struct Constant: Codable, Sendable, Equatable {
+        public var label: String
+        public var value: Double
     }
 
     public struct Value: Codable, Sendable, Equatable {
@@ -140,7 +148,9 @@ extension ExperimentRunner {
                         return ExperimentReport.Delta(model: c.model, delta: c.delta, ciLow: ci?.ciLow ?? .nan, ciHigh: ci?.ciHigh ?? .nan,
                                                       pValue: c.pValue, test: c.test, robust: c.robust)
                     }
-                    rows.append(.init(scoring: scoring, metric: metric, values: values, deltas: ds))
+                    let constant = t.baselines.compactMap { b in b.metrics[metric].map { ExperimentReport.Constant(label: b.label, value: $0) } }
+                        .max { $0.value < $1.value }
+                    rows.append(.init(scoring: scoring, metric: metric, values: values, deltas: ds, bestConstant: constant))
                 }
             }
             return .init(task: t.task, file: t.file, n: t.n, primaryMetric: t.primaryMetric, primaryScoring: t.primaryScoring, rows: rows)
@@ -192,11 +202,21 @@ extension ExperimentReport {
         for t in tasks {
             let models = t.rows.first?.values.map(\.model) ?? []
             let adapters = t.rows.first?.deltas.map(\.model) ?? []
+            let constants = t.rows.contains { $0.bestConstant != nil }
             let header = ["scoring", "metric"] + models.map { "\($0) [95% CI]" } + adapters.map { "Δ \($0) − base [95% CI] (p)" }
+                + (constants ? ["best single label"] + adapters.map { "\($0) − best single label [95% CI]" } : [])
             let rows = t.rows.map { r -> [String] in
                 let mark = r.scoring == t.primaryScoring ? " (primary)" : ""
-                return [r.scoring + mark, r.metric] + r.values.map { "\(Self.f($0.value)) [\(Self.f($0.ciLow)), \(Self.f($0.ciHigh))]" }
+                var cells = [r.scoring + mark, r.metric] + r.values.map { "\(Self.f($0.value)) [\(Self.f($0.ciLow)), \(Self.f($0.ciHigh))]" }
                     + r.deltas.map { String(format: "%+.3f", $0.delta) + " [\(Self.f($0.ciLow)), \(Self.f($0.ciHigh))] (\(String(format: "%.3g", $0.pValue)))" + ($0.robust ? " robust" : "") }
+                guard constants else { return cells }
+                // The constant is fixed on these items, so the interval is the adapter's own shifted.
+                cells.append(r.bestConstant.map { "\(Self.f($0.value)) (\($0.label))" } ?? "–")
+                for a in adapters {
+                    guard let c = r.bestConstant, let v = r.values.first(where: { $0.model == a }) else { cells.append("–"); continue }
+                    cells.append(String(format: "%+.3f", v.value - c.value) + " [\(Self.f(v.ciLow - c.value)), \(Self.f(v.ciHigh - c.value))]")
+                }
+                return cells
             }
             out.append(("Task: \(t.task) (n = \(t.n), primary metric \(t.primaryMetric))", header, rows,
                         "Items from \(t.file)." + predictionCounts(t.task)))

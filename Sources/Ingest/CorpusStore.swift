@@ -1,3 +1,4 @@
+import Foundation
 import SQLiteDB
 
 /// The corpus in one SQLite file (WAL): documents, their MeSH terms, passages with provenance,
@@ -30,7 +31,18 @@ public final class CorpusStore: @unchecked Sendable {
             // 8 KiB pages (new files only) hold most abstracts without overflow pages; a 32 MiB
             // page cache and fewer WAL checkpoints keep bulk ingest from rewriting pages (FTS
             // segments, indexes) over and over; peak RSS stays well under 150 MB.
-            try db.execute("PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 8192")
+            // Switching a new file to WAL needs it alone, and SQLite does not wait for that lock
+            // (no busy handler): another process opening the same new file retries for up to 10 s.
+            var attempt = 0
+            while true {
+                do {
+                    try db.execute("PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 8192")
+                    break
+                } catch let e as SQLiteError where e.code == 5 && attempt < 200 {
+                    attempt += 1
+                    usleep(50_000)
+                }
+            }
             try migrate()
         } else {
             let v = try db.scalarInt("PRAGMA user_version")
@@ -41,68 +53,79 @@ public final class CorpusStore: @unchecked Sendable {
     // MARK: Schema
 
     private func migrate() throws {
-        let version = try db.scalarInt("PRAGMA user_version")
-        if version > CorpusStore.schemaVersion {
-            throw IngestError.schemaTooNew(file: db.path, found: version, supported: CorpusStore.schemaVersion)
-        }
-        if version < 1 {
-            try db.transaction {
-                try db.execute("""
-                CREATE TABLE documents(
-                    id INTEGER PRIMARY KEY,
-                    key TEXT NOT NULL UNIQUE,
-                    source TEXT NOT NULL,
-                    pmid INTEGER,
-                    version INTEGER NOT NULL DEFAULT 1,
-                    title TEXT NOT NULL,
-                    text TEXT NOT NULL,
-                    sections TEXT NOT NULL,          -- JSON [[name, start, end], ...] (Unicode-scalar offsets)
-                    journal TEXT, journal_abbrev TEXT, year INTEGER, language TEXT,
-                    publication_types TEXT NOT NULL, -- JSON array of strings
-                    keywords TEXT NOT NULL,          -- JSON array of strings
-                    doi TEXT, pmcid TEXT,
-                    file TEXT NOT NULL, line INTEGER NOT NULL,
-                    content_hash INTEGER NOT NULL
-                );
-                CREATE INDEX documents_pmid ON documents(pmid);
-                CREATE INDEX documents_year ON documents(year);
-                CREATE INDEX documents_journal ON documents(journal);
-                CREATE TABLE mesh_terms(
-                    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-                    descriptor TEXT NOT NULL, ui TEXT NOT NULL, major INTEGER NOT NULL,
-                    qualifiers TEXT NOT NULL         -- JSON array of strings
-                );
-                CREATE INDEX mesh_terms_doc ON mesh_terms(doc_id);
-                CREATE INDEX mesh_terms_descriptor ON mesh_terms(descriptor);
-                -- A passage's text is documents.text[start:end] (Unicode code points, as SQLite's substr
-                -- counts them), so it is not stored twice; the passage_texts view gives it.
-                -- AUTOINCREMENT: a passage id is never reused, so vectors and ANN graphs keyed by it
-                -- can never point at a different passage after a delete.
-                CREATE TABLE passages(
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-                    ordinal INTEGER NOT NULL,
-                    section TEXT NOT NULL,
-                    start INTEGER NOT NULL, end INTEGER NOT NULL,
-                    UNIQUE(doc_id, ordinal)
-                );
-                CREATE VIEW passage_texts AS
-                    SELECT p.id, p.doc_id, p.ordinal, p.section, p.start, p.end,
-                           substr(d.text, p.start + 1, p.end - p.start) AS text, d.title, d.key, d.pmid
-                    FROM passages p JOIN documents d ON d.id = p.doc_id;
-                -- Contentless: the text lives in passages/documents; rows are removed with the 'delete' command.
-                CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61 remove_diacritics 2');
-                -- Keep a whole ingest transaction's terms in memory before writing a segment
-                -- (default 1 MiB): fewer, larger segments mean less merging during bulk ingest.
-                INSERT INTO passages_fts(passages_fts, rank) VALUES('hashsize', 16777216);
-                CREATE TABLE ingested_files(
-                    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
-                    documents INTEGER NOT NULL, deletions INTEGER NOT NULL, completed_at TEXT NOT NULL
-                );
-                PRAGMA user_version = 1;
-                """)
+        // Read and upgrade the version under the write lock: two processes opening a new file at
+        // once must not both create the tables.
+        try db.transaction {
+            let version = try db.scalarInt("PRAGMA user_version")
+            if version > CorpusStore.schemaVersion {
+                throw IngestError.schemaTooNew(file: db.path, found: version, supported: CorpusStore.schemaVersion)
             }
+            if version < 1 { try createSchema() }
+            // Added after version 1 (no data to convert): how far an unfinished file got.
+            try db.execute("""
+            CREATE TABLE IF NOT EXISTS file_progress(
+                path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+                records INTEGER NOT NULL, documents INTEGER NOT NULL, deletions INTEGER NOT NULL
+            )
+            """)
         }
+    }
+
+    private func createSchema() throws {
+        try db.execute("""
+        CREATE TABLE documents(
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            source TEXT NOT NULL,
+            pmid INTEGER,
+            version INTEGER NOT NULL DEFAULT 1,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            sections TEXT NOT NULL,          -- JSON [[name, start, end], ...] (Unicode-scalar offsets)
+            journal TEXT, journal_abbrev TEXT, year INTEGER, language TEXT,
+            publication_types TEXT NOT NULL, -- JSON array of strings
+            keywords TEXT NOT NULL,          -- JSON array of strings
+            doi TEXT, pmcid TEXT,
+            file TEXT NOT NULL, line INTEGER NOT NULL,
+            content_hash INTEGER NOT NULL
+        );
+        CREATE INDEX documents_pmid ON documents(pmid);
+        CREATE INDEX documents_year ON documents(year);
+        CREATE INDEX documents_journal ON documents(journal);
+        CREATE TABLE mesh_terms(
+            doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            descriptor TEXT NOT NULL, ui TEXT NOT NULL, major INTEGER NOT NULL,
+            qualifiers TEXT NOT NULL         -- JSON array of strings
+        );
+        CREATE INDEX mesh_terms_doc ON mesh_terms(doc_id);
+        CREATE INDEX mesh_terms_descriptor ON mesh_terms(descriptor);
+        -- A passage's text is documents.text[start:end] (Unicode code points, as SQLite's substr
+        -- counts them), so it is not stored twice; the passage_texts view gives it.
+        -- AUTOINCREMENT: a passage id is never reused, so vectors and ANN graphs keyed by it
+        -- can never point at a different passage after a delete.
+        CREATE TABLE passages(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            section TEXT NOT NULL,
+            start INTEGER NOT NULL, end INTEGER NOT NULL,
+            UNIQUE(doc_id, ordinal)
+        );
+        CREATE VIEW passage_texts AS
+            SELECT p.id, p.doc_id, p.ordinal, p.section, p.start, p.end,
+                   substr(d.text, p.start + 1, p.end - p.start) AS text, d.title, d.key, d.pmid
+            FROM passages p JOIN documents d ON d.id = p.doc_id;
+        -- Contentless: the text lives in passages/documents; rows are removed with the 'delete' command.
+        CREATE VIRTUAL TABLE passages_fts USING fts5(title, text, content='', tokenize='porter unicode61 remove_diacritics 2');
+        -- Keep a whole ingest transaction's terms in memory before writing a segment
+        -- (default 1 MiB): fewer, larger segments mean less merging during bulk ingest.
+        INSERT INTO passages_fts(passages_fts, rank) VALUES('hashsize', 16777216);
+        CREATE TABLE ingested_files(
+            path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime INTEGER NOT NULL,
+            documents INTEGER NOT NULL, deletions INTEGER NOT NULL, completed_at TEXT NOT NULL
+        );
+        PRAGMA user_version = 1;
+        """)
     }
 
     // MARK: Writing
@@ -220,10 +243,35 @@ public final class CorpusStore: @unchecked Sendable {
                          [.text(path), .int(size), .int(mtime)]) > 0
     }
 
-    /// Records that `path` was fully ingested.
+    /// Records that `path` was fully ingested (and forgets its partial progress).
     public func markIngested(path: String, size: Int, mtime: Int, documents: Int, deletions: Int) throws {
         try db.prepare("INSERT OR REPLACE INTO ingested_files VALUES (?,?,?,?,?,datetime('now'))")
             .run([.text(path), .int(size), .int(mtime), .int(documents), .int(deletions)])
+        try db.prepare("DELETE FROM file_progress WHERE path = ?").run([.text(path)])
+    }
+
+    /// How far an unfinished run got in a file: its first `records` records (documents and
+    /// deletion lists, in file order) are committed.
+    public struct FileProgress: Sendable, Equatable {
+        public var records = 0, documents = 0, deletions = 0
+        public init(records: Int = 0, documents: Int = 0, deletions: Int = 0) {
+            self.records = records; self.documents = documents; self.deletions = deletions
+        }
+    }
+
+    /// What an unfinished run committed from `path`, if the file is unchanged since (zeros otherwise):
+    /// a resumed run skips those records instead of chunking and comparing them again.
+    public func progress(path: String, size: Int, mtime: Int) throws -> FileProgress {
+        let stmt = try db.prepare("SELECT records, documents, deletions FROM file_progress WHERE path = ? AND size = ? AND mtime = ?")
+        try stmt.bind([.text(path), .int(size), .int(mtime)])
+        guard try stmt.step() else { return FileProgress() }
+        return FileProgress(records: stmt.int(0), documents: stmt.int(1), deletions: stmt.int(2))
+    }
+
+    /// Notes, inside the transaction that commits them, how far the records of `path` are stored.
+    public func recordProgress(path: String, size: Int, mtime: Int, _ p: FileProgress) throws {
+        try db.prepare("INSERT OR REPLACE INTO file_progress VALUES (?,?,?,?,?,?)")
+            .run([.text(path), .int(size), .int(mtime), .int(p.records), .int(p.documents), .int(p.deletions)])
     }
 }
 

@@ -15,6 +15,9 @@ public enum IngestError: Error, Equatable, CustomStringConvertible, Sendable {
     case noInputs(path: String)
     /// The database was written by a newer SelfSpec.
     case schemaTooNew(file: String, found: Int, supported: Int)
+    /// The database could not be written (disk full, locked by another writer, I/O error) while
+    /// ingesting `file`; the transactions committed before stay.
+    case storeFailed(db: String, file: String, code: Int32, message: String)
     /// The run was interrupted (Ctrl-C); what was committed stays.
     case interrupted
 
@@ -31,6 +34,14 @@ public enum IngestError: Error, Equatable, CustomStringConvertible, Sendable {
         case let .noInputs(path): return "no ingestible files at \(path) (expected .xml, .xml.gz, .nxml, .txt, .md, .jsonl)"
         case let .schemaTooNew(file, found, supported):
             return "\(file) has schema version \(found); this selfspec supports up to \(supported). Upgrade selfspec."
+        case let .storeFailed(db, file, code, message):
+            let why: String
+            switch code {
+            case 13: why = "the disk is full"
+            case 5, 6: why = "another process holds the write lock (one writer at a time)"
+            default: why = "SQLite error \(code): \(message)"
+            }
+            return "\(db): cannot write (\(why)) while ingesting \(file); what was committed before is kept and intact — fix this and run the same command again to resume"
         case .interrupted: return "interrupted; everything committed so far is kept — run the same command again to resume"
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SQLiteDB
 
 /// Ingests files into a ``CorpusStore``: expands paths, picks a reader per file, chunks
 /// documents, and writes in batched transactions.
@@ -49,6 +50,8 @@ public final class Ingester {
         public var withoutText = 0
         /// The same key twice in one file (the later record wins).
         public var duplicatesInFile = 0
+        /// Records of unfinished files skipped on resume: committed by an earlier, interrupted run.
+        public var resumedRecords = 0
         /// Errors (file, line, column, PMID) and notable warnings, capped at 50 lines.
         public var messages: [String] = []
         public var seconds = 0.0
@@ -101,6 +104,9 @@ public final class Ingester {
                     p.passages += passages
                     progress(p)
                 }
+            } catch let error as SQLiteError {
+                report.seconds = Date().timeIntervalSince(start)
+                throw IngestFailure(error: .storeFailed(db: store.db.path, file: file.path, code: error.code, message: error.message), report: report)
             } catch let error as IngestError {
                 if case .interrupted = error {
                     report.seconds = Date().timeIntervalSince(start)
@@ -128,13 +134,19 @@ public final class Ingester {
         let chunker = self.chunker
         let chunkSize = min(options.batchSize, 256)
         let path = file.path
+        // An interrupted run of this file committed its first `skip` records: parse past them.
+        let resumed = options.force ? CorpusStore.FileProgress() : try store.progress(path: file.path, size: file.size, mtime: file.mtime)
+        let skip = resumed.records
+        report.resumedRecords += skip
         // Producer: parse + chunk on a background thread, handing over small chunks.
         let thread = Thread {
             var batch: [Chunked] = []
-            var bytes = 0
+            var bytes = 0, index = 0
             do {
                 try Ingester.read(reader, path) { read in bytes = read } emit: { item in
                     if shouldStop() || queue.isClosed { throw IngestError.interrupted }
+                    index += 1
+                    if index <= skip { return }
                     switch item {
                     case .document(let d): batch.append(.document(d, chunker.chunk(d), CorpusStore.Row(d)))
                     case .deletion(let del): batch.append(.deletion(del))
@@ -159,17 +171,19 @@ public final class Ingester {
         let checkpointer = WALCheckpointer(store: store)
         defer { checkpointer?.finish() }
         let db = store.db
-        var inTransaction = false, inThisTransaction = 0
+        var inTransaction = false, inThisTransaction = 0, records = skip
+        var seen = Set<String>()
+        var docs = resumed.documents, deletions = resumed.deletions
         func commit() throws {
             guard inTransaction else { return }
+            try store.recordProgress(path: file.path, size: file.size, mtime: file.mtime,
+                                     .init(records: records, documents: docs, deletions: deletions))
             try db.execute("COMMIT")
             inTransaction = false
             inThisTransaction = 0
             checkpointer?.signal()
         }
         defer { if inTransaction { try? db.execute("ROLLBACK") } }
-        var seen = Set<String>()
-        var docs = 0, deletions = 0
         while true {
             switch queue.take() {
             case let .batch(items, bytesRead):
@@ -190,8 +204,9 @@ public final class Ingester {
                     }
                 }
                 inThisTransaction += items.count
-                if inThisTransaction >= options.batchSize { try commit() }
+                records += items.count
                 docs += nDocs
+                if inThisTransaction >= options.batchSize { try commit() }
                 report.documentsRead += nDocs
                 report.passages += nPassages
                 progress(bytesRead, nDocs, nPassages)
@@ -200,7 +215,9 @@ public final class Ingester {
                 if let error { try commit(); throw error }
                 if !inTransaction { try db.execute("BEGIN IMMEDIATE"); inTransaction = true }
                 try store.markIngested(path: file.path, size: file.size, mtime: file.mtime, documents: docs, deletions: deletions)
-                try commit()
+                try db.execute("COMMIT")
+                inTransaction = false
+                checkpointer?.signal()
                 return
             }
         }

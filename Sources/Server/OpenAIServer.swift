@@ -9,7 +9,7 @@ import VectorIndex
 ///
 /// Routes: `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`,
 /// `POST /v1/completions` (server-sent events with `"stream": true`), `POST /v1/embeddings`,
-/// `POST /v1/search`, `GET /health`. Every route checks the Bearer key when one is set; every
+/// `POST /v1/search`, `GET /health` (status and each model's batch counters). Every route checks the Bearer key when one is set; every
 /// failure is an OpenAI-style error object with its status. Generation requests for one model
 /// share that model's `BatchScheduler` (continuous batching).
 ///
@@ -133,7 +133,7 @@ public final class OpenAIServer: Sendable {
             switch path {
             case "/health":
                 try require(.get)
-                return json(["status": "ok"])
+                return json(["status": "ok", "models": models.map(Self.healthObject)])
             case "/v1/models":
                 try require(.get)
                 return json(["object": "list", "data": models.map(modelObject)])
@@ -160,6 +160,13 @@ public final class OpenAIServer: Sendable {
         } catch {
             return errorResponse(Self.serverError(error))
         }
+    }
+
+    /// A model's batch counters: `active` slots, `waiting` requests, `completed` and `dropped` (consumer gone).
+    static func healthObject(_ m: ServedModel) -> [String: Any] {
+        let s = m.scheduler.snapshot
+        return ["id": m.id, "active": s.active, "waiting": s.waiting, "completed": s.completed, "dropped": s.dropped,
+                "max_batch": m.scheduler.options.maxBatch, "max_queue": m.scheduler.options.maxQueue]
     }
 
     private func modelObject(_ m: ServedModel) -> [String: Any] {

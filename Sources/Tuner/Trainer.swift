@@ -213,13 +213,15 @@ public final class Trainer {
 
     /// Restores the latest checkpoint of the run folder: adapter, optimizer, position; the log is cut
     /// back to the checkpoint's step so the resumed curve continues it exactly.
+    /// A run stopped before its first checkpoint restarts from step 0 (same seed: the same run).
     /// - Returns: the step resumed from.
-    /// - Throws: `TunerError.badCheckpoint` when there is none or it does not match the model.
+    /// - Throws: `TunerError.badCheckpoint` when the checkpoint is unreadable or does not match the model.
     @discardableResult
     public func resume() throws -> Int {
         let latestURL = checkpointsDirectory.appendingPathComponent("latest")
         guard let name = try? String(contentsOf: latestURL, encoding: .utf8) else {
-            throw TunerError.badCheckpoint(path: latestURL.path, detail: "no checkpoint to resume from")
+            try writeAtomically(Data(), to: logURL)
+            return 0
         }
         let dir = checkpointsDirectory.appendingPathComponent(name.trimmingCharacters(in: .whitespacesAndNewlines))
         let statePath = dir.appendingPathComponent("state.json").path

@@ -67,7 +67,9 @@ struct Ingest: ParsableCommand {
                 throw ExitCode(130)
             }
             Terminal.error(failure.error.description)
-            if !keepGoing { Terminal.note("hint: fix the file or pass --keep-going; what was read before the error is committed, and re-running skips finished files.") }
+            if case .storeFailed = failure.error {} else if !keepGoing {
+                Terminal.note("hint: fix the file or pass --keep-going; what was read before the error is committed, and re-running skips finished files.")
+            }
             throw ExitCode.failure
         }
         line.finish()

@@ -30,8 +30,18 @@ extension EvalCommand {
         let names = ["base"] + adapterNames()
         // The settings of `ask`: its sampling defaults (greedy) and repetition stop, with --max-tokens.
         let settings = try SamplingOptions.parse(["--max-tokens", String(maxTokens ?? 256)]).request([], repetitionByDefault: true)
+        // With --report, every answer is saved as it is scored: the same command continues an interrupted run.
+        let runSettings = "items \(file) limit \(limit.map(String.init) ?? "all") seed \(seed); db \(db) k \(k) mode \(mode.rawValue); "
+            + "model \(modelPath) adapters \(adapter.joined(separator: ",")); max tokens \(maxTokens ?? 256) passage budget \(passageBudget)"
+        let checkpoint = try report.map { try RAGQACheckpoint(reportDirectory: $0, settings: runSettings) }
         var runs: [[RAGQAOutcome]] = [], seconds: [Double] = []
         for m in names.indices {
+            let saved = try checkpoint?.saved(model: names[m]) ?? []
+            if saved.count == items.count {
+                runs.append(saved)
+                seconds.append(saved.reduce(0) { $0 + $1.seconds })
+                continue
+            }
             let lm = try loadLanguageModel(file: m == 0 ? baseFile : try GGUFFile(path: modelPath), options: try weights.modelOptions(),
                                            adapter: m == 0 ? nil : adapters[m - 1])
             if m == 0 { try checkAdapters(adapters, base: baseFile, config: lm.config) }
@@ -41,17 +51,18 @@ extension EvalCommand {
             let label = "rag-qa \(names[m])"
             let start = Date()
             do {
-                runs.append(try RAGQAEvaluation.run(items, asker: asker) { done, total in
+                if !saved.isEmpty && !output.quiet { Terminal.note("\(label): continuing after \(saved.count) saved answers") }
+                runs.append(try RAGQAEvaluation.run(items, asker: asker, done: saved, finished: { try checkpoint?.append($0, model: names[m]) }) { done, total in
                     progress.update(label: label, fraction: Double(done) / Double(max(total, 1)), count: done, unit: "items")
                     return !interruptRequested.load(ordering: .relaxed)
                 })
             } catch is CancellationError {
                 progress.finish()
-                Terminal.error("interrupted during \(label); no report written")
+                Terminal.error("interrupted during \(label); " + (report != nil ? "the answers so far are saved — run the same command to continue" : "no report written (with --report, answers are saved and a rerun continues)"))
                 throw ExitCode(130)
             }
             progress.finish()
-            seconds.append(Date().timeIntervalSince(start))
+            seconds.append(Date().timeIntervalSince(start) + saved.reduce(0) { $0 + $1.seconds })
             if !output.quiet && !output.json {
                 Terminal.note(String(format: "%@: %d items in %.0f s", label, items.count, seconds[m]))
             }
@@ -60,7 +71,10 @@ extension EvalCommand {
                                        names: names, models: names.map { _ in modelPath },
                                        adapters: [nil] + adapter.map { Optional($0) }, runs: runs, seconds: seconds,
                                        resamples: resamples, seed: seed)
-        if let report { try writeRAGQA(result, runs: runs, names: names, to: report) }
+        if let report {
+            try writeRAGQA(result, runs: runs, names: names, to: report)
+            checkpoint?.remove()
+        }
         if output.json {
             print(String(decoding: try RAGQAReport.encoder().encode(result), as: UTF8.self))
         } else {

@@ -151,6 +151,29 @@ final class RAGQATests: XCTestCase {
         XCTAssertThrowsError(try RAGQACorpus.distractors(paths: [samples], excluding: [], count: 100_000, seed: 3))
     }
 
+    func testSavedAnswersSurviveATornLineAndRefuseOtherSettings() throws {
+        let dir = try makeTemporaryDirectory("ragqa-partial").path
+        let cp = try RAGQACheckpoint(reportDirectory: dir, settings: "k 3")
+        let a = outcome(11, decision: "yes", cited: [11], citedGold: true), b = outcome(12, decision: "no", cited: [], citedGold: false)
+        try cp.append(a, model: "base")
+        try cp.append(b, model: "base")
+        // A kill in the middle of the third line.
+        let file = cp.directory.appendingPathComponent("base.jsonl")
+        let h = try FileHandle(forWritingTo: file)
+        try h.seekToEnd(); try h.write(contentsOf: Data("{\"pmid\": 13, \"quest".utf8)); try h.close()
+        let again = try RAGQACheckpoint(reportDirectory: dir, settings: "k 3")
+        XCTAssertEqual(try again.saved(model: "base"), [a, b])
+        try again.append(a, model: "base")
+        XCTAssertEqual(try again.saved(model: "base"), [a, b, a], "appends continue a clean file")
+        XCTAssertEqual(try again.saved(model: "specialist"), [])
+        XCTAssertThrowsError(try RAGQACheckpoint(reportDirectory: dir, settings: "k 5")) { error in
+            guard case BenchmarkError.resumeConflict = error else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("stored: k 3; now: k 5"), "\(error)")
+        }
+        again.remove()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: again.directory.path))
+    }
+
     func testAnEmptyItemFileIsRefused() throws {
         let file = try makeTemporaryDirectory("ragqa").appendingPathComponent("empty.json").path
         try Data("{}".utf8).write(to: URL(fileURLWithPath: file))

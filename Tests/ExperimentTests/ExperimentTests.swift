@@ -50,6 +50,12 @@ final class ExperimentTests: XCTestCase {
             XCTAssertTrue(d.ciLow.isFinite && d.ciHigh.isFinite && d.ciLow <= d.ciHigh, "\(t.task): \(d)")
             XCTAssertTrue((0...1).contains(d.pValue), "\(t.task): \(d)")
             for v in primary.values { XCTAssertTrue(v.ciLow <= v.value + 1e-9 && v.value <= v.ciHigh + 1e-9, "\(t.task): \(v)") }
+            // Label tasks carry the best always-one-label value of each metric (a collapse reaches at most this).
+            let baselines = report.eval.tasks.first { $0.task == t.task }?.baselines ?? []
+            if t.task == "ner" { XCTAssertNil(primary.bestConstant) } else {
+                let c = try XCTUnwrap(primary.bestConstant, t.task)
+                XCTAssertEqual(c.value, baselines.compactMap { $0.metrics[t.primaryMetric] }.max())
+            }
         }
         XCTAssertEqual(report.eval.schema, "selfspec-eval/2")
         let dir = URL(fileURLWithPath: runs).appendingPathComponent("smoke")
@@ -59,6 +65,7 @@ final class ExperimentTests: XCTestCase {
         let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
         XCTAssertTrue(html.contains("<svg") && html.contains("Task: pubmedqa"))
         XCTAssertTrue(try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8).contains("Δ specialist − base"))
+        XCTAssertTrue(try String(contentsOf: dir.appendingPathComponent("report.md"), encoding: .utf8).contains("specialist − best single label"))
 
         // The same configuration again: every stage is skipped (the state files say done, same hash).
         let again = try ExperimentRunner(config: config, configPath: "experiments/smoke.json", runsDirectory: runs).run()

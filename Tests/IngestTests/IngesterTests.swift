@@ -105,7 +105,8 @@ final class IngesterTests: XCTestCase {
         XCTAssertEqual(try keys(store), ["7000001"], "the record before the error is committed; the next file is not read")
         let r = try ingest(store, ["malformed.xml", "structured.xml"], keepGoing: true)
         XCTAssertEqual(r.filesFailed, 1)
-        XCTAssertEqual(r.unchanged, 1)
+        XCTAssertEqual(r.resumedRecords, 1, "the committed record before the error is skipped, not read again")
+        XCTAssertEqual(r.unchanged, 0)
         XCTAssertTrue(r.messages.first?.contains("malformed.xml:11:") ?? false, "\(r.messages)")
         XCTAssertEqual(try keys(store), ["7000001", "9000001", "9000002", "9000003"])
     }
@@ -125,12 +126,27 @@ final class IngesterTests: XCTestCase {
         XCTAssertLessThan(partial, 121)
         XCTAssertEqual(try store.db.scalarInt("SELECT count(*) FROM passages_fts"), try store.stats().passages,
                        "what is committed is complete: every passage is in the FTS index")
-        // A new connection (as after a kill) sees a consistent corpus, and a re-run completes it.
+        // A new connection (as after a kill) sees a consistent corpus, and a re-run completes it,
+        // skipping the committed records instead of reading them into the store again.
         let again = try CorpusStore(path: path)
         let r = try Ingester(store: again, options: o).ingest(paths: [realFile])
-        XCTAssertEqual(r.inserted + r.unchanged, 121)
+        XCTAssertEqual(r.resumedRecords, partial)
+        XCTAssertEqual(r.inserted, 121 - partial)
+        XCTAssertEqual(r.unchanged, 0)
         XCTAssertEqual(try again.stats().documents, 121)
         XCTAssertEqual(try again.db.scalarInt("SELECT count(*) FROM passages_fts"), try again.stats().passages)
+        XCTAssertEqual(try again.db.scalarInt("SELECT documents FROM ingested_files"), 121, "the file's count spans both runs")
+        XCTAssertEqual(try again.db.scalarInt("SELECT count(*) FROM file_progress"), 0, "a finished file keeps no partial progress")
+        // The result equals an uninterrupted run's, row for row.
+        let once = try CorpusStore(path: temporaryDatabase())
+        _ = try Ingester(store: once, options: o).ingest(paths: [realFile])
+        func rows(_ s: CorpusStore) throws -> [String] {
+            let stmt = try s.db.prepare("SELECT d.id, d.key, d.title, d.text, p.id, p.start, p.end FROM passages p JOIN documents d ON d.id = p.doc_id ORDER BY p.id")
+            var out: [String] = []
+            while try stmt.step() { out.append((0..<7).map { stmt.string(Int32($0)) ?? "" }.joined(separator: "|")) }
+            return out
+        }
+        XCTAssertEqual(try rows(again), try rows(once))
     }
 
     func testPathExpansionDirectoriesGlobsAndErrors() throws {
@@ -143,6 +159,20 @@ final class IngesterTests: XCTestCase {
         XCTAssertThrowsError(try Ingester.expand(["/no/such/file.xml"]))
         XCTAssertThrowsError(try Ingester.expand([Paths.repo.appendingPathComponent("Package.swift").path])) { error in
             XCTAssertTrue("\(error)".contains("unsupported file type"), "\(error)")
+        }
+    }
+
+    func testTwoConnectionsCreatingOneNewCorpusAtOnceBothSucceed() throws {
+        // Two writers opening a new file at the same moment: the schema is created once, under the write lock.
+        for _ in 0..<20 {
+            let path = temporaryDatabase()
+            let lock = NSLock()
+            nonisolated(unsafe) var failures: [String] = []
+            DispatchQueue.concurrentPerform(iterations: 2) { _ in
+                do { _ = try CorpusStore(path: path) } catch { lock.withLock { failures.append("\(error)") } }
+            }
+            XCTAssertEqual(failures, [])
+            XCTAssertEqual(try CorpusStore(path: path).db.scalarInt("PRAGMA user_version"), 1)
         }
     }
 

@@ -48,6 +48,15 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(x.map(\.loss), y.map(\.loss), "resumed loss curve must equal the uninterrupted one exactly")
         XCTAssertEqual(x.map(\.validationLoss), y.map(\.validationLoss))
         XCTAssertEqual(x.map(\.learningRate), y.map(\.learningRate))
+
+        // Killed before its first checkpoint (config written, a torn log line): --resume starts over at step 0.
+        let early = tmp.file("early")
+        _ = try TuneRun.prepare(options: o, runDirectory: early, resume: false, base: base)
+        try Data("{\"step\":1,\"lo".utf8).write(to: early.appendingPathComponent("log.jsonl"))
+        let (d, restarted) = try TuneRun.prepare(options: o, runDirectory: early, resume: true, base: base)
+        XCTAssertEqual(restarted.resumedFromStep, 0)
+        XCTAssertEqual(try d.run { _ in .more }.stepsDone, 4)
+        XCTAssertEqual(try losses(early).map(\.loss), x.map(\.loss), "a restart from step 0 is the same run")
         XCTAssertNotNil(x[1].validationLoss)
         for name in ["config.json", "loss.svg", "checkpoints/step-000004/optimizer.safetensors"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: straight.appendingPathComponent(name).path), name)

@@ -15,21 +15,12 @@ private func modelsFolder() -> String {
 
 #if FUZZING
 
-/// Built on the first input (libFuzzer runs inputs one at a time on one thread).
+/// Set up by `main` before the first input, so that loading a tokenizer does not count against
+/// the first input's time limit (libFuzzer runs inputs one at a time on one thread).
 nonisolated(unsafe) private var harness: FuzzHarness?
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ bytes: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    if harness == nil {
-        let name = ProcessInfo.processInfo.environment["SELFSPEC_FUZZ_TARGET"] ?? ""
-        guard let target = FuzzTarget(rawValue: name) else {
-            fatalError("SELFSPEC_FUZZ_TARGET='\(name)': expected one of \(FuzzTarget.allCases.map(\.rawValue))")
-        }
-        do { harness = try FuzzHarness(target: target, models: modelsFolder()) } catch {
-            fatalError("cannot set up \(name): \(error)")
-        }
-        atexit { harness = nil }  // removes the scratch file
-    }
     let data = bytes.map { Data(bytes: $0, count: size) } ?? Data()
     do { try harness!.run(data) } catch { fatalError("\(error)") }
     return 0
@@ -44,6 +35,14 @@ private func runFuzzerDriver(_ argc: UnsafeMutablePointer<Int32>,
 @main
 struct Fuzz {
     static func main() {
+        let name = ProcessInfo.processInfo.environment["SELFSPEC_FUZZ_TARGET"] ?? ""
+        guard let target = FuzzTarget(rawValue: name) else {
+            fatalError("SELFSPEC_FUZZ_TARGET='\(name)': expected one of \(FuzzTarget.allCases.map(\.rawValue))")
+        }
+        do { harness = try FuzzHarness(target: target, models: modelsFolder()) } catch {
+            fatalError("cannot set up \(name): \(error)")
+        }
+        atexit { harness = nil }  // removes the scratch file
         var argc = CommandLine.argc
         var argv = CommandLine.unsafeArgv
         exit(runFuzzerDriver(&argc, &argv, fuzzOneInput))

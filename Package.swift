@@ -3,7 +3,10 @@ import PackageDescription
 
 // Dependencies point one way: selfspec (CLI) -> Benchmarks (RAG QA eval) -> Server -> Generator/Tuner -> Evaluation/VectorIndex/Ingest
 // -> LLM/SQLiteDB -> Tensor -> C shims.
-let optimize: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// The fuzzer build (`scripts/fuzz`, SELFSPEC_FUZZ_BUILD=1) keeps Swift's bounds and overflow checks,
+// which -Ounchecked drops, so that a bad index traps instead of reading on.
+let unchecked = Context.environment["SELFSPEC_FUZZ_BUILD"] == nil ? "-Ounchecked" : "-O"
+let optimize: [SwiftSetting] = [.unsafeFlags([unchecked, "-wmo"], .when(configuration: .release))]
 // The LLM kernels use 256-bit AVX, FMA and F16C (checked at run time by `CPUFeatures`); not AVX2,
 // which some of the x86-64 machines we run on lack (`-target-cpu haswell` would emit it).
 let llmKernels: [SwiftSetting] = optimize + [.unsafeFlags(["-Xcc", "-mavx", "-Xcc", "-mfma", "-Xcc", "-mf16c"])]
@@ -58,6 +61,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: optimize),
+        // The parsers fed with arbitrary bytes (`scripts/fuzz`), and their libFuzzer entry / replay tool.
+        .target(name: "FuzzTargets", dependencies: ["LLM", "Tensor", "Ingest", "Generator", "Evaluation", "Tuner", "Server"],
+                swiftSettings: optimize),
+        .executableTarget(name: "selfspec-fuzz", dependencies: ["FuzzTargets"], swiftSettings: optimize),
         .executableTarget(name: "selfspec", dependencies: [
             "Ingest", "VectorIndex", "Generator", "Tuner", "Server", "Evaluation", "Benchmarks", "Experiment",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -76,6 +83,7 @@ let package = Package(
         .testTarget(name: "BenchmarksTests", dependencies: ["TestSupport", "Benchmarks", "LLM", "Tensor", "Evaluation", "Server", "VectorIndex", "Ingest"]),
         .testTarget(name: "ExperimentTests", dependencies: ["TestSupport", "Experiment", "Evaluation"]),
         .testTarget(name: "ServerTests", dependencies: ["TestSupport", "Server", "Ingest"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["TestSupport", "FuzzTargets", "LLM", "Tensor"]),
         .testTarget(name: "selfspecTests", dependencies: ["TestSupport", "selfspec", "Ingest", "SQLiteDB"]),
     ]
 )

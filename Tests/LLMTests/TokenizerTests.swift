@@ -30,6 +30,19 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(viaFactory.encode("Hello world"), [19556, 905])
     }
 
+    /// Bytes with no token of their own (SmolLM2: 0x04, 0x06, 0x13, 0x14, 0x16, 0x1D) are dropped,
+    /// as llama.cpp does; they used to become the unknown id 0, the control token <|endoftext|>
+    /// (found by `scripts/fuzz tokenizer-bpe`: Tests/Fixtures/fuzz/crashers/tokenizer-bpe).
+    func testBytesWithoutATokenAreDropped() throws {
+        let tok = try SharedModel.bpe()
+        for text in ["\n\u{13}\n", "a\u{4}b", "\u{6}", "x\u{14}\u{16}\u{1D}y"] {
+            let ids = tok.encode(text)
+            XCTAssertFalse(ids.contains(where: tok.isControl), "\(text.debugDescription): \(ids)")
+            XCTAssertEqual(tok.decode(ids), text.filter { !["\u{4}", "\u{6}", "\u{13}", "\u{14}", "\u{16}", "\u{1D}"].contains($0) })
+        }
+        XCTAssertEqual(tok.encode("\u{13}"), [])
+    }
+
     func testGoldenIDs() throws {
         let tok = try SharedModel.bpe()
         let golden = try TestPaths.json("smollm2_tokenizer.json")

@@ -3,6 +3,7 @@
 /// Encoding: split out control tokens (when asked), cut the rest into words with the
 /// `PreTokenizer` named by `tokenizer.ggml.pre`, map each word's bytes to their byte tokens and
 /// apply merges lowest rank first (leftmost on ties), as Hugging Face `tokenizers` and llama.cpp do.
+/// A byte the vocabulary has no token for is dropped, as llama.cpp does.
 public final class BPETokenizer: Tokenizer {
     public let vocabularySize: Int
     public let specialTokens: SpecialTokens
@@ -167,14 +168,17 @@ public final class BPETokenizer: Tokenizer {
     /// Applies the merges to one word: a min-heap of (rank, position) candidates over a linked
     /// list of symbols; stale candidates are skipped when popped. O(n log n) in the word length.
     private func bpe(_ word: UnsafeBufferPointer<UInt8>, _ s: inout Scratch, _ out: inout [Int]) {
-        let n = word.count
         s.symbols.removeAll(keepingCapacity: true)
         s.next.removeAll(keepingCapacity: true)
         s.prev.removeAll(keepingCapacity: true)
         s.heap.removeAll(keepingCapacity: true)
-        for (i, b) in word.enumerated() {
-            let id = byteTokens[Int(b)]
-            s.symbols.append(id >= 0 ? id : Int32(specialTokens.unknown ?? 0))
+        // A byte with no token of its own is dropped, as llama.cpp does. Its unknown id would be a
+        // control token (SmolLM2 lacks bytes 0x04, 0x13… and its unknown id is <|endoftext|>),
+        // which ordinary text must never produce.
+        for b in word where byteTokens[Int(b)] >= 0 { s.symbols.append(byteTokens[Int(b)]) }
+        let n = s.symbols.count
+        guard n > 0 else { return }
+        for i in 0..<n {
             s.next.append(i + 1 < n ? Int32(i + 1) : -1)
             s.prev.append(Int32(i - 1))
         }

@@ -52,6 +52,10 @@ final class XMLReader {
             throw IngestError.cannotOpen(file: file, reason: "libxml2 could not open it")
         }
         reader = r
+        // libxml2 reports input-conversion and I/O errors ("encoding error : input conversion
+        // failed") through its per-thread global handler, which prints to stderr; a library must
+        // not print. This reader's errors come from its own handler below and the read status.
+        xmlSetStructuredErrorFunc(nil, { _, _ in })
         xmlTextReaderSetStructuredErrorHandler(r, { arg, error in
             guard let arg, let error else { return }
             let me = Unmanaged<XMLReader>.fromOpaque(arg).takeUnretainedValue()

@@ -83,7 +83,19 @@ public final class OpenAIServer: Sendable {
     /// - Parameter onListening: called once with the bound port.
     /// - Throws: `ServerError.portInUse` (naming host and port), other bind errors.
     public func run(onListening: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
-        let responder = CallbackResponder<BasicRequestContext> { [self] request, _ in await self.respond(to: request) }
+        let responder = CallbackResponder<ServerRequestContext> { [self] request, context in
+            let read = BodyRead()
+            var response = await BodyRead.$current.withValue(read) { await self.respond(to: request) }
+            if Self.hasBody(request) && !read.finished {
+                // A body left unread (refused before or while reading: 401, 404, 405, 413…) keeps the
+                // connection waiting for it; with `Connection: close` Hummingbird would wait for the
+                // client's end forever, holding the socket and its buffers (found by scripts/load).
+                // So tell the client, and close the connection once the response is out.
+                response.headers[.connection] = "close"
+                context.closeConnection(Self.lingerSeconds)
+            }
+            return response
+        }
         var logger = Logger(label: "selfspec.serve", factory: { _ in SwiftLogNoOpLogHandler() })
         logger.logLevel = .critical
         let app = Application(
@@ -198,6 +210,16 @@ public final class OpenAIServer: Sendable {
         return diff == 0
     }
 
+    /// Seconds between the response to a request whose body was left unread and the close of its
+    /// connection (time to write the response).
+    static let lingerSeconds: Int64 = 2
+
+    /// Whether a request carries a body (a Content-Length above 0, or a transfer coding).
+    static func hasBody(_ request: Request) -> Bool {
+        if let length = request.headers[.contentLength].flatMap(Int.init) { return length > 0 }
+        return request.headers[.transferEncoding] != nil
+    }
+
     /// The body as JSON, refused beyond `maxBodyBytes`.
     private func body(of request: Request) async throws -> JSONBody {
         let limit = configuration.maxBodyBytes
@@ -211,6 +233,7 @@ public final class OpenAIServer: Sendable {
                 guard data.count + chunk.readableBytes <= limit else { throw ServerError.bodyTooLarge(limit: limit) }
                 data.append(contentsOf: chunk.readableBytesView)
             }
+            BodyRead.current?.finished = true
         } catch let error as ServerError {
             throw error
         } catch {
@@ -274,5 +297,27 @@ public final class Locked<Value>: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return try body(&value)
+    }
+}
+
+/// Whether the request being answered had its body read to the end (set by `body(of:)`).
+final class BodyRead: @unchecked Sendable {
+    @TaskLocal static var current: BodyRead?
+    var finished = false
+}
+
+/// Hummingbird's basic context plus the connection, which the server closes after refusing an
+/// unread body.
+struct ServerRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
+    /// Closes the request's connection after that many seconds.
+    let closeConnection: @Sendable (_ after: Int64) -> Void
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        let channel = source.channel
+        closeConnection = { seconds in
+            _ = channel.eventLoop.scheduleTask(in: .seconds(seconds)) { channel.close(promise: nil) }
+        }
     }
 }

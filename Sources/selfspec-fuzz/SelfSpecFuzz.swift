@@ -54,17 +54,27 @@ struct Fuzz {
 @main
 struct Replay {
     static func main() {
-        let args = Array(CommandLine.arguments.dropFirst())
-        guard let name = args.first, let target = FuzzTarget(rawValue: name), args.count > 1 else {
-            let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: " | ")
-            FileHandle.standardError.write(Data("usage: selfspec-fuzz (\(names)) FILE_OR_DIR...\n".utf8))
-            exit(2)
+        var args = Array(CommandLine.arguments.dropFirst())
+        // --mutate SECONDS [--seed N] [--failures DIR]: the blind mutation fuzzer (MutationFuzzer).
+        var mutate: Double?, seed: UInt64 = 1, failureDir = ".build/fuzz-mutate", last: String?
+        while let flag = args.first, flag.hasPrefix("--"), args.count >= 2 {
+            let value = args[1]
+            switch flag {
+            case "--mutate": mutate = Double(value)
+            case "--seed": seed = UInt64(value) ?? 1
+            case "--failures": failureDir = value
+            case "--last": last = value
+            default: usage()
+            }
+            args.removeFirst(2)
         }
+        guard let name = args.first, let target = FuzzTarget(rawValue: name), args.count > 1 else { usage() }
         let harness: FuzzHarness
         do { harness = try FuzzHarness(target: target, models: modelsFolder()) } catch {
             FileHandle.standardError.write(Data("selfspec-fuzz: cannot set up \(name): \(error)\n".utf8))
             exit(2)
         }
+        if let mutate { fuzz(harness, seeds: inputs(args.dropFirst()), seconds: mutate, seed: seed, failures: failureDir, last: last) }
         var accepted = 0, refused = 0, failures = 0
         for file in inputs(args.dropFirst()) {
             let start = Date()
@@ -83,6 +93,36 @@ struct Replay {
         }
         print("\(name): \(accepted + refused + failures) inputs, \(accepted) accepted, \(refused) refused, \(failures) failed")
         exit(failures == 0 ? 0 : 1)
+    }
+
+    static func usage() -> Never {
+        let names = FuzzTarget.allCases.map(\.rawValue).joined(separator: " | ")
+        FileHandle.standardError.write(Data("""
+            usage: selfspec-fuzz (\(names)) FILE_OR_DIR...        replay every input once
+                   selfspec-fuzz --mutate SECONDS [--seed N] [--failures DIR] [--last FILE] TARGET SEED_FILE_OR_DIR...
+
+            """.utf8))
+        exit(2)
+    }
+
+    /// Mutates the seeds for `seconds`; failing inputs go to `failures/TARGET-failure-N`, and the
+    /// input running when a crash ends the process stays in `last` (default `failures/TARGET-last`;
+    /// a file in /dev/shm is much faster, as it is written before every input).
+    static func fuzz(_ harness: FuzzHarness, seeds: [String], seconds: Double, seed: UInt64, failures: String, last: String?) -> Never {
+        let name = harness.target.rawValue
+        try? FileManager.default.createDirectory(atPath: failures, withIntermediateDirectories: true)
+        var fuzzer = MutationFuzzer(harness: harness, seeds: seeds.compactMap { try? Data(contentsOf: URL(fileURLWithPath: $0)) }, seed: seed)
+        var saved = 0
+        let summary = fuzzer.run(seconds: seconds, lastInput: last ?? "\(failures)/\(name)-last") { input, why in
+            saved += 1
+            let path = "\(failures)/\(name)-failure-\(saved)"
+            try? input.write(to: URL(fileURLWithPath: path))
+            print("FAIL \(path): \(why)")
+        }
+        print(String(format: "%@: %d mutants of %d seeds in %.1f s (%.0f/s): %d accepted, %d refused, %d failed, %d slow",
+                     name, summary.executions, seeds.count, summary.seconds, Double(summary.executions) / max(summary.seconds, 1e-9),
+                     summary.accepted, summary.refused, summary.failures, summary.slow))
+        exit(summary.failures + summary.slow == 0 ? 0 : 1)
     }
 
     /// The files named, with the files of each folder named (recursively, sorted).

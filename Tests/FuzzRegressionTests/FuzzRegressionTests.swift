@@ -107,4 +107,23 @@ final class FuzzRegressionTests: XCTestCase {
             XCTAssertTrue(message.hasPrefix("open: "), "\(url.lastPathComponent): \(message)")
         }
     }
+
+    /// The blind mutation fuzzer CI runs: the same seed gives the same mutants, mutants differ
+    /// from their seeds, and a real run over the GGUF seeds executes, refuses most mutants and finds
+    /// no failure (a failure here is a parser bug: its input is printed).
+    func testMutationFuzzer() throws {
+        let seeds = try files("gguf").map { try Data(contentsOf: $0) }
+        let harness = try FuzzHarness(target: .gguf, models: RepositoryFiles.models.path)
+        var a = MutationFuzzer(harness: harness, seeds: seeds, seed: 7), b = MutationFuzzer(harness: harness, seeds: seeds, seed: 7)
+        let mutantsA = (0..<50).map { _ in a.mutant() }
+        XCTAssertEqual(mutantsA, (0..<50).map { _ in b.mutant() }, "seeded: reproducible")
+        XCTAssertGreaterThan(Set(mutantsA).subtracting(seeds.map { Array($0) }).count, 40, "mutants are new inputs")
+        var fuzzer = MutationFuzzer(harness: harness, seeds: seeds, seed: 1)
+        var failed = [String]()
+        let summary = fuzzer.run(seconds: 60, executions: 400) { input, why in failed.append("\(input.base64EncodedString()): \(why)") }
+        print("mutation fuzzer, gguf: \(summary)")
+        XCTAssertEqual(summary.executions, 400)
+        XCTAssertEqual(failed, [])
+        XCTAssertGreaterThan(summary.refused, 100, "most mutants of a GGUF are refused")
+    }
 }

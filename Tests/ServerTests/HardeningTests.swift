@@ -98,4 +98,72 @@ final class HardeningTests: XCTestCase {
         }
         print("model names refused: \(names.count) x 2 routes; adapter/lora/model_path fields refused")
     }
+
+    /// A request refused before its body is read (413 over the limit, 404 for an unknown route,
+    /// 405 for a wrong method) must not keep its connection: with `Connection: close` the server
+    /// once waited forever for the unread body's end, holding the socket and its receive buffers
+    /// (RSS grew by about 1 MB/s under `scripts/load`). Counts this process's sockets (the
+    /// server runs in it) after 12 such requests.
+    func testRefusedBodiesDoNotKeepConnections() async throws {
+        let f = try await ServerFixture.get()
+        let port = f.port
+        try await Task.sleep(nanoseconds: 500_000_000)
+        let before = openSockets()
+        // 2 MiB: more than the server reads ahead into an unconsumed body, so the old code kept
+        // the connection (a 256 KB body was read to its end and closed anyway).
+        let body = [UInt8](repeating: UInt8(ascii: "a"), count: 2 << 20)
+        for i in 0..<12 {
+            let (path, method) = [("/v1/chat/completions", "POST"), ("/v1/nowhere", "POST"), ("/health", "PUT")][i % 3]
+            let head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+            let response = rawExchange(port: port, Array(head.utf8) + body)
+            XCTAssertTrue(response.hasPrefix("HTTP/1.1 4"), "\(method) \(path): \(response.prefix(80))")
+        }
+        var after = openSockets()
+        let deadline = Date().addingTimeInterval(Double(OpenAIServer.lingerSeconds) + 3)
+        while after > before && Date() < deadline {
+            try await Task.sleep(nanoseconds: 200_000_000)
+            after = openSockets()
+        }
+        print("sockets of this process: \(before) before, \(after) after 12 refused 2 MiB bodies")
+        XCTAssertLessThanOrEqual(after, before, "connections of refused requests are closed")
+    }
+
+    /// Sockets among this process's open files.
+    private func openSockets() -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.filter { ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)")) ?? "").hasPrefix("socket:") }.count
+    }
+
+    /// Sends `bytes` on a new loopback connection (as much as the server takes), reads until the
+    /// server ends its side or 5 s pass, closes; returns what was read.
+    private func rawExchange(port: Int, _ bytes: [UInt8]) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return "socket failed" }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return "connect failed" }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0), sendTimeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }
+            sent += n
+        }
+        var received = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            received += buffer[0..<n]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
 }

@@ -122,6 +122,10 @@ public struct RAGQAReport: Codable, Sendable {
             let stats = statistics(o)
             func interval(_ i: Int) -> Interval {
                 let all = Array(o.indices)
+                // Precision over no citation at all is undefined, not 0 (NaN, printed "n/a").
+                if stats[i].name == "citation precision" && o.allSatisfy({ $0.citedDocuments == 0 }) {
+                    return Interval(value: .nan, low: .nan, high: .nan)
+                }
                 let ci = Statistics.bootstrapInterval(count: o.count, resamples: resamples, seed: seed, statistic: stats[i].value)
                 return Interval(value: round4(stats[i].value(all)), low: round4(ci.low), high: round4(ci.high))
             }
@@ -186,7 +190,9 @@ public struct RAGQAReport: Codable, Sendable {
 
     /// The report as Markdown: a table with a row per metric and a column per model.
     public func markdown() -> String {
-        func ci(_ x: Interval) -> String { String(format: "%.3f [%.3f, %.3f]", x.value, x.low, x.high) }
+        func ci(_ x: Interval) -> String {
+            x.value.isNaN ? "n/a (no passage cited)" : String(format: "%.3f [%.3f, %.3f]", x.value, x.low, x.high)
+        }
         func pct(_ x: Double) -> String { String(format: "%.3f", x) }
         var lines = ["## RAG QA: \(items) items of \(file), corpus \(db), \(mode) k = \(k)", ""]
         if !missingFromCorpus.isEmpty {

@@ -117,6 +117,19 @@ final class RAGQATests: XCTestCase {
         XCTAssertTrue(try RunReport(directory: run.path).html().contains("eval --rag-qa"))
     }
 
+    /// A model that cites nothing has no citation precision: "n/a", not 0 (which would read as
+    /// "every citation wrong"); the JSON keeps NaN.
+    func testPrecisionWithoutAnyCitationIsUndefined() throws {
+        let items = (1...3).map { RAGQAEvaluation.Item(pmid: $0, question: "q", gold: 0, longAnswer: "a") }
+        let none = (1...3).map { outcome($0, decision: "yes", cited: [], citedGold: false, rouge: 0.1, seconds: 1) }
+        let r = RAGQAReport.build(file: "f.json", db: "c.sqlite", k: 3, mode: "bm25", items: items, missingFromCorpus: [],
+                                  names: ["base"], models: ["m"], adapters: [nil], runs: [none], seconds: [3], resamples: 50, seed: 1)
+        XCTAssertTrue(r.models[0].citationPrecision.value.isNaN)
+        XCTAssertTrue(r.markdown().contains("| citation precision (gold / cited documents) | n/a (no passage cited) |"), r.markdown())
+        let decoded = try RAGQAReport.decoder().decode(RAGQAReport.self, from: RAGQAReport.encoder().encode(r))
+        XCTAssertTrue(decoded.models[0].citationPrecision.value.isNaN)
+    }
+
     // MARK: The corpus
 
     func testTheCorpusHoldsTheItemsWithTheirSectionsAndSeededDistractors() throws {

@@ -113,7 +113,7 @@ struct Ask: ParsableCommand {
                                           unsupported: rag ? checked.unsupported : nil,
                                           mode: usedMode?.rawValue, model: model, adapter: adapter))
         } else {
-            print("")
+            FileHandle.standardOutput.write(Data("\n".utf8))  // after the streamed pieces (print's buffer would come later)
             if result.finishReason == .repetition { Terminal.note(Chat.repetitionNote) }
             if rag { print("\n" + grounded.report(checked)) }
         }

@@ -42,8 +42,15 @@ final class RAGQACLITests: XCTestCase {
         XCTAssertEqual(o["missingFromCorpus"] as? [Int], [])
         let row = try XCTUnwrap((o["models"] as? [[String: Any]])?.first)
         XCTAssertEqual(row["name"] as? String, "base")
+        let lines = try String(contentsOfFile: report + "/predictions.jsonl", encoding: .utf8).split(separator: "\n")
+        let predictions = try lines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         for key in ["recallAtK", "citationPrecision", "citationRecall", "correctness", "unsupportedShare", "loopRate", "rougeL"] {
             let v = try XCTUnwrap(row[key] as? [String: Any], key)
+            if key == "citationPrecision", v["value"] as? String == "nan" {
+                // Undefined when no answer cites a passage (SmolLM2 rarely does).
+                XCTAssertTrue(predictions.allSatisfy { ($0["cited_pmids"] as? [Int])?.isEmpty == true }, "NaN precision with citations")
+                continue
+            }
             let value = try XCTUnwrap(v["value"] as? Double, key)
             XCTAssertTrue((0...1).contains(value), "\(key) \(value)")
         }
@@ -52,9 +59,8 @@ final class RAGQACLITests: XCTestCase {
         XCTAssertGreaterThan(row["tokensPerSecond"] as? Double ?? 0, 0)
         let decisions = try XCTUnwrap(row["decisions"] as? [String: Int])
         XCTAssertEqual(decisions.values.reduce(0, +), 4)
-        let lines = try String(contentsOfFile: report + "/predictions.jsonl", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.count, 4)
-        let first = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+        let first = predictions[0]
         XCTAssertEqual(first["model"] as? String, "base")
         XCTAssertNotNil(first["answer"] as? String)
         XCTAssertNotNil(first["cited_pmids"] as? [Int])

@@ -55,7 +55,7 @@ struct Fuzz {
 struct Replay {
     static func main() {
         var args = Array(CommandLine.arguments.dropFirst())
-        // --mutate SECONDS [--seed N] [--failures DIR]: the blind mutation fuzzer (MutationFuzzer).
+        // --mutate SECONDS [--seed N] [--failures DIR] [--last FILE]: the blind mutation fuzzer (MutationFuzzer).
         var mutate: Double?, seed: UInt64 = 1, failureDir = ".build/fuzz-mutate", last: String?
         while let flag = args.first, flag.hasPrefix("--"), args.count >= 2 {
             let value = args[1]

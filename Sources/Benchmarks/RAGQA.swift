@@ -38,11 +38,12 @@ public enum RAGQAEvaluation {
 
     // MARK: Items
 
-    /// The items of a PubMedQA file: the first `limit` after a shuffle seeded with `seed` (the
-    /// same items `selfspec eval --pubmedqa --limit --seed` scores), with their records.
+    /// The items of a PubMedQA file: the first `limit` after a shuffle seeded with `seed` and the
+    /// first `skip` dropped (the same items `selfspec eval --pubmedqa --limit --seed --skip`
+    /// scores), with their records.
     /// - Throws: `EvaluationError` (unreadable, malformed, empty file); ``BenchmarkError/nonNumericPMID``.
-    public static func records(file: String, limit: Int?, seed: UInt64) throws -> [PubMedQARecord] {
-        guard case let .labels(sampled) = try EvalDataLoader.load(task: .pubmedqa, path: file).sample(limit: limit, seed: seed).items
+    public static func records(file: String, limit: Int?, seed: UInt64, skip: Int = 0) throws -> [PubMedQARecord] {
+        guard case let .labels(sampled) = try EvalDataLoader.load(task: .pubmedqa, path: file).sample(limit: limit, seed: seed, skip: skip).items
         else { return [] }
         let chosen = sampled.map(\.id)
         let byPMID = Dictionary(try EvalDataLoader.pubmedQA(EvalDataLoader.contents(of: file), file: file).map { ($0.pmid, $0) },
@@ -53,9 +54,9 @@ public enum RAGQAEvaluation {
         }
     }
 
-    /// ``records(file:limit:seed:)`` as items.
-    public static func items(file: String, limit: Int?, seed: UInt64) throws -> [Item] {
-        try records(file: file, limit: limit, seed: seed).map {
+    /// ``records(file:limit:seed:skip:)`` as items.
+    public static func items(file: String, limit: Int?, seed: UInt64, skip: Int = 0) throws -> [Item] {
+        try records(file: file, limit: limit, seed: seed, skip: skip).map {
             Item(pmid: Int($0.pmid)!, question: $0.question, gold: $0.decision, longAnswer: $0.longAnswer)
         }
     }

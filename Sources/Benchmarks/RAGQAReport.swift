@@ -86,6 +86,8 @@ public struct RAGQAReport: Codable, Sendable {
         var name: String
         var value: ([Int]) -> Double
         var flag: ((RAGQAOutcome) -> Bool)?
+        /// Whether the statistic has no value over these items (precision with nothing cited).
+        var undefined: ([Int]) -> Bool = { _ in false }
     }
 
     /// The metrics with intervals, in report order.
@@ -97,7 +99,7 @@ public struct RAGQAReport: Codable, Sendable {
         let precision = Statistic(name: "citation precision", value: { idx in
             let cited = idx.reduce(0) { $0 + o[$1].citedDocuments }
             return cited == 0 ? 0 : Double(idx.filter { o[$0].citedGold }.count) / Double(cited)
-        })
+        }, undefined: { idx in idx.allSatisfy { o[$0].citedDocuments == 0 } })
         let rouge = Statistic(name: "ROUGE-L", value: { idx in
             let v = idx.compactMap { o[$0].rougeL }
             return v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count)
@@ -122,8 +124,8 @@ public struct RAGQAReport: Codable, Sendable {
             let stats = statistics(o)
             func interval(_ i: Int) -> Interval {
                 let all = Array(o.indices)
-                // Precision over no citation at all is undefined, not 0 (NaN, printed "n/a").
-                if stats[i].name == "citation precision" && o.allSatisfy({ $0.citedDocuments == 0 }) {
+                // A statistic without a value (precision over no citation at all) is NaN, printed "n/a", not 0.
+                if stats[i].undefined(all) {
                     return Interval(value: .nan, low: .nan, high: .nan)
                 }
                 let ci = Statistics.bootstrapInterval(count: o.count, resamples: resamples, seed: seed, statistic: stats[i].value)

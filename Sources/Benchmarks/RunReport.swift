@@ -113,8 +113,9 @@ public struct RunReport {
         }
         if let r = ragQA {
             for m in r.models {
-                out.append(String(format: "rag-qa %@ (%d items, %@ k = %d): recall@k %.3f, citation precision %.3f, recall %.3f, correctness %.3f (majority %.3f), unclear %.3f, unsupported figures %.3f, loops %.3f, ROUGE-L %.3f",
-                                  m.name, m.items, r.mode, r.k, m.recallAtK.value, m.citationPrecision.value, m.citationRecall.value,
+                let precision = m.citationPrecision.value.isNaN ? "n/a" : String(format: "%.3f", m.citationPrecision.value)
+                out.append(String(format: "rag-qa %@ (%d items, %@ k = %d): recall@k %.3f, citation precision %@, recall %.3f, correctness %.3f (majority %.3f), unclear %.3f, unsupported figures %.3f, loops %.3f, ROUGE-L %.3f",
+                                  m.name, m.items, r.mode, r.k, m.recallAtK.value, precision, m.citationRecall.value,
                                   m.correctness.value, r.majorityShare, m.unclearShare, m.unsupportedShare.value, m.loopRate.value, m.rougeL.value))
             }
         }

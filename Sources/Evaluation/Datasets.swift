@@ -194,10 +194,13 @@ public struct TaskDataset: Sendable {
 
     /// The first `limit` items after a shuffle seeded with `seed` (all of them, shuffled, when
     /// `limit` is nil), so that a quick run sees a sample of the whole file rather than its head.
-    public func sample(limit: Int?, seed: UInt64) -> TaskDataset {
+    /// `skip` drops the first items of that order first: `skip: 200` gives items disjoint from
+    /// `limit: 200` with the same seed (a split to choose a prompt or setting on, apart from the
+    /// items reported).
+    public func sample(limit: Int?, seed: UInt64, skip: Int = 0) -> TaskDataset {
         var rng = SplitMix64(seed: seed)
         var order = Array(0..<count)
         order.shuffle(using: &rng)
-        return selecting(Array(order.prefix(max(0, limit ?? count))))
+        return selecting(Array(order.dropFirst(max(0, skip)).prefix(max(0, limit ?? count))))
     }
 }

@@ -16,6 +16,8 @@ public struct EvalReport: Codable, Sendable, Equatable {
         public var shots: Int
         public var seed: UInt64
         public var limit: Int?
+        /// Items of the seeded order dropped before `limit` (absent when none).
+        public var skip: Int?
         public var bootstrapResamples: Int
         public var confidenceLevel: Double
         /// The scoring conventions, the NER matching and the tests used, in words.
@@ -121,7 +123,7 @@ extension EvalReport {
     /// Builds the report from every model's runs (`runs[m][t]`: model m on task t, the same
     /// items in the same order for every model; model 0 is the base).
     public static func build(models: [ModelInfo], datasets: [TaskDataset], runs: [[TaskRun]], settings: EvalSettings,
-                             limit: Int?, resamples: Int = Statistics.defaultResamples) -> EvalReport {
+                             limit: Int?, skip: Int = 0, resamples: Int = Statistics.defaultResamples) -> EvalReport {
         var tasks: [TaskReport] = []
         for (t, dataset) in datasets.enumerated() {
             let task = dataset.task
@@ -173,7 +175,7 @@ extension EvalReport {
             + "generate = greedy answer parsed into a label (unparseable = wrong); ner: greedy generation, mentions matched "
             + "to exact token spans; 95% percentile bootstrap intervals; paired tests: exact McNemar (accuracy), paired "
             + "bootstrap (F1 metrics); robust = significant gain under at least two conventions"
-        return EvalReport(settings: Settings(shots: settings.shots, seed: settings.seed, limit: limit, bootstrapResamples: resamples,
+        return EvalReport(settings: Settings(shots: settings.shots, seed: settings.seed, limit: limit, skip: skip > 0 ? skip : nil, bootstrapResamples: resamples,
                                              confidenceLevel: 0.95, scoring: scoring),
                           models: models, tasks: tasks)
     }

@@ -52,6 +52,8 @@ struct EvalCommand: ParsableCommand {
     var seed: UInt64 = 0
     @Option(name: .long, help: "Evaluate the first N items of each task after a seeded shuffle.")
     var limit: Int?
+    @Option(name: .long, help: "Drop the first N items of the seeded order (before --limit): --skip 200 gives items apart from --limit 200's, to choose settings on.")
+    var skip = 0
     @Option(name: .long, help: "Items prefilled per scoring step.")
     var batch = 8
     @Option(name: .long, help: "Sentences decoded together for NER.")
@@ -86,6 +88,7 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         if shots < 0 { throw ValidationError("invalid shots \(shots): expected >= 0") }
         if let limit, limit < 1 { throw ValidationError("invalid limit \(limit): expected >= 1") }
+        if skip < 0 { throw ValidationError("invalid skip \(skip): expected >= 0") }
         if batch < 1 || generationBatch < 1 { throw ValidationError("--batch and --generation-batch must be >= 1") }
         if let maxTokens, maxTokens < 1 { throw ValidationError("invalid max-tokens \(maxTokens): expected >= 1") }
         if let ragQA {
@@ -177,7 +180,7 @@ struct EvalCommand: ParsableCommand {
                     throw EvaluationError.tooFewDemonstrations(file: pool.file, task: task.rawValue, available: pool.count, shots: shots)
                 }
             }
-            datasets.append(full.sample(limit: limit, seed: seed))
+            datasets.append(full.sample(limit: limit, seed: seed, skip: skip))
             pools.append(pool)
         }
         let baseFile = try GGUFFile(path: model)
@@ -226,7 +229,7 @@ struct EvalCommand: ParsableCommand {
             EvalReport.ModelInfo(name: names[m], model: model, adapter: m == 0 ? nil : adapter[m - 1],
                                  promptFormat: template.family.rawValue)
         }
-        let result = EvalReport.build(models: infos, datasets: datasets, runs: runs, settings: settings, limit: limit,
+        let result = EvalReport.build(models: infos, datasets: datasets, runs: runs, settings: settings, limit: limit, skip: skip,
                                       resamples: resamples)
         if let report { try write(result, runs: runs, names: names, to: report) }
         if output.json {

@@ -13,7 +13,7 @@ extension EvalCommand {
     /// for the base model and each adapter; prints (and with --report writes) ``RAGQAReport``.
     func runRAGQA(file: String) throws {
         guard let db else { throw ValidationError("--rag-qa needs --db CORPUS (build one with: selfspec eval --rag-qa \(file) --db CORPUS --build-corpus --distractors PUBMED.xml.gz)") }
-        let items = try RAGQAEvaluation.items(file: file, limit: limit, seed: seed)
+        let items = try RAGQAEvaluation.items(file: file, limit: limit, seed: seed, skip: skip)
         guard FileManager.default.fileExists(atPath: db) else {
             throw ValidationError("no corpus at \(db); build one with: selfspec eval --rag-qa \(file) --db \(db) --build-corpus --distractors PUBMED.xml.gz")
         }
@@ -31,7 +31,7 @@ extension EvalCommand {
         // The settings of `ask`: its sampling defaults (greedy) and repetition stop, with --max-tokens.
         let settings = try SamplingOptions.parse(["--max-tokens", String(maxTokens ?? 256)]).request([], repetitionByDefault: true)
         // With --report, every answer is saved as it is scored: the same command continues an interrupted run.
-        let runSettings = "items \(file) limit \(limit.map(String.init) ?? "all") seed \(seed); db \(db) k \(k) mode \(mode.rawValue); "
+        let runSettings = "items \(file) limit \(limit.map(String.init) ?? "all") seed \(seed)\(skip > 0 ? " skip \(skip)" : ""); db \(db) k \(k) mode \(mode.rawValue); "
             + "model \(modelPath) adapters \(adapter.joined(separator: ",")); max tokens \(maxTokens ?? 256) passage budget \(passageBudget)"
         let checkpoint = try report.map { try RAGQACheckpoint(reportDirectory: $0, settings: runSettings) }
         var runs: [[RAGQAOutcome]] = [], seconds: [Double] = []
@@ -113,7 +113,7 @@ extension EvalCommand {
     /// --count real distractors, chunked as `ingest` does, embedded and indexed as `embed` does.
     func buildRAGCorpus(file: String) throws {
         guard let db else { throw ValidationError("--build-corpus needs --db CORPUS (the file to create)") }
-        let records = try RAGQAEvaluation.records(file: file, limit: limit, seed: seed)
+        let records = try RAGQAEvaluation.records(file: file, limit: limit, seed: seed, skip: skip)
         let line = ProgressLine(enabled: !output.quiet)
         let report = try RAGQACorpus.build(
             records: records, itemsFile: file, distractorPaths: distractors, count: count, seed: seed, db: db,

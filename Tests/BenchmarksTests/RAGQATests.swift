@@ -128,6 +128,12 @@ final class RAGQATests: XCTestCase {
         XCTAssertTrue(r.markdown().contains("| citation precision (gold / cited documents) | n/a (no passage cited) |"), r.markdown())
         let decoded = try RAGQAReport.decoder().decode(RAGQAReport.self, from: RAGQAReport.encoder().encode(r))
         XCTAssertTrue(decoded.models[0].citationPrecision.value.isNaN)
+        // The run report's one-line summary says so too (it printed "nan").
+        let run = try makeTemporaryDirectory("ragqa-run-none")
+        try FileManager.default.createDirectory(at: run.appendingPathComponent("ragqa"), withIntermediateDirectories: true)
+        try RAGQAReport.encoder().encode(r).write(to: run.appendingPathComponent("ragqa/report.json"))
+        let lines = try RunReport(directory: run.path).summaryLines()
+        XCTAssertTrue(lines.contains { $0.contains("citation precision n/a, recall 0.000") }, "\(lines)")
     }
 
     // MARK: The corpus

@@ -192,6 +192,12 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(a.contentKeys, b.contentKeys)
         XCTAssertNotEqual(a.contentKeys, c.contentKeys)
         XCTAssertEqual(Set(a.contentKeys).count, 20)
+        // --skip: the items after the first N of the same order, disjoint from --limit N's.
+        let rest = d.sample(limit: nil, seed: 7, skip: 20), next = d.sample(limit: 5, seed: 7, skip: 20)
+        XCTAssertEqual(rest.count, d.count - 20)
+        XCTAssertTrue(Set(rest.contentKeys).isDisjoint(with: a.contentKeys))
+        XCTAssertEqual(next.contentKeys, Array(d.sample(limit: 25, seed: 7).contentKeys.suffix(5)))
+        XCTAssertEqual(d.sample(limit: 5, seed: 7, skip: d.count).count, 0)
         XCTAssertThrowsError(try DemonstrationPool.candidates(d, excluding: d)) { error in
             XCTAssertEqual(error as? EvaluationError, .demonstrationsAreEvaluated(file: d.file, task: "pubmedqa"))
         }

@@ -72,6 +72,8 @@ struct EvalCommand: ParsableCommand {
     var k = 3
     @Option(name: .long, help: "The most tokens the passages may take in a --rag-qa prompt (ask's default).")
     var passageBudget = 512
+    @Option(name: .long, help: "With --rag-qa: repetition penalty on the last 64 tokens (default 1: off, as ask).")
+    var repeatPenalty: Float?
     @OptionGroup var retrieval: RetrievalOptions
     @Flag(name: .long, help: "With --rag-qa: build (or complete) the corpus --db from the items and --distractors, then stop.")
     var buildCorpus = false
@@ -98,12 +100,15 @@ struct EvalCommand: ParsableCommand {
             }
             if k < 1 || k > 50 { throw ValidationError("--k must be in 1...50") }
             if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
+            if let repeatPenalty, !(repeatPenalty > 0 && repeatPenalty.isFinite) { throw ValidationError("--repeat-penalty must be > 0") }
             if count < 0 { throw ValidationError("--count must be 0 or more") }
             if buildCorpus && distractors.isEmpty && count > 0 { throw ValidationError("--build-corpus needs --distractors PATH (or --count 0)") }
         } else if buildCorpus || !distractors.isEmpty {
             throw ValidationError("--build-corpus and --distractors go with --rag-qa FILE --db CORPUS")
         } else if db != nil {
             throw ValidationError("--db is used with --rag-qa only")
+        } else if repeatPenalty != nil {
+            throw ValidationError("--repeat-penalty is used with --rag-qa only")
         }
         if resamples < 1 { throw ValidationError("invalid resamples \(resamples): expected >= 1") }
     }

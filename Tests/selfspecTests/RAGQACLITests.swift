@@ -82,5 +82,18 @@ final class RAGQACLITests: XCTestCase {
         let e4 = try runCLI(["eval", "--rag-qa", items, "--db", db, "--build-corpus"])
         XCTAssertNotEqual(e4.status, 0)
         XCTAssertTrue(e4.stderr.contains("--build-corpus needs --distractors"), e4.stderr)
+
+        // --skip 2 takes the items after the first two of the seeded order; --repeat-penalty reaches generation.
+        let skipped = try runCLI(["eval", "--rag-qa", items, "--db", db, "--model", model, "--max-tokens", "16", "--mode", "bm25",
+                                  "--skip", "2", "--limit", "5", "--repeat-penalty", "1.3", "--resamples", "20", "--json"])
+        XCTAssertEqual(skipped.status, 0, skipped.stderr)
+        let so = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(skipped.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(so["items"] as? Int, 2, "4 items, the first 2 skipped")
+        let e5 = try runCLI(["eval", "--rag-qa", items, "--db", db, "--skip=-1"])
+        XCTAssertNotEqual(e5.status, 0)
+        XCTAssertTrue(e5.stderr.contains("invalid skip"), e5.stderr)
+        let e6 = try runCLI(["eval", "--pubmedqa", items, "--repeat-penalty", "1.2"])
+        XCTAssertNotEqual(e6.status, 0)
+        XCTAssertTrue(e6.stderr.contains("--repeat-penalty is used with --rag-qa only"), e6.stderr)
     }
 }

@@ -10,7 +10,7 @@ import VectorIndex
 // MARK: - Generation options
 
 /// Sampling and output options common to both generation routes (OpenAI names, plus llama.cpp's
-/// `top_k`, `min_p`, `repeat_penalty`).
+/// `top_k`, `min_p`, `repeat_penalty`, `dry_multiplier`, `dry_base`, `dry_allowed_length`).
 struct GenerationOptions {
     var maxTokens: Int
     var sampling: SamplingParameters
@@ -38,6 +38,10 @@ struct GenerationOptions {
         if let m = try body.double("min_p", in: 0...1) { p.minP = Float(m) }
         if let r = try body.double("repeat_penalty", in: 0.01...10) { p.repetitionPenalty = Float(r) }
         if let f = try body.double("frequency_penalty", in: -2...2) { p.frequencyPenalty = Float(f) }
+        // DRY, with llama.cpp server's names.
+        if let d = try body.double("dry_multiplier", in: 0...100) { p.dryMultiplier = Float(d) }
+        if let d = try body.double("dry_base", in: 1...10) { p.dryBase = Float(d) }
+        if let d = try body.int("dry_allowed_length", in: 1...1000) { p.dryAllowedLength = d }
         if let presence = try body.double("presence_penalty", in: -2...2), presence != 0 {
             throw ServerError.invalidRequest(message: "'presence_penalty' is not supported (use frequency_penalty or repeat_penalty)", param: "presence_penalty")
         }

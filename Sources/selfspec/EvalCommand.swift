@@ -74,6 +74,8 @@ struct EvalCommand: ParsableCommand {
     var passageBudget = 512
     @Option(name: .long, help: "With --rag-qa: repetition penalty on the last 64 tokens (default 1: off, as ask).")
     var repeatPenalty: Float?
+    @Option(name: .long, help: "With --rag-qa: the DRY multiplier (default: ask's).")
+    var dryMultiplier: Float?
     @OptionGroup var retrieval: RetrievalOptions
     @Flag(name: .long, help: "With --rag-qa: build (or complete) the corpus --db from the items and --distractors, then stop.")
     var buildCorpus = false
@@ -101,14 +103,15 @@ struct EvalCommand: ParsableCommand {
             if k < 1 || k > 50 { throw ValidationError("--k must be in 1...50") }
             if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
             if let repeatPenalty, !(repeatPenalty > 0 && repeatPenalty.isFinite) { throw ValidationError("--repeat-penalty must be > 0") }
+            if let dryMultiplier, !(dryMultiplier >= 0 && dryMultiplier.isFinite) { throw ValidationError("--dry-multiplier must be >= 0") }
             if count < 0 { throw ValidationError("--count must be 0 or more") }
             if buildCorpus && distractors.isEmpty && count > 0 { throw ValidationError("--build-corpus needs --distractors PATH (or --count 0)") }
         } else if buildCorpus || !distractors.isEmpty {
             throw ValidationError("--build-corpus and --distractors go with --rag-qa FILE --db CORPUS")
         } else if db != nil {
             throw ValidationError("--db is used with --rag-qa only")
-        } else if repeatPenalty != nil {
-            throw ValidationError("--repeat-penalty is used with --rag-qa only")
+        } else if repeatPenalty != nil || dryMultiplier != nil {
+            throw ValidationError("--repeat-penalty and --dry-multiplier are used with --rag-qa only")
         }
         if resamples < 1 { throw ValidationError("invalid resamples \(resamples): expected >= 1") }
     }

@@ -96,6 +96,12 @@ struct SamplingOptions: ParsableArguments {
     var repeatPenalty: Float = 1
     @Option(name: .long, help: "Frequency penalty per occurrence in the last 64 tokens (0 = off).")
     var frequencyPenalty: Float = 0
+    @Option(name: .long, help: "DRY: push down a token that would continue a sequence the answer already repeats, by MULT·BASE^(length−ALLOWED) (0 = off; 0.8 is usual).")
+    var dryMultiplier: Float = 0
+    @Option(name: .long, help: "DRY base (with --dry-multiplier).")
+    var dryBase: Float = 1.75
+    @Option(name: .long, help: "DRY: repeats up to this many tokens are free (with --dry-multiplier).")
+    var dryAllowedLength = 2
     @Option(name: .long, help: "Stop when the text contains this string (repeatable).")
     var stop: [String] = []
     @Option(name: .long, help: "Random seed (same seed and options give the same text).")
@@ -109,8 +115,12 @@ struct SamplingOptions: ParsableArguments {
     var repetitionRule: String?
 
     var parameters: SamplingParameters {
-        SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
-                           repetitionPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty, seed: seed)
+        var p = SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
+                                   repetitionPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty, seed: seed)
+        p.dryMultiplier = dryMultiplier
+        p.dryBase = dryBase
+        p.dryAllowedLength = dryAllowedLength
+        return p
     }
 
     func validate() throws {

@@ -30,11 +30,12 @@ extension EvalCommand {
         let names = ["base"] + adapterNames()
         // The settings of `ask`: its sampling defaults (greedy) and repetition stop, with --max-tokens.
         let settings = try SamplingOptions.parse(["--max-tokens", String(maxTokens ?? 256)]
-            + (repeatPenalty.map { ["--repeat-penalty", String($0)] } ?? [])).request([], repetitionByDefault: true)
+            + (repeatPenalty.map { ["--repeat-penalty", String($0)] } ?? [])
+            + (dryMultiplier.map { ["--dry-multiplier", String($0)] } ?? [])).request([], repetitionByDefault: true)
         // With --report, every answer is saved as it is scored: the same command continues an interrupted run.
         let runSettings = "items \(file) limit \(limit.map(String.init) ?? "all") seed \(seed)\(skip > 0 ? " skip \(skip)" : ""); db \(db) k \(k) mode \(mode.rawValue); "
             + "model \(modelPath) adapters \(adapter.joined(separator: ",")); max tokens \(maxTokens ?? 256) passage budget \(passageBudget)"
-            + (repeatPenalty.map { " repeat penalty \($0)" } ?? "")
+            + (repeatPenalty.map { " repeat penalty \($0)" } ?? "") + (dryMultiplier.map { " dry \($0)" } ?? "")
         let checkpoint = try report.map { try RAGQACheckpoint(reportDirectory: $0, settings: runSettings) }
         var runs: [[RAGQAOutcome]] = [], seconds: [Double] = []
         for m in names.indices {

@@ -46,6 +46,39 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(window.next(logits: [2, 1.5], history: [0, 0, 1]), 0)
     }
 
+    /// DRY: the token that would continue a repeated sequence loses multiplier · base^(L − allowed),
+    /// L the length of the repeat; shorter repeats and the prompt are free.
+    func testDRYPushesDownTheTokenThatContinuesARepeat() throws {
+        var p = SamplingParameters()
+        p.dryMultiplier = 0.8
+        let dry = try Sampler(p)
+        // Generated 5 6 7 8 | 5 6 7: "5 6 7" (L = 3) was followed by 8, so 8 loses 0.8 · 1.75^1 = 1.4.
+        var logits = [Float](repeating: 0, count: 10)
+        Sampler.applyDRY(&logits, generated: [5, 6, 7, 8, 5, 6, 7], parameters: p)
+        XCTAssertEqual(logits[8], -1.4, accuracy: 1e-6)
+        XCTAssertEqual(logits.enumerated().filter { $0.offset != 8 }.map(\.element), [Float](repeating: 0, count: 9))
+        // A repeat of 1 token (L = 1 < 2) is free: "7" was followed by 8 once, now "9 7".
+        logits = [Float](repeating: 0, count: 10)
+        Sampler.applyDRY(&logits, generated: [7, 8, 9, 7], parameters: p)
+        XCTAssertEqual(logits, [Float](repeating: 0, count: 10))
+        // The longer the repeat, the harder: L = 6 gives 0.8 · 1.75^4.
+        logits = [Float](repeating: 0, count: 10)
+        Sampler.applyDRY(&logits, generated: [1, 2, 3, 4, 5, 6, 9, 1, 2, 3, 4, 5, 6], parameters: p)
+        XCTAssertEqual(logits[9], -0.8 * pow(1.75, 4), accuracy: 1e-4)
+        // Through the sampler, greedy: 8 (logit 1) would continue the loop, so 3 (logit 0) wins;
+        // the same tokens in the prompt are not the answer's repeat.
+        var greedy = try Sampler(p)
+        greedy.promptLength = 0
+        var row = [Float](repeating: -5, count: 10)
+        row[8] = 1; row[3] = 0
+        XCTAssertEqual(greedy.next(logits: row, history: [5, 6, 7, 8, 5, 6, 7]), 3)
+        greedy.promptLength = 4
+        XCTAssertEqual(greedy.next(logits: row, history: [5, 6, 7, 8, 5, 6, 7]), 8, "the repeat's first copy is the prompt")
+        XCTAssertEqual(dry.parameters.dryMultiplier, 0.8)
+        var off = try Sampler()
+        XCTAssertEqual(off.next(logits: row, history: [5, 6, 7, 8, 5, 6, 7]), 8, "off by default")
+    }
+
     func testSeedReproducesAndFrequenciesFollowProbabilities() throws {
         let p = SamplingParameters(temperature: 1, seed: 42)
         var a = try Sampler(p), b = try Sampler(p)
@@ -70,6 +103,9 @@ final class SamplerTests: XCTestCase {
             (SamplingParameters(topP: 0), "top-p"), (SamplingParameters(minP: 1.5), "min-p"),
             (SamplingParameters(topK: -3), "top-k"), (SamplingParameters(repetitionPenalty: 0), "repeat-penalty"),
             (SamplingParameters(temperature: .nan), "temperature"),
+            ({ var p = SamplingParameters(); p.dryMultiplier = -1; return p }(), "dry-multiplier"),
+            ({ var p = SamplingParameters(); p.dryBase = 0.5; return p }(), "dry-base"),
+            ({ var p = SamplingParameters(); p.dryAllowedLength = 0; return p }(), "dry-allowed-length"),
         ]
         for (p, name) in bad {
             XCTAssertThrowsError(try Sampler(p)) { error in

@@ -69,6 +69,23 @@ final class HardeningTests: XCTestCase {
         }
     }
 
+    /// llama.cpp's DRY fields reach the sampler; out of range, a 400 naming the field.
+    func testDRYFieldsAreReadAndChecked() throws {
+        var json = try JSONBody(Data(#"{"dry_multiplier": 0.8, "dry_base": 2, "dry_allowed_length": 3}"#.utf8))
+        let o = try GenerationOptions(&json, limits: .init())
+        XCTAssertEqual(o.sampling.dryMultiplier, 0.8)
+        XCTAssertEqual(o.sampling.dryBase, 2)
+        XCTAssertEqual(o.sampling.dryAllowedLength, 3)
+        var plain = try JSONBody(Data("{}".utf8))
+        XCTAssertEqual(try GenerationOptions(&plain, limits: .init()).sampling.dryMultiplier, 0, "off unless asked")
+        for (field, value) in [("dry_multiplier", "-1"), ("dry_base", "0.5"), ("dry_allowed_length", "0")] {
+            XCTAssertThrowsError(try RequestDecoding.decode(Data(#"{"prompt": "x", "\#(field)": \#(value)}"#.utf8), route: .completions)) { error in
+                guard case let ServerError.invalidRequest(_, param) = error else { return XCTFail("\(field): \(error)") }
+                XCTAssertEqual(param, field)
+            }
+        }
+    }
+
     /// A model name is looked up among the ids registered at startup and nothing else: paths,
     /// traversals and adapter files are 404 `model_not_found`, and an `adapter` field is an
     /// unknown field. The error names the id, never a file's contents.

@@ -94,6 +94,6 @@ final class RAGQACLITests: XCTestCase {
         XCTAssertTrue(e5.stderr.contains("invalid skip"), e5.stderr)
         let e6 = try runCLI(["eval", "--pubmedqa", items, "--repeat-penalty", "1.2"])
         XCTAssertNotEqual(e6.status, 0)
-        XCTAssertTrue(e6.stderr.contains("--repeat-penalty is used with --rag-qa only"), e6.stderr)
+        XCTAssertTrue(e6.stderr.contains("--repeat-penalty and --dry-multiplier are used with --rag-qa only"), e6.stderr)
     }
 }

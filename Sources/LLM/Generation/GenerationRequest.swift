@@ -100,6 +100,7 @@ struct SequenceState {
         self.request = request
         prompt = try request.fittedPrompt(contextLength: model.config.contextLength)
         sampler = try Sampler(request.sampling)
+        sampler.promptLength = prompt.count
         cache = model.makeCache(capacity: prompt.count + request.maxTokens, precision: precision)
         decoder = StreamingDecoder(tokenizer: tokenizer, skipSpecial: true)
         stops = StopMatcher(request.stopStrings)

@@ -6,7 +6,8 @@ import Tensor
 /// Applied in this order (as llama.cpp's default chain, with temperature before the filters so
 /// that top-p and min-p see the distribution that is sampled):
 /// 1. repetition penalty (logit / p if positive, * p if negative) and frequency penalty
-///    (`- f * count`) for tokens among the last `penaltyLastN` of the history;
+///    (`- f * count`) for tokens among the last `penaltyLastN` of the history; then DRY
+///    (`dryMultiplier`) over the generated tokens;
 /// 2. `temperature == 0`: the arg-max (first on ties); otherwise divide by the temperature;
 /// 3. keep the `topK` largest (0: all); 4. softmax; 5. keep the smallest prefix whose mass reaches
 ///    `topP`; 6. drop tokens whose probability is below `minP` times the largest;
@@ -24,6 +25,17 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
     public var frequencyPenalty: Float = 0
     /// How many of the latest tokens the penalties look at.
     public var penaltyLastN: Int = 64
+    /// DRY, "don't repeat yourself" (the sampler of koboldcpp and llama.cpp): a token that would
+    /// continue a sequence of L ≥ `dryAllowedLength` tokens the generated text already holds,
+    /// where that sequence was followed by this token before, loses
+    /// `dryMultiplier · dryBase^(L − dryAllowedLength)` from its logit. A loop is a long repeated
+    /// sequence, so its next token is pushed down harder the longer the repeat, while single
+    /// repeated words and figures (which the repetition penalty pushes down alike) are left alone.
+    /// Only the generated tokens count (the last 1,024), not the prompt: quoting a passage is not
+    /// penalised. 0 is off; 0.8 is the usual value.
+    public var dryMultiplier: Float = 0
+    public var dryBase: Float = 1.75
+    public var dryAllowedLength: Int = 2
     /// Seed of the generator; the same seed, logits and parameters give the same tokens.
     public var seed: UInt64 = 0
 
@@ -51,6 +63,9 @@ public struct SamplingParameters: Sendable, Equatable, Codable {
         try check(repetitionPenalty.isFinite && repetitionPenalty > 0, "repeat-penalty", repetitionPenalty, "> 0 (1 = off)")
         try check(frequencyPenalty.isFinite, "frequency-penalty", frequencyPenalty, "a finite number")
         try check(penaltyLastN >= 0, "penalty-last-n", penaltyLastN, ">= 0")
+        try check(dryMultiplier.isFinite && dryMultiplier >= 0, "dry-multiplier", dryMultiplier, ">= 0 (0 = off)")
+        try check(dryBase.isFinite && dryBase >= 1, "dry-base", dryBase, ">= 1")
+        try check(dryAllowedLength >= 1, "dry-allowed-length", dryAllowedLength, ">= 1")
     }
 }
 
@@ -78,6 +93,9 @@ public protocol TokenSampler {
 public struct Sampler: TokenSampler, Sendable {
     public let parameters: SamplingParameters
     private var random: Xoshiro256
+    /// How many tokens at the start of the history are the prompt (DRY looks only after them);
+    /// set by the generation engine.
+    public var promptLength = 0
 
     /// - Throws: `SamplingError` for invalid parameters.
     public init(_ parameters: SamplingParameters = SamplingParameters()) throws {
@@ -104,6 +122,9 @@ public struct Sampler: TokenSampler, Sendable {
         let p = parameters
         var logits = logits
         applyPenalties(&logits, history: history)
+        if p.dryMultiplier > 0 {
+            Self.applyDRY(&logits, generated: history[min(max(promptLength, 0), history.count)...].suffix(Self.dryWindow), parameters: p)
+        }
         if p.temperature == 0 || p.topK == 1 {
             var best = 0
             for i in logits.indices where logits[i] > logits[best] { best = i }
@@ -181,6 +202,27 @@ public struct Sampler: TokenSampler, Sendable {
             }
         }
         return logits.indices.sorted(by: before)
+    }
+
+    /// The most generated tokens DRY looks back over, and the longest repeat it measures.
+    static let dryWindow = 1024, dryLongestRepeat = 64
+
+    /// DRY (see ``SamplingParameters/dryMultiplier``): for every earlier position of the last
+    /// token, the length L of the sequence ending there that equals the one ending now; the token
+    /// that followed it gets the penalty for the longest such L.
+    static func applyDRY(_ logits: inout [Float], generated: ArraySlice<Int>, parameters p: SamplingParameters) {
+        let g = Array(generated), n = g.count
+        guard n >= p.dryAllowedLength, let last = g.last else { return }
+        var longest: [Int: Int] = [:]
+        for j in stride(from: n - 2, through: 0, by: -1) where g[j] == last {
+            var length = 1
+            while length <= j && length < dryLongestRepeat && g[j - length] == g[n - 1 - length] { length += 1 }
+            let follower = g[j + 1]
+            if length > longest[follower, default: 0] { longest[follower] = length }
+        }
+        for (t, length) in longest where length >= p.dryAllowedLength && logits.indices.contains(t) {
+            logits[t] -= p.dryMultiplier * pow(p.dryBase, Float(length - p.dryAllowedLength))
+        }
     }
 
     private func applyPenalties(_ logits: inout [Float], history: [Int]) {

@@ -96,8 +96,8 @@ struct SamplingOptions: ParsableArguments {
     var repeatPenalty: Float = 1
     @Option(name: .long, help: "Frequency penalty per occurrence in the last 64 tokens (0 = off).")
     var frequencyPenalty: Float = 0
-    @Option(name: .long, help: "DRY: push down a token that would continue a sequence the answer already repeats, by MULT·BASE^(length−ALLOWED) (0 = off; 0.8 is usual).")
-    var dryMultiplier: Float = 0
+    @Option(name: .long, help: "DRY: push down a token that would continue a sequence the answer already repeats, by MULT·BASE^(length−ALLOWED) (0 = off). Default: 0.8 for ask and chat, 0 for generate.")
+    var dryMultiplier: Float?
     @Option(name: .long, help: "DRY base (with --dry-multiplier).")
     var dryBase: Float = 1.75
     @Option(name: .long, help: "DRY: repeats up to this many tokens are free (with --dry-multiplier).")
@@ -117,7 +117,7 @@ struct SamplingOptions: ParsableArguments {
     var parameters: SamplingParameters {
         var p = SamplingParameters(temperature: temperature, topK: topK, topP: topP, minP: minP,
                                    repetitionPenalty: repeatPenalty, frequencyPenalty: frequencyPenalty, seed: seed)
-        p.dryMultiplier = dryMultiplier
+        p.dryMultiplier = dryMultiplier ?? 0
         p.dryBase = dryBase
         p.dryAllowedLength = dryAllowedLength
         return p
@@ -148,10 +148,15 @@ struct SamplingOptions: ParsableArguments {
         return (try? rule()) ?? .default
     }
 
+    /// DRY's multiplier for `ask` and `chat` unless `--dry-multiplier` says otherwise: chosen on
+    /// PubMedQA dev items apart from the reported ones (BENCHMARKS.md, "Loops prevented: DRY").
+    static let askDRYMultiplier: Float = 0.8
+
     /// - Parameter repetitionByDefault: whether the loop stop is on unless `--no-repetition-stop`
-    ///   (ask and chat: on; generate: off).
+    ///   and DRY is ``askDRYMultiplier`` unless `--dry-multiplier` (ask and chat: yes; generate: no).
     func request(_ prompt: [Int], seedOffset: UInt64 = 0, repetitionByDefault: Bool = false) -> GenerationRequest {
         var p = parameters
+        if repetitionByDefault && dryMultiplier == nil { p.dryMultiplier = Self.askDRYMultiplier }
         p.seed &+= seedOffset
         return GenerationRequest(prompt: prompt, maxTokens: maxTokens, sampling: p, stopStrings: stop,
                                  overflow: truncate ? .truncatePrompt : .error,

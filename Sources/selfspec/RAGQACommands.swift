@@ -35,7 +35,8 @@ extension EvalCommand {
         // With --report, every answer is saved as it is scored: the same command continues an interrupted run.
         let runSettings = "items \(file) limit \(limit.map(String.init) ?? "all") seed \(seed)\(skip > 0 ? " skip \(skip)" : ""); db \(db) k \(k) mode \(mode.rawValue); "
             + "model \(modelPath) adapters \(adapter.joined(separator: ",")); max tokens \(maxTokens ?? 256) passage budget \(passageBudget)"
-            + (repeatPenalty.map { " repeat penalty \($0)" } ?? "") + (dryMultiplier.map { " dry \($0)" } ?? "")
+            + (repeatPenalty.map { " repeat penalty \($0)" } ?? "")
+            + (settings.sampling.dryMultiplier > 0 ? " dry \(settings.sampling.dryMultiplier)" : "")
         let checkpoint = try report.map { try RAGQACheckpoint(reportDirectory: $0, settings: runSettings) }
         var runs: [[RAGQAOutcome]] = [], seconds: [Double] = []
         for m in names.indices {

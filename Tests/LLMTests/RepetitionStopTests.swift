@@ -73,4 +73,29 @@ final class RepetitionStopTests: XCTestCase {
         XCTAssertEqual(batched?.tokens, stopped.tokens)
         XCTAssertEqual(batched?.finishReason, .repetition)
     }
+
+    /// The same looping question with DRY (0.8, `ask`'s default): the paragraph is not repeated,
+    /// so the loop stop never fires; without DRY it does. Batched generation samples the same.
+    func testSmolLM2DRYPreventsTheLoop() throws {
+        let gen = TextGenerator(model: try SharedLlama.model(), tokenizer: try SharedModel.bpe())
+        let tok = try SharedModel.bpe()
+        let prompt = tok.encode("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+                                + "<|im_start|>user\nIs there still a need for living-related liver transplantation in children?<|im_end|>\n"
+                                + "<|im_start|>assistant\n", addBOS: false, parseSpecial: true)
+        var dry = SamplingParameters()
+        dry.dryMultiplier = 0.8
+        let request = GenerationRequest(prompt: prompt, maxTokens: 200, sampling: dry, repetitionStop: .default)
+        let prevented = try gen.generate(request)
+        let looped = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: 200, repetitionStop: .default))
+        print("DRY: \(prevented.finishReason) after \(prevented.tokens.count) tokens, tail \(String(prevented.text.suffix(160)).debugDescription); "
+              + "without: \(looped.finishReason) after \(looped.tokens.count)")
+        XCTAssertEqual(looped.finishReason, .repetition)
+        XCTAssertNotEqual(prevented.finishReason, .repetition)
+        XCTAssertNil(RepetitionStop.default.loop(in: prevented.tokens), "the answer does not end in a loop")
+        var batched: GenerationResult?
+        gen.generateBatch([request, GenerationRequest(prompt: tok.encode("Insulin is"), maxTokens: 8)], maxBatch: 2) { i, r in
+            if i == 0 { batched = try? r.get() }
+        }
+        XCTAssertEqual(batched?.tokens, prevented.tokens)
+    }
 }

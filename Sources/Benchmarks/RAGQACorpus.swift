@@ -9,9 +9,11 @@ import VectorIndex
 /// the evaluation search it as users search theirs.
 ///
 /// - Item documents: one per PubMedQA record, key and PMID its PMID, its `CONTEXTS` as sections
-///   named by `LABELS` (BACKGROUND, METHODS, …; "text" when the file has none). PubMedQA gives no
-///   title, and none is made up (the question is often the article's title: it would give the
-///   answer away to retrieval).
+///   named by `LABELS` (BACKGROUND, METHODS, …; "text" when the file has none), then its
+///   `LONG_ANSWER` as a "conclusions" section: the whole abstract, as a user's PubMed corpus holds
+///   it. PubMedQA's CONTEXTS are the abstract without its conclusion (its "reasoning-required"
+///   setting); `conclusions: false` builds that instead. PubMedQA gives no title, and none is made
+///   up (the question is often the article's title: it would give the answer away to retrieval).
 /// - Distractors: every article of the distractor files that has an abstract and is not an item,
 ///   shuffled with a generator seeded by `seed` (SplitMix64), the first `count` kept.
 /// - Then ``Ingester/ingest(documents:)`` (the ingest chunker), `VectorStore.embedPending` and the
@@ -19,6 +21,8 @@ import VectorIndex
 public enum RAGQACorpus {
     public struct Report: Codable, Sendable {
         public var items: Int
+        /// Whether the item documents hold their conclusion (`LONG_ANSWER`): the whole abstract.
+        public var conclusions: Bool
         /// Articles with an abstract found in the distractor files (items excluded), and kept.
         public var distractorCandidates: Int
         public var distractors: Int
@@ -34,10 +38,15 @@ public enum RAGQACorpus {
     public typealias Progress = (_ step: String, _ done: Int, _ total: Int) -> Void
 
     /// The document of one item.
-    public static func document(_ r: PubMedQARecord, file: String, line: Int) -> Document {
+    /// - Parameter conclusions: add `LONG_ANSWER` (the abstract's conclusion) as a last "conclusions" section.
+    public static func document(_ r: PubMedQARecord, file: String, line: Int, conclusions: Bool = true) -> Document {
         var d = Document(key: r.pmid, source: .pubmed, pmid: Int(r.pmid), title: "", text: "", file: file, line: line)
         let names = r.sectionLabels.count == r.contexts.count ? r.sectionLabels : r.contexts.map { _ in "text" }
-        d.setSections(zip(names, r.contexts).map { (name: $0.0.lowercased(), text: $0.1) })
+        var sections = zip(names, r.contexts).map { (name: $0.0.lowercased(), text: $0.1) }
+        if conclusions, let conclusion = r.longAnswer, !conclusion.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            sections.append((name: "conclusions", text: conclusion))
+        }
+        d.setSections(sections)
         return d
     }
 
@@ -66,10 +75,10 @@ public enum RAGQACorpus {
     /// Builds (or adds to) the corpus `db`: the records' documents, `count` distractors, embedded
     /// and indexed when `embedder` is given (BM25 only otherwise).
     public static func build(records: [PubMedQARecord], itemsFile: String, distractorPaths: [String], count: Int,
-                             seed: UInt64, db: String, embedder: (() throws -> any Embedder)?,
+                             seed: UInt64, db: String, embedder: (() throws -> any Embedder)?, conclusions: Bool = true,
                              shouldStop: @escaping () -> Bool = { false }, progress: @escaping Progress = { _, _, _ in }) throws -> Report {
         let start = Date()
-        let items = records.enumerated().map { document($0.element, file: itemsFile, line: $0.offset + 1) }
+        let items = records.enumerated().map { document($0.element, file: itemsFile, line: $0.offset + 1, conclusions: conclusions) }
         let chosen = try distractors(paths: distractorPaths, excluding: Set(items.compactMap(\.pmid)), count: count, seed: seed,
                                      progress: progress)
         let store = try CorpusStore(path: db)
@@ -87,7 +96,7 @@ public enum RAGQACorpus {
             if !run.stopped { _ = try DenseIndex.load(vectors, kind: .hnsw) { progress("index", $0, $1) } }
             pending = try vectors.pendingCount()
         }
-        return Report(items: items.count, distractorCandidates: chosen.candidates, distractors: chosen.documents.count,
+        return Report(items: items.count, conclusions: conclusions, distractorCandidates: chosen.candidates, distractors: chosen.documents.count,
                       documents: try store.db.scalarInt("SELECT count(*) FROM documents"),
                       passages: ingest.passages, embedded: embedded, pending: pending, seconds: Date().timeIntervalSince(start))
     }

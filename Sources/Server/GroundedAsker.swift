@@ -45,9 +45,12 @@ public struct GroundedAsker {
     public let retrieval: Retrieval?
     /// The most tokens the passages together may take in the prompt.
     public let passageBudget: Int
+    /// The instructions of the system turn (``GroundedQuestion/instructions`` unless given).
+    public let instructions: String
 
     public init(generator: TextGenerator, template: ChatTemplate, settings: GenerationRequest,
-                retrieval: Retrieval?, passageBudget: Int) {
+                retrieval: Retrieval?, passageBudget: Int, instructions: String = GroundedQuestion.instructions) {
+        self.instructions = instructions
         self.generator = generator
         self.template = template
         self.settings = settings
@@ -63,7 +66,7 @@ public struct GroundedAsker {
         let start = Date()
         let hits = try retrieval.map { try $0.retriever.search(question, k: $0.k, mode: $0.mode) } ?? []
         let retrieved = Date()
-        let grounded = GroundedQuestion(question: question, hits: hits, passageBudget: passageBudget,
+        let grounded = GroundedQuestion(question: question, hits: hits, passageBudget: passageBudget, instructions: instructions,
                                         countTokens: { tokenizer.encode($0).count })
         var request = settings
         request.prompt = try template.encode(grounded.messages, tokenizer: tokenizer)

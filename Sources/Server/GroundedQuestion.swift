@@ -68,12 +68,14 @@ public struct GroundedQuestion: Sendable, Equatable {
     ///   - question: the user's question.
     ///   - hits: retrieved passages, best first (empty: the question alone).
     ///   - passageBudget: the most tokens the passages together may take.
+    ///   - instructions: the system turn's instructions, before the passages.
     ///   - countTokens: counts tokens as the model's tokenizer does.
-    public init(question: String, hits: [SearchHit], passageBudget: Int, countTokens: (String) -> Int) {
+    public init(question: String, hits: [SearchHit], passageBudget: Int, instructions: String = Self.instructions,
+                countTokens: (String) -> Int) {
         self.question = question
         passages = PromptPassages(hits: hits, budget: passageBudget, countTokens: countTokens)
         sources = Self.documents(passages.passages)
-        let system = passages.passages.isEmpty ? Self.instructions : Self.instructions + "\n\nPassages:\n\n" + passages.text
+        let system = passages.passages.isEmpty ? instructions : instructions + "\n\nPassages:\n\n" + passages.text
         messages = [.system(system.trimmingCharacters(in: .newlines)), .user(question)]
     }
 

@@ -34,6 +34,8 @@ struct Ask: ParsableCommand {
     @OptionGroup var retrieval: RetrievalOptions
     @Option(name: .long, help: "The most tokens the passages may take in the prompt.")
     var passageBudget = 512
+    @Option(name: .long, help: "The instructions of the system turn, before the passages (default: the built-in ones, in the README).")
+    var instructions: String?
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var weights: WeightFormatOptions
     @OptionGroup var templateOptions: TemplateOptions
@@ -46,6 +48,9 @@ struct Ask: ParsableCommand {
         if !rag && db != nil { throw ValidationError("--db is used with --rag only") }
         if k < 1 || k > 50 { throw ValidationError("--k must be in 1...50") }
         if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
+        if let instructions, instructions.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw ValidationError("--instructions is empty")
+        }
     }
 
     struct Output: Encodable {
@@ -94,7 +99,7 @@ struct Ask: ParsableCommand {
         }
         let asker = GroundedAsker(generator: TextGenerator(model: lm, tokenizer: tokenizer), template: template,
                                   settings: sampling.request([], repetitionByDefault: true), retrieval: retrieval,
-                                  passageBudget: passageBudget)
+                                  passageBudget: passageBudget, instructions: instructions ?? GroundedQuestion.instructions)
         let answer = try asker.answer(question) { piece in
             if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
             return interruptRequested.load(ordering: .relaxed) ? .stop : .more

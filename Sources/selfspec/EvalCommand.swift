@@ -30,9 +30,9 @@ struct EvalCommand: ParsableCommand {
         and indexed.
         """)
 
-    @Option(name: .long, help: "The base GGUF model, e.g. models/SmolLM2-135M-Instruct.Q4_1.gguf (--rag-qa: that is the default).")
+    @Option(name: .long, help: "The base GGUF model file, or a model name: smollm2, gemma3, qwen2.5 (--rag-qa: smollm2 by default).")
     var model: String?
-    @Option(name: .long, help: "A LoRA adapter (GGUF file or PEFT folder) to evaluate beside the base (repeatable).")
+    @Option(name: .long, help: "A LoRA adapter (GGUF file, PEFT folder, or the name of one under adapters/) to evaluate beside the base (repeatable).")
     var adapter: [String] = []
     @Option(name: .long, help: "Comma-separated tasks: pubmedqa, mcq, ner, gad (default: every task given a file).")
     var tasks: String?
@@ -76,6 +76,8 @@ struct EvalCommand: ParsableCommand {
     var repeatPenalty: Float?
     @Option(name: .long, help: "With --rag-qa: the DRY multiplier (default: ask's).")
     var dryMultiplier: Float?
+    @Option(name: .long, help: "With --rag-qa: the instructions of the system turn instead of ask's (as ask --instructions).")
+    var instructions: String?
     @OptionGroup var retrieval: RetrievalOptions
     @Flag(name: .long, help: "With --rag-qa: build (or complete) the corpus --db from the items and --distractors, then stop.")
     var buildCorpus = false
@@ -85,6 +87,8 @@ struct EvalCommand: ParsableCommand {
     var count = 5000
     @Flag(name: .long, help: "With --build-corpus: do not embed (the corpus is searched with BM25 only).")
     var noEmbed = false
+    @Flag(name: .long, help: "With --build-corpus: the items' abstracts without their conclusions (PubMedQA's CONTEXTS only, its reasoning-required setting).")
+    var withoutConclusions = false
     @OptionGroup var weights: WeightFormatOptions
     @OptionGroup var templateOptions: TemplateOptions
     @OptionGroup var output: OutputOptions
@@ -104,14 +108,18 @@ struct EvalCommand: ParsableCommand {
             if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
             if let repeatPenalty, !(repeatPenalty > 0 && repeatPenalty.isFinite) { throw ValidationError("--repeat-penalty must be > 0") }
             if let dryMultiplier, !(dryMultiplier >= 0 && dryMultiplier.isFinite) { throw ValidationError("--dry-multiplier must be >= 0") }
+            if let instructions, instructions.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                throw ValidationError("--instructions is empty")
+            }
             if count < 0 { throw ValidationError("--count must be 0 or more") }
+            if withoutConclusions && !buildCorpus { throw ValidationError("--without-conclusions goes with --build-corpus") }
             if buildCorpus && distractors.isEmpty && count > 0 { throw ValidationError("--build-corpus needs --distractors PATH (or --count 0)") }
-        } else if buildCorpus || !distractors.isEmpty {
-            throw ValidationError("--build-corpus and --distractors go with --rag-qa FILE --db CORPUS")
+        } else if buildCorpus || !distractors.isEmpty || withoutConclusions {
+            throw ValidationError("--build-corpus, --distractors and --without-conclusions go with --rag-qa FILE --db CORPUS")
         } else if db != nil {
             throw ValidationError("--db is used with --rag-qa only")
-        } else if repeatPenalty != nil || dryMultiplier != nil {
-            throw ValidationError("--repeat-penalty and --dry-multiplier are used with --rag-qa only")
+        } else if repeatPenalty != nil || dryMultiplier != nil || instructions != nil {
+            throw ValidationError("--repeat-penalty, --dry-multiplier and --instructions are used with --rag-qa only")
         }
         if resamples < 1 { throw ValidationError("invalid resamples \(resamples): expected >= 1") }
     }
@@ -168,10 +176,13 @@ struct EvalCommand: ParsableCommand {
 
     // MARK: Run
 
-    func run() throws {
+    mutating func run() throws {
         Terminal.trapInterrupts()
+        // Names (qwen2.5, an adapter under adapters/) become paths once, before anything reads them.
+        model = try model.map(ModelNames.model)
+        adapter = try adapter.map(ModelNames.adapter)
         if let ragQA { return try buildCorpus ? buildRAGCorpus(file: ragQA) : runRAGQA(file: ragQA) }
-        guard let model else { throw ValidationError("missing --model FILE.gguf") }
+        guard let model else { throw ValidationError("missing --model FILE.gguf (or a model name: smollm2, gemma3, qwen2.5)") }
         let selected = try selectedTasks()
         let demoPaths = try demoFiles(for: selected.map(\.0))
         // Every file is read and checked before any model is loaded.

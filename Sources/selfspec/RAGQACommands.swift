@@ -22,7 +22,7 @@ extension EvalCommand {
         if !missing.isEmpty {
             Terminal.note("warning: \(missing.count) of \(items.count) item PMIDs are not in \(db) (they cannot be retrieved; counted in the report)")
         }
-        let modelPath = model ?? Self.defaultRAGModel
+        let modelPath = try ModelNames.model(model ?? Self.defaultRAGModel)
         let baseFile = try GGUFFile(path: modelPath)
         let tokenizer = try TokenizerFactory.make(metadata: baseFile.metadata)
         let template = try templateOptions.resolve(baseFile)
@@ -37,6 +37,7 @@ extension EvalCommand {
             + "model \(modelPath) adapters \(adapter.joined(separator: ",")); max tokens \(maxTokens ?? 256) passage budget \(passageBudget)"
             + (repeatPenalty.map { " repeat penalty \($0)" } ?? "")
             + (settings.sampling.dryMultiplier > 0 ? " dry \(settings.sampling.dryMultiplier)" : "")
+            + (instructions.map { " instructions \($0)" } ?? "")
         let checkpoint = try report.map { try RAGQACheckpoint(reportDirectory: $0, settings: runSettings) }
         var runs: [[RAGQAOutcome]] = [], seconds: [Double] = []
         for m in names.indices {
@@ -50,7 +51,8 @@ extension EvalCommand {
                                            adapter: m == 0 ? nil : adapters[m - 1])
             if m == 0 { try checkAdapters(adapters, base: baseFile, config: lm.config) }
             let asker = GroundedAsker(generator: TextGenerator(model: lm, tokenizer: tokenizer), template: template, settings: settings,
-                                      retrieval: .init(retriever: retriever, mode: mode, k: k), passageBudget: passageBudget)
+                                      retrieval: .init(retriever: retriever, mode: mode, k: k), passageBudget: passageBudget,
+                                      instructions: instructions ?? GroundedQuestion.instructions)
             let progress = ProgressLine(enabled: !output.quiet)
             let label = "rag-qa \(names[m])"
             let start = Date()
@@ -121,7 +123,7 @@ extension EvalCommand {
         let line = ProgressLine(enabled: !output.quiet)
         let report = try RAGQACorpus.build(
             records: records, itemsFile: file, distractorPaths: distractors, count: count, seed: seed, db: db,
-            embedder: noEmbed ? nil : { try retrieval.model.load() }, shouldStop: { interruptRequested.load(ordering: .relaxed) }
+            embedder: noEmbed ? nil : { try retrieval.model.load() }, conclusions: !withoutConclusions, shouldStop: { interruptRequested.load(ordering: .relaxed) }
         ) { step, done, total in
             line.update(label: "rag corpus \(step):", fraction: total > 0 ? Double(done) / Double(total) : nil, count: done,
                         unit: step == "read" ? "articles" : step == "embed" ? "passages" : "vectors")
@@ -129,7 +131,7 @@ extension EvalCommand {
         line.finish()
         if output.json { try Terminal.printJSON(report) } else {
             print("""
-            corpus \(db): \(report.items) item abstracts + \(report.distractors) distractors (of \(report.distractorCandidates) with an abstract) \
+            corpus \(db): \(report.items) item abstracts (\(report.conclusions ? "with" : "without") their conclusions) + \(report.distractors) distractors (of \(report.distractorCandidates) with an abstract) \
             = \(report.documents) documents; \(report.passages) passages written, \(report.embedded) embedded in \(String(format: "%.0f", report.seconds)) s
             """)
         }

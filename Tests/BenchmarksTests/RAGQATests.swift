@@ -154,7 +154,12 @@ final class RAGQATests: XCTestCase {
         let stored = try XCTUnwrap(try store.document(key: items[0].pmid))
         XCTAssertEqual(stored.document.pmid, Int(items[0].pmid))
         XCTAssertEqual(stored.document.title, "")
-        XCTAssertEqual(stored.document.sections.map(\.name), items[0].sectionLabels.map { $0.lowercased() })
+        // The whole abstract: the CONTEXTS sections, then the conclusion (LONG_ANSWER).
+        XCTAssertTrue(report.conclusions)
+        XCTAssertEqual(stored.document.sections.map(\.name), items[0].sectionLabels.map { $0.lowercased() } + ["conclusions"])
+        XCTAssertTrue(stored.document.text.hasSuffix(try XCTUnwrap(items[0].longAnswer)), "the conclusion ends the text")
+        XCTAssertEqual(RAGQACorpus.document(items[0], file: "f", line: 1, conclusions: false).sections.map(\.name),
+                       items[0].sectionLabels.map { $0.lowercased() }, "PubMedQA's reasoning-required setting: no conclusion")
         XCTAssertFalse(stored.passages.isEmpty)
         let asItems = items.map { RAGQAEvaluation.Item(pmid: Int($0.pmid)!, question: $0.question, gold: $0.decision, longAnswer: nil) }
         XCTAssertEqual(try RAGQAEvaluation.missing(asItems + [.init(pmid: 1, question: "q", gold: 0, longAnswer: nil)], in: store), [1])

@@ -30,6 +30,7 @@ final class RAGQACLITests: XCTestCase {
         XCTAssertEqual(b["items"] as? Int, 4)
         XCTAssertEqual(b["distractors"] as? Int, 300)
         XCTAssertEqual(b["documents"] as? Int, 304)
+        XCTAssertEqual(b["conclusions"] as? Bool, true)
 
         let report = dir.appendingPathComponent("report").path
         let r = try runCLI(["eval", "--rag-qa", items, "--db", db, "--model", model, "--max-tokens", "48", "--mode", "bm25",
@@ -83,17 +84,41 @@ final class RAGQACLITests: XCTestCase {
         XCTAssertNotEqual(e4.status, 0)
         XCTAssertTrue(e4.stderr.contains("--build-corpus needs --distractors"), e4.stderr)
 
-        // --skip 2 takes the items after the first two of the seeded order; --repeat-penalty reaches generation.
-        let skipped = try runCLI(["eval", "--rag-qa", items, "--db", db, "--model", model, "--max-tokens", "16", "--mode", "bm25",
+        // --skip 2 takes the items after the first two of the seeded order; --repeat-penalty reaches generation;
+        // the model is given by name.
+        let skipped = try runCLI(["eval", "--rag-qa", items, "--db", db, "--model", "smollm2", "--max-tokens", "16", "--mode", "bm25",
                                   "--skip", "2", "--limit", "5", "--repeat-penalty", "1.3", "--resamples", "20", "--json"])
         XCTAssertEqual(skipped.status, 0, skipped.stderr)
         let so = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(skipped.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(so["items"] as? Int, 2, "4 items, the first 2 skipped")
+
+        // --instructions replaces the system turn's instructions: a 2-word one makes every prompt shorter by
+        // the same number of tokens than ask's default.
+        func promptTokens(_ extra: [String], _ name: String) throws -> [Int] {
+            let out = dir.appendingPathComponent(name).path
+            let r = try runCLI(["eval", "--rag-qa", items, "--db", db, "--model", model, "--max-tokens", "1", "--mode", "bm25",
+                                "--limit", "2", "--resamples", "10", "--report", out, "--json"] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try String(contentsOfFile: out + "/predictions.jsonl", encoding: .utf8).split(separator: "\n").map {
+                try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["prompt_tokens"] as? Int)
+            }
+        }
+        let standard = try promptTokens([], "default-instructions"), short = try promptTokens(["--instructions", "Answer briefly."], "short-instructions")
+        XCTAssertEqual(standard.count, 2)
+        XCTAssertEqual(short.count, 2)
+        XCTAssertGreaterThan(standard[0] - short[0], 20, "\(standard) vs \(short)")
+        XCTAssertEqual(standard[0] - short[0], standard[1] - short[1], "the same instructions in every prompt")
+        let e7 = try runCLI(["eval", "--rag-qa", items, "--db", db, "--instructions", " "])
+        XCTAssertNotEqual(e7.status, 0)
+        XCTAssertTrue(e7.stderr.contains("--instructions is empty"), e7.stderr)
+        let e8 = try runCLI(["eval", "--rag-qa", items, "--db", db, "--without-conclusions"])
+        XCTAssertNotEqual(e8.status, 0)
+        XCTAssertTrue(e8.stderr.contains("--without-conclusions goes with --build-corpus"), e8.stderr)
         let e5 = try runCLI(["eval", "--rag-qa", items, "--db", db, "--skip=-1"])
         XCTAssertNotEqual(e5.status, 0)
         XCTAssertTrue(e5.stderr.contains("invalid skip"), e5.stderr)
         let e6 = try runCLI(["eval", "--pubmedqa", items, "--repeat-penalty", "1.2"])
         XCTAssertNotEqual(e6.status, 0)
-        XCTAssertTrue(e6.stderr.contains("--repeat-penalty and --dry-multiplier are used with --rag-qa only"), e6.stderr)
+        XCTAssertTrue(e6.stderr.contains("--repeat-penalty, --dry-multiplier and --instructions are used with --rag-qa only"), e6.stderr)
     }
 }

@@ -56,6 +56,13 @@ final class ServeAskCLITests: XCTestCase {
         print("ask --json: finish \(o["finish_reason"] ?? "-"), citations \(o["citations"] ?? "-"), invalid \(o["invalid_citations"] ?? "-"), "
               + "unsupported \(o["unsupported"] ?? "-")")
 
+        // --instructions replaces the built-in instructions of the system turn (a shorter prompt).
+        let short = try runCLI(["ask", "What was the main finding about depression?", "--rag", "--db", db, "--k", "2",
+                                "--mode", "bm25", "--model", Self.model, "--max-tokens", "4", "--json", "--instructions", "Answer briefly."])
+        XCTAssertEqual(short.status, 0, short.stderr)
+        let so = try JSONSerialization.jsonObject(with: Data(short.stdout.utf8)) as! [String: Any]
+        XCTAssertGreaterThan(o["prompt_tokens"] as! Int - (so["prompt_tokens"] as! Int), 20)
+
         let bad = try runCLI(["ask", "Why?", "--rag", "--model", Self.model])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--rag needs --db"), bad.stderr)

@@ -121,7 +121,7 @@ public enum RAGQAEvaluation {
         return RAGQAOutcome(
             pmid: item.pmid, question: item.question, gold: EvalDataLoader.pubmedQALabels[item.gold], answer: text,
             decision: parsed.decision.rawValue, explicit: parsed.explicit, correct: parsed.decision.labelIndex == item.gold,
-            retrievedRank: hits.firstIndex { $0.pmid == item.pmid }.map { $0 + 1 },
+            retrievedRank: hits.first { $0.pmid == item.pmid }?.rank,
             shownGold: grounded.sources.contains { $0.pmid == item.pmid },
             citedPMIDs: cited.compactMap { $0 }, citedDocuments: cited.count,
             citedGold: cited.contains(item.pmid), citations: checked.citationCount,

@@ -167,6 +167,24 @@ extension CorpusStore {
         return hits
     }
 
+    /// Every passage of the document that holds passage `id`, in document order, each with `score`;
+    /// empty when the passage is gone.
+    public func documentPassages(containing id: Int64, score: Double = 0) throws -> [PassageHit] {
+        let st = try db.prepare("""
+        SELECT t.id, t.key, t.pmid, t.title, t.section, t.text, d.year, coalesce(d.journal_abbrev, d.journal)
+        FROM passage_texts t JOIN documents d ON d.id = t.doc_id
+        WHERE t.doc_id = (SELECT doc_id FROM passages WHERE id = ?) ORDER BY t.ordinal
+        """)
+        try st.bind([.int(Int(id))])
+        var hits: [PassageHit] = []
+        while try st.step() {
+            hits.append(PassageHit(passageID: st.int(0), documentKey: st.string(1) ?? "", pmid: st.isNull(2) ? nil : st.int(2),
+                                   title: st.string(3) ?? "", section: st.string(4) ?? "", text: st.string(5) ?? "", score: score,
+                                   year: st.isNull(6) ? nil : st.int(6), journal: st.string(7)))
+        }
+        return hits
+    }
+
     /// The ids of the passages whose documents pass `filter`.
     public func passageIDs(matching filter: SearchFilter) throws -> Set<Int64> {
         let f = filter.sql

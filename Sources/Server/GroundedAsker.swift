@@ -14,11 +14,21 @@ public struct GroundedAsker {
         public var retriever: Retriever
         public var mode: SearchMode
         public var k: Int
+        /// Show the whole documents of the `k` passages found (``Retriever/wholeDocuments(_:)``),
+        /// best first, within the passage budget; false: the `k` passages alone.
+        public var wholeDocuments: Bool
 
-        public init(retriever: Retriever, mode: SearchMode, k: Int) {
+        public init(retriever: Retriever, mode: SearchMode, k: Int, wholeDocuments: Bool = false) {
             self.retriever = retriever
             self.mode = mode
             self.k = k
+            self.wholeDocuments = wholeDocuments
+        }
+
+        /// The passages for `question`, best first.
+        func passages(_ question: String) throws -> [SearchHit] {
+            let hits = try retriever.search(question, k: k, mode: mode)
+            return wholeDocuments ? try retriever.wholeDocuments(hits) : hits
         }
     }
 
@@ -64,7 +74,7 @@ public struct GroundedAsker {
     public func answer(_ question: String, onText: (String) -> TextGenerator.Action = { _ in .more }) throws -> Answer {
         let tokenizer = generator.tokenizer
         let start = Date()
-        let hits = try retrieval.map { try $0.retriever.search(question, k: $0.k, mode: $0.mode) } ?? []
+        let hits = try retrieval.map { try $0.passages(question) } ?? []
         let retrieved = Date()
         let grounded = GroundedQuestion(question: question, hits: hits, passageBudget: passageBudget, instructions: instructions,
                                         countTokens: { tokenizer.encode($0).count })

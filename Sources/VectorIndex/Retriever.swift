@@ -117,6 +117,19 @@ public final class Retriever: @unchecked Sendable {
         return try corpus.passages(ranked: ranked).enumerated().map { SearchHit(rank: $0.offset + 1, $0.element) }
     }
 
+    /// The whole documents of `hits`: for each hit, best first, every passage of its document in
+    /// document order (a document once, with the rank and score of its best hit), so a passage
+    /// retrieved from an abstract's methods comes with the abstract's results and conclusion.
+    /// - Throws: SQLite errors.
+    public func wholeDocuments(_ hits: [SearchHit]) throws -> [SearchHit] {
+        var seen = Set<String>(), out: [SearchHit] = []
+        for hit in hits where seen.insert(hit.documentKey).inserted {
+            let passages = try corpus.documentPassages(containing: hit.passageID, score: hit.score)
+            out += passages.isEmpty ? [hit] : passages.map { SearchHit(rank: hit.rank, $0) }
+        }
+        return out
+    }
+
     /// Reciprocal rank fusion: score(id) = Σ w / (60 + rank), ranks from 1; ties by smaller id.
     /// - Parameters:
     ///   - rankings: ranked id lists, best first.

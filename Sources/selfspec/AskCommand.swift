@@ -34,6 +34,8 @@ struct Ask: ParsableCommand {
     @OptionGroup var retrieval: RetrievalOptions
     @Option(name: .long, help: "The most tokens the passages may take in the prompt.")
     var passageBudget = 512
+    @Option(name: .long, help: "What of each of the --k passages found goes into the prompt: passage (it alone) or document (its whole document, so a passage of an abstract's methods comes with its results and conclusion), within --passage-budget.")
+    var context = PromptContext.passage
     @Option(name: .long, help: "The instructions of the system turn, before the passages (default: the built-in ones, in the README).")
     var instructions: String?
     @OptionGroup var sampling: SamplingOptions
@@ -46,6 +48,7 @@ struct Ask: ParsableCommand {
         if question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("the question is empty") }
         if rag && db == nil { throw ValidationError("--rag needs --db FILE (a corpus made with selfspec ingest)") }
         if !rag && db != nil { throw ValidationError("--db is used with --rag only") }
+        if !rag && context != .passage { throw ValidationError("--context is used with --rag only") }
         if k < 1 || k > 50 { throw ValidationError("--k must be in 1...50") }
         if passageBudget < 32 { throw ValidationError("--passage-budget must be at least 32 tokens") }
         if let instructions, instructions.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
@@ -95,7 +98,7 @@ struct Ask: ParsableCommand {
         var retrieval: GroundedAsker.Retrieval?
         if rag, let db {
             let (retriever, mode) = try self.retrieval.open(db)
-            retrieval = GroundedAsker.Retrieval(retriever: retriever, mode: mode, k: k)
+            retrieval = GroundedAsker.Retrieval(retriever: retriever, mode: mode, k: k, wholeDocuments: context == .document)
         }
         let asker = GroundedAsker(generator: TextGenerator(model: lm, tokenizer: tokenizer), template: template,
                                   settings: sampling.request([], repetitionByDefault: true), retrieval: retrieval,
@@ -124,4 +127,9 @@ struct Ask: ParsableCommand {
         }
         if result.finishReason == .cancelled { throw ExitCode(130) }
     }
+}
+
+/// What `ask --rag` and `eval --rag-qa` show of each passage found: the passage, or its whole document.
+enum PromptContext: String, ExpressibleByArgument, CaseIterable {
+    case passage, document
 }

@@ -72,6 +72,8 @@ struct EvalCommand: ParsableCommand {
     var k = 3
     @Option(name: .long, help: "The most tokens the passages may take in a --rag-qa prompt (ask's default).")
     var passageBudget = 512
+    @Option(name: .long, help: "With --rag-qa: passage or document, as ask --context (default: ask's).")
+    var context = PromptContext.passage
     @Option(name: .long, help: "With --rag-qa: repetition penalty on the last 64 tokens (default 1: off, as ask).")
     var repeatPenalty: Float?
     @Option(name: .long, help: "With --rag-qa: the DRY multiplier (default: ask's).")
@@ -118,8 +120,8 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("--build-corpus, --distractors and --without-conclusions go with --rag-qa FILE --db CORPUS")
         } else if db != nil {
             throw ValidationError("--db is used with --rag-qa only")
-        } else if repeatPenalty != nil || dryMultiplier != nil || instructions != nil {
-            throw ValidationError("--repeat-penalty, --dry-multiplier and --instructions are used with --rag-qa only")
+        } else if repeatPenalty != nil || dryMultiplier != nil || instructions != nil || context != .passage {
+            throw ValidationError("--repeat-penalty, --dry-multiplier, --instructions and --context are used with --rag-qa only")
         }
         if resamples < 1 { throw ValidationError("invalid resamples \(resamples): expected >= 1") }
     }

@@ -37,7 +37,7 @@ extension EvalCommand {
             + "model \(modelPath) adapters \(adapter.joined(separator: ",")); max tokens \(maxTokens ?? 256) passage budget \(passageBudget)"
             + (repeatPenalty.map { " repeat penalty \($0)" } ?? "")
             + (settings.sampling.dryMultiplier > 0 ? " dry \(settings.sampling.dryMultiplier)" : "")
-            + (instructions.map { " instructions \($0)" } ?? "")
+            + (instructions.map { " instructions \($0)" } ?? "") + (context == .passage ? "" : " context \(context.rawValue)")
         let checkpoint = try report.map { try RAGQACheckpoint(reportDirectory: $0, settings: runSettings) }
         var runs: [[RAGQAOutcome]] = [], seconds: [Double] = []
         for m in names.indices {
@@ -51,7 +51,7 @@ extension EvalCommand {
                                            adapter: m == 0 ? nil : adapters[m - 1])
             if m == 0 { try checkAdapters(adapters, base: baseFile, config: lm.config) }
             let asker = GroundedAsker(generator: TextGenerator(model: lm, tokenizer: tokenizer), template: template, settings: settings,
-                                      retrieval: .init(retriever: retriever, mode: mode, k: k), passageBudget: passageBudget,
+                                      retrieval: .init(retriever: retriever, mode: mode, k: k, wholeDocuments: context == .document), passageBudget: passageBudget,
                                       instructions: instructions ?? GroundedQuestion.instructions)
             let progress = ProgressLine(enabled: !output.quiet)
             let label = "rag-qa \(names[m])"

@@ -119,6 +119,6 @@ final class RAGQACLITests: XCTestCase {
         XCTAssertTrue(e5.stderr.contains("invalid skip"), e5.stderr)
         let e6 = try runCLI(["eval", "--pubmedqa", items, "--repeat-penalty", "1.2"])
         XCTAssertNotEqual(e6.status, 0)
-        XCTAssertTrue(e6.stderr.contains("--repeat-penalty, --dry-multiplier and --instructions are used with --rag-qa only"), e6.stderr)
+        XCTAssertTrue(e6.stderr.contains("--repeat-penalty, --dry-multiplier, --instructions and --context are used with --rag-qa only"), e6.stderr)
     }
 }

@@ -63,6 +63,19 @@ final class ServeAskCLITests: XCTestCase {
         let so = try JSONSerialization.jsonObject(with: Data(short.stdout.utf8)) as! [String: Any]
         XCTAssertGreaterThan(o["prompt_tokens"] as! Int - (so["prompt_tokens"] as! Int), 20)
 
+        // --context document shows the whole abstracts of the passages found: more passages, the same documents first.
+        let whole = try runCLI(["ask", "What was the main finding about depression?", "--rag", "--db", db, "--k", "2",
+                                "--mode", "bm25", "--model", Self.model, "--max-tokens", "4", "--json", "--context", "document",
+                                "--passage-budget", "2000"])
+        XCTAssertEqual(whole.status, 0, whole.stderr)
+        let wo = try JSONSerialization.jsonObject(with: Data(whole.stdout.utf8)) as! [String: Any]
+        let passagesOf = { (o: [String: Any]) in (o["passages"] as! [[String: Any]]).map { $0["document_key"] as! String } }
+        XCTAssertGreaterThan(passagesOf(wo).count, passagesOf(o).count, "\(passagesOf(wo)) vs \(passagesOf(o))")
+        XCTAssertEqual(passagesOf(wo).first, passagesOf(o).first)
+        let noRAG = try runCLI(["ask", "Why?", "--context", "document", "--model", Self.model])
+        XCTAssertNotEqual(noRAG.status, 0)
+        XCTAssertTrue(noRAG.stderr.contains("--context is used with --rag only"), noRAG.stderr)
+
         let bad = try runCLI(["ask", "Why?", "--rag", "--model", Self.model])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--rag needs --db"), bad.stderr)

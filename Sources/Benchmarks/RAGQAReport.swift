@@ -68,6 +68,9 @@ public struct RAGQAReport: Codable, Sendable {
     public var items: Int
     public var k: Int
     public var mode: String
+    /// Everything else the answers depend on (model, adapters, sampling, passage budget, context,
+    /// instructions), as the run states it; nil in reports written before it was recorded.
+    public var settings: String?
     /// Items whose gold PMID the corpus does not hold (they are evaluated; they cannot be retrieved).
     public var missingFromCorpus: [Int]
     /// The most frequent gold label and its share (the correctness of always answering it).
@@ -115,7 +118,8 @@ public struct RAGQAReport: Codable, Sendable {
     ///   - names, models, adapters: per model.
     public static func build(file: String, db: String, k: Int, mode: String, items: [RAGQAEvaluation.Item],
                              missingFromCorpus: [Int], names: [String], models: [String], adapters: [String?],
-                             runs: [[RAGQAOutcome]], seconds: [Double], resamples: Int, seed: UInt64) -> RAGQAReport {
+                             runs: [[RAGQAOutcome]], seconds: [Double], resamples: Int, seed: UInt64,
+                             settings: String? = nil) -> RAGQAReport {
         let labels = EvalDataLoader.pubmedQALabels
         let counts = labels.indices.map { l in items.filter { $0.gold == l }.count }
         let majority = counts.indices.max { counts[$0] < counts[$1] } ?? 0
@@ -148,7 +152,7 @@ public struct RAGQAReport: Codable, Sendable {
                 tokensPerSecond: genSeconds > 0 ? round4(Double(tokens) / genSeconds) : 0,
                 meanTokens: round4(Double(tokens) / n), seconds: round4(seconds[m])))
         }
-        return RAGQAReport(file: file, db: db, items: items.count, k: k, mode: mode, missingFromCorpus: missingFromCorpus,
+        return RAGQAReport(file: file, db: db, items: items.count, k: k, mode: mode, settings: settings, missingFromCorpus: missingFromCorpus,
                            majorityLabel: labels[majority], majorityShare: round4(Double(counts[majority]) / Double(max(items.count, 1))),
                            resamples: resamples, seed: seed, models: rows,
                            comparisons: compare(runs: runs, names: names, resamples: resamples, seed: seed))
@@ -197,6 +201,7 @@ public struct RAGQAReport: Codable, Sendable {
         }
         func pct(_ x: Double) -> String { String(format: "%.3f", x) }
         var lines = ["## RAG QA: \(items) items of \(file), corpus \(db), \(mode) k = \(k)", ""]
+        if let settings { lines += ["Settings: \(settings)", ""] }
         if !missingFromCorpus.isEmpty {
             lines.append("**\(missingFromCorpus.count) item PMIDs are not in the corpus** (they cannot be retrieved): "
                          + missingFromCorpus.prefix(10).map(String.init).joined(separator: ", ") + (missingFromCorpus.count > 10 ? ", …" : ""))

@@ -76,7 +76,7 @@ extension EvalCommand {
         let result = RAGQAReport.build(file: file, db: db, k: k, mode: mode.rawValue, items: items, missingFromCorpus: missing,
                                        names: names, models: names.map { _ in modelPath },
                                        adapters: [nil] + adapter.map { Optional($0) }, runs: runs, seconds: seconds,
-                                       resamples: resamples, seed: seed)
+                                       resamples: resamples, seed: seed, settings: runSettings)
         if let report {
             try writeRAGQA(result, runs: runs, names: names, to: report)
             checkpoint?.remove()

@@ -76,7 +76,7 @@ final class RAGQATests: XCTestCase {
         let adapter = base.map { var o = $0; o.correct = true; o.decision = o.gold; return o }
         let r = RAGQAReport.build(file: "f.json", db: "c.sqlite", k: 3, mode: "bm25", items: items, missingFromCorpus: [3],
                                   names: ["base", "med"], models: ["m", "m"], adapters: [nil, "a"], runs: [base, adapter],
-                                  seconds: [10, 10], resamples: 200, seed: 1)
+                                  seconds: [10, 10], resamples: 200, seed: 1, settings: "model m; context document")
         let b = r.models[0]
         XCTAssertEqual(b.recallAtK.value, 0.75)
         XCTAssertEqual(b.citationPrecision.value, 0.5, "2 gold of 4 documents cited")
@@ -107,6 +107,13 @@ final class RAGQATests: XCTestCase {
         let md = r.markdown()
         XCTAssertTrue(md.contains("| correctness yes/no/maybe (majority 'yes' 0.750) | 0.500 ["), md)
         XCTAssertTrue(md.contains("1 item PMIDs are not in the corpus"), md)
+        XCTAssertTrue(md.contains("\nSettings: model m; context document\n"), md)
+        // A report.json written before settings were recorded still reads.
+        var old = try JSONSerialization.jsonObject(with: RAGQAReport.encoder().encode(r)) as! [String: Any]
+        old["settings"] = nil
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        XCTAssertNil(try decoder.decode(RAGQAReport.self, from: JSONSerialization.data(withJSONObject: old)).settings)
 
         // The run report shows it (RUN/ragqa/report.json, as `eval --rag-qa --report RUN/ragqa` writes it).
         let run = try makeTemporaryDirectory("ragqa-run")

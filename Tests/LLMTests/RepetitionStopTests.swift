@@ -42,15 +42,20 @@ final class RepetitionStopTests: XCTestCase {
         XCTAssertThrowsError(try GenerationRequest(prompt: [1], repetitionStop: RepetitionStop(repeats: 0)).fittedPrompt(contextLength: 100))
     }
 
+    /// SmolLM2's chat prompt for a PubMedQA dev question it answers, greedily, by repeating a paragraph.
+    static func loopingQuestion() throws -> [Int] {
+        try SharedModel.bpe().encode("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+                                     + "<|im_start|>user\nIs there still a need for living-related liver transplantation in children?<|im_end|>\n"
+                                     + "<|im_start|>assistant\n", addBOS: false, parseSpecial: true)
+    }
+
     /// SmolLM2, greedy, on a PubMedQA dev question it answers by repeating a paragraph: with the
     /// default rule it stops with `.repetition` at the first repeat, its text a prefix of the
     /// unstopped answer; without the rule it runs to the limit.
     func testSmolLM2GreedyLoopStopsWithRepetition() throws {
         let gen = TextGenerator(model: try SharedLlama.model(), tokenizer: try SharedModel.bpe())
         let tok = try SharedModel.bpe()
-        let prompt = tok.encode("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-                                + "<|im_start|>user\nIs there still a need for living-related liver transplantation in children?<|im_end|>\n"
-                                + "<|im_start|>assistant\n", addBOS: false, parseSpecial: true)
+        let prompt = try Self.loopingQuestion()
         let maxTokens = 200
         let stopped = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: maxTokens, repetitionStop: .default))
         let free = try gen.generate(GenerationRequest(prompt: prompt, maxTokens: maxTokens))
@@ -79,9 +84,7 @@ final class RepetitionStopTests: XCTestCase {
     func testSmolLM2DRYPreventsTheLoop() throws {
         let gen = TextGenerator(model: try SharedLlama.model(), tokenizer: try SharedModel.bpe())
         let tok = try SharedModel.bpe()
-        let prompt = tok.encode("<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-                                + "<|im_start|>user\nIs there still a need for living-related liver transplantation in children?<|im_end|>\n"
-                                + "<|im_start|>assistant\n", addBOS: false, parseSpecial: true)
+        let prompt = try Self.loopingQuestion()
         var dry = SamplingParameters()
         dry.dryMultiplier = 0.8
         let request = GenerationRequest(prompt: prompt, maxTokens: 200, sampling: dry, repetitionStop: .default)

@@ -62,6 +62,18 @@ final class DemoTests: XCTestCase {
             XCTAssertTrue(shownPMIDs.contains(source["pmid"] as? Int ?? -1), "a cited source was shown: \(source)")
         }
         XCTAssertNotNil(ask["invalid_citations"] as? Int)
+        // The demo ends with the same question to the base model, the specialist and (when set up) Qwen2.5,
+        // each answer followed by its checked sources, and none of them looping.
+        var answerers = ["--- base (SmolLM2-135M) ---", "--- specialist (SmolLM2-135M + the LoRA of step 4) ---"]
+        if FileManager.default.fileExists(atPath: CLITests.repo.appendingPathComponent("models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf").path) {
+            answerers.append("--- Qwen2.5-Coder-1.5B ---")
+        }
+        for (i, header) in answerers.enumerated() {
+            let part = try XCTUnwrap(first.out.components(separatedBy: header).dropFirst().first, "\(header) in \(first.out)")
+            let answer = i + 1 < answerers.count ? part.components(separatedBy: answerers[i + 1])[0] : part
+            XCTAssertTrue(answer.contains("\nSources:"), "\(header): \(answer)")
+            XCTAssertFalse(answer.contains("started repeating itself"), "\(header) looped: \(answer)")
+        }
         // The run report covers every stage.
         let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
         for part in ["1. Corpus", "Examples by task family", "3. LoRA training", "<polyline", "pubmedqa (6 items", "5. The specialist answers", "PMID"] {

@@ -106,9 +106,11 @@ public enum RAGQAEvaluation {
 
     /// Scores one answer.
     public static func outcome(_ item: Item, answer a: GroundedAsker.Answer) -> RAGQAOutcome {
-        outcome(item, text: a.result.text, tokens: a.result.tokens, finishReason: a.result.finishReason,
+        var o = outcome(item, text: a.result.text, tokens: a.result.tokens, finishReason: a.result.finishReason,
                 promptTokens: a.result.promptTokens, hits: a.hits, grounded: a.grounded, checked: a.checked,
                 seconds: a.retrievalSeconds + a.generationSeconds, generationSeconds: a.generationSeconds)
+        o.verdictLogProbs = a.result.choice?.logProbs
+        return o
     }
 
     /// Scores one answer given as its parts (`checked` is `grounded.check(answer: text)`).
@@ -168,13 +170,16 @@ public struct RAGQAOutcome: Codable, Sendable, Equatable {
     /// Retrieval + generation, and generation alone (prefill included), in seconds.
     public var seconds: Double
     public var generationSeconds: Double
+    /// With a verdict (`--verdict`): the model's log-probabilities of yes, no and maybe at the
+    /// first token, before calibration; nil otherwise.
+    public var verdictLogProbs: [Double]? = nil
 
     enum CodingKeys: String, CodingKey {
         case pmid, question, gold, answer, decision, explicit, correct, shownGold = "shown_gold"
         case retrievedRank = "retrieved_rank", citedPMIDs = "cited_pmids", citedDocuments = "cited_documents"
         case citedGold = "cited_gold", citations, invalidCitations = "invalid_citations", unsupported
         case finishReason = "finish_reason", loop, rougeL = "rouge_l", tokens, promptTokens = "prompt_tokens"
-        case seconds, generationSeconds = "generation_seconds"
+        case seconds, generationSeconds = "generation_seconds", verdictLogProbs = "verdict_logprobs"
     }
 }
 

@@ -32,6 +32,89 @@ public struct GroundedAsker {
         }
     }
 
+    /// How a yes/no question's answer starts: with "Yes", "No" or "Maybe" chosen from the model's
+    /// probabilities of those words at the first token (``FirstTokenChoice``), then the model
+    /// explains as usual. The model's own leaning toward one word (Qwen2.5 says "yes" to almost
+    /// everything) is removed by dividing by the probabilities it gives with no content
+    /// (contextual calibration: the same prompt with the passages and the question replaced by
+    /// "N/A").
+    public struct Verdict: Sendable, Equatable {
+        public enum Mode: String, Sendable, CaseIterable {
+            /// The option the model finds most likely.
+            case model
+            /// The most likely option relative to its content-free probability.
+            case calibrated
+        }
+        /// Which questions get a verdict.
+        public enum Questions: String, Sendable {
+            /// Questions that ask yes or no (``isYesNoQuestion(_:)``).
+            case yesNo = "yes-no"
+            /// Every question (a benchmark of yes/no/maybe questions).
+            case all
+        }
+
+        public static let labels = ["yes", "no", "maybe"]
+        public var mode: Mode
+        public var questions: Questions
+        /// The choice, priors included.
+        public var choice: FirstTokenChoice
+        /// The content-free log-probabilities of yes, no and maybe (zeros for `.model`).
+        public var priors: [Double] { choice.options.map(\.logPrior) }
+
+        /// Builds the choice for `generator`'s tokenizer and, when calibrated, runs the content-free prompt once.
+        /// - Throws: `ModelError`, `SamplingError`; `GroundedAskerError.noVerdictTokens` when a label has no token of its own.
+        public init(mode: Mode, questions: Questions, generator: TextGenerator, template: ChatTemplate,
+                    instructions: String = GroundedQuestion.instructions) throws {
+            self.mode = mode
+            self.questions = questions
+            let tokenizer = generator.tokenizer
+            // Each label written lowercase, capitalized or uppercase, with and without a leading space, when that is
+            // one token (a form of several tokens starts with a piece, "Y" of "YES", that begins other words too).
+            let firsts = Self.labels.map { label in
+                [label, label.capitalized, label.uppercased()].flatMap { [$0, " " + $0] }.compactMap { form -> Int? in
+                    let t = tokenizer.encode(form)
+                    return t.count == 1 ? t[0] : nil
+                }
+            }
+            var options: [FirstTokenChoice.Option] = []
+            for (i, label) in Self.labels.enumerated() {
+                let others = Set(firsts.indices.filter { $0 != i }.flatMap { firsts[$0] })
+                var own: [Int] = []
+                for t in firsts[i] where !others.contains(t) && !own.contains(t) { own.append(t) }
+                guard let emit = tokenizer.encode(label.capitalized).first, own.contains(emit) else {
+                    throw GroundedAskerError.noVerdictTokens(label: label)
+                }
+                options.append(.init(tokens: own, emit: emit))
+            }
+            choice = FirstTokenChoice(options: options)
+            guard mode == .calibrated else { return }
+            let messages: [ChatMessage] = [.system(instructions + "\n\nPassages:\n\n[1] N/A"), .user("N/A")]
+            var request = GenerationRequest(prompt: try template.encode(messages, tokenizer: tokenizer), maxTokens: 1,
+                                            firstTokenChoice: choice)
+            request.stopAtEndOfSequence = false
+            guard let free = try generator.generate(request).choice else { throw GroundedAskerError.noVerdictTokens(label: "yes") }
+            for i in choice.options.indices { choice.options[i].logPrior = free.logProbs[i] }
+        }
+
+        /// Whether `question` asks yes or no: it ends with "?" and its last clause (after the last
+        /// ". " or ": ") starts with an auxiliary verb ("Does …?", "Title: is it mandatory?").
+        public static func isYesNoQuestion(_ question: String) -> Bool {
+            let q = question.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard q.hasSuffix("?") else { return false }
+            let clause = q.components(separatedBy: CharacterSet(charactersIn: ".:;")).last { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? q
+            let first = clause.lowercased().split(whereSeparator: { !$0.isLetter && $0 != "'" }).first.map(String.init) ?? ""
+            return auxiliaries.contains(first)
+        }
+
+        static let auxiliaries: Set<String> = [
+            "is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "should", "would", "will", "shall",
+            "may", "might", "must", "has", "have", "had", "isn't", "aren't", "doesn't", "don't", "didn't", "can't",
+        ]
+
+        /// Whether `question` gets a verdict.
+        public func applies(to question: String) -> Bool { questions == .all || Self.isYesNoQuestion(question) }
+    }
+
     /// One answered question.
     public struct Answer {
         /// The passages retrieved, best first (empty without retrieval).
@@ -57,10 +140,14 @@ public struct GroundedAsker {
     public let passageBudget: Int
     /// The instructions of the system turn (``GroundedQuestion/instructions`` unless given).
     public let instructions: String
+    /// How a yes/no answer starts (nil: as the model writes it).
+    public let verdict: Verdict?
 
     public init(generator: TextGenerator, template: ChatTemplate, settings: GenerationRequest,
-                retrieval: Retrieval?, passageBudget: Int, instructions: String = GroundedQuestion.instructions) {
+                retrieval: Retrieval?, passageBudget: Int, instructions: String = GroundedQuestion.instructions,
+                verdict: Verdict? = nil) {
         self.instructions = instructions
+        self.verdict = verdict
         self.generator = generator
         self.template = template
         self.settings = settings
@@ -81,9 +168,23 @@ public struct GroundedAsker {
         var request = settings
         request.prompt = try template.encode(grounded.messages, tokenizer: tokenizer)
         if let end = template.endOfTurn, !request.stopStrings.contains(end) { request.stopStrings.append(end) }
+        if let verdict, verdict.applies(to: question) { request.firstTokenChoice = verdict.choice }
         let result = try generator.generate(request, onText: onText)
         return Answer(hits: hits, grounded: grounded, result: result, checked: grounded.check(answer: result.text),
                       retrievalSeconds: retrieved.timeIntervalSince(start),
                       generationSeconds: Date().timeIntervalSince(retrieved))
+    }
+}
+
+/// Errors of ``GroundedAsker``.
+public enum GroundedAskerError: LocalizedError, Equatable {
+    /// The tokenizer has no single token for the label's capitalized word (a verdict cannot be chosen).
+    case noVerdictTokens(label: String)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .noVerdictTokens(label):
+            return "this model's tokenizer has no single token of its own for \"\(label)\": a yes/no verdict cannot be chosen (use --verdict off)"
+        }
     }
 }

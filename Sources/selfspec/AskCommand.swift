@@ -38,6 +38,8 @@ struct Ask: ParsableCommand {
     var context = PromptContext.passage
     @Option(name: .long, help: "The instructions of the system turn, before the passages (default: the built-in ones, in the README).")
     var instructions: String?
+    @Option(name: .long, help: "How the answer to a yes/no question starts: off (as the model writes it), model (Yes, No or Maybe, whichever the model finds most likely at the first word) or calibrated (the same, relative to what it says with no content: removes a model's leaning to one word).")
+    var verdict = VerdictOption.off
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var weights: WeightFormatOptions
     @OptionGroup var templateOptions: TemplateOptions
@@ -100,9 +102,12 @@ struct Ask: ParsableCommand {
             let (retriever, mode) = try self.retrieval.open(db)
             retrieval = GroundedAsker.Retrieval(retriever: retriever, mode: mode, k: k, wholeDocuments: context == .document)
         }
-        let asker = GroundedAsker(generator: TextGenerator(model: lm, tokenizer: tokenizer), template: template,
+        let generator = TextGenerator(model: lm, tokenizer: tokenizer)
+        let instructions = instructions ?? GroundedQuestion.instructions
+        let asker = GroundedAsker(generator: generator, template: template,
                                   settings: sampling.request([], repetitionByDefault: true), retrieval: retrieval,
-                                  passageBudget: passageBudget, instructions: instructions ?? GroundedQuestion.instructions)
+                                  passageBudget: passageBudget, instructions: instructions,
+                                  verdict: try verdict.make(questions: .yesNo, generator: generator, template: template, instructions: instructions))
         let answer = try asker.answer(question) { piece in
             if !json { FileHandle.standardOutput.write(Data(piece.utf8)) }
             return interruptRequested.load(ordering: .relaxed) ? .stop : .more
@@ -132,4 +137,18 @@ struct Ask: ParsableCommand {
 /// What `ask --rag` and `eval --rag-qa` show of each passage found: the passage, or its whole document.
 enum PromptContext: String, ExpressibleByArgument, CaseIterable {
     case passage, document
+}
+
+/// `--verdict` of `ask` and `eval --rag-qa` (``GroundedAsker/Verdict``).
+enum VerdictOption: String, ExpressibleByArgument, CaseIterable {
+    case off, model, calibrated
+
+    func make(questions: GroundedAsker.Verdict.Questions, generator: TextGenerator, template: ChatTemplate,
+              instructions: String) throws -> GroundedAsker.Verdict? {
+        switch self {
+        case .off: return nil
+        case .model: return try .init(mode: .model, questions: questions, generator: generator, template: template, instructions: instructions)
+        case .calibrated: return try .init(mode: .calibrated, questions: questions, generator: generator, template: template, instructions: instructions)
+        }
+    }
 }

@@ -80,6 +80,8 @@ struct EvalCommand: ParsableCommand {
     var dryMultiplier: Float?
     @Option(name: .long, help: "With --rag-qa: the instructions of the system turn instead of ask's (as ask --instructions).")
     var instructions: String?
+    @Option(name: .long, help: "With --rag-qa: how each answer starts, as ask --verdict (off, model, calibrated); every item is taken as a yes/no question.")
+    var verdict = VerdictOption.off
     @OptionGroup var retrieval: RetrievalOptions
     @Flag(name: .long, help: "With --rag-qa: build (or complete) the corpus --db from the items and --distractors, then stop.")
     var buildCorpus = false
@@ -120,8 +122,8 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("--build-corpus, --distractors and --without-conclusions go with --rag-qa FILE --db CORPUS")
         } else if db != nil {
             throw ValidationError("--db is used with --rag-qa only")
-        } else if repeatPenalty != nil || dryMultiplier != nil || instructions != nil || context != .passage {
-            throw ValidationError("--repeat-penalty, --dry-multiplier, --instructions and --context are used with --rag-qa only")
+        } else if repeatPenalty != nil || dryMultiplier != nil || instructions != nil || context != .passage || verdict != .off {
+            throw ValidationError("--repeat-penalty, --dry-multiplier, --instructions, --context and --verdict are used with --rag-qa only")
         }
         if resamples < 1 { throw ValidationError("invalid resamples \(resamples): expected >= 1") }
     }

@@ -38,6 +38,7 @@ extension EvalCommand {
             + (repeatPenalty.map { " repeat penalty \($0)" } ?? "")
             + (settings.sampling.dryMultiplier > 0 ? " dry \(settings.sampling.dryMultiplier)" : "")
             + (instructions.map { " instructions \($0)" } ?? "") + (context == .passage ? "" : " context \(context.rawValue)")
+            + (verdict == .off ? "" : " verdict \(verdict.rawValue)")
         let checkpoint = try report.map { try RAGQACheckpoint(reportDirectory: $0, settings: runSettings) }
         var runs: [[RAGQAOutcome]] = [], seconds: [Double] = []
         for m in names.indices {
@@ -50,9 +51,16 @@ extension EvalCommand {
             let lm = try loadLanguageModel(file: m == 0 ? baseFile : try GGUFFile(path: modelPath), options: try weights.modelOptions(),
                                            adapter: m == 0 ? nil : adapters[m - 1])
             if m == 0 { try checkAdapters(adapters, base: baseFile, config: lm.config) }
-            let asker = GroundedAsker(generator: TextGenerator(model: lm, tokenizer: tokenizer), template: template, settings: settings,
+            let generator = TextGenerator(model: lm, tokenizer: tokenizer)
+            let instructions = instructions ?? GroundedQuestion.instructions
+            let verdict = try self.verdict.make(questions: .all, generator: generator, template: template, instructions: instructions)
+            if let verdict, verdict.mode == .calibrated, !output.quiet, !output.json {
+                Terminal.note("rag-qa \(names[m]): content-free probabilities of yes / no / maybe: "
+                    + verdict.priors.map { String(format: "%.3f", exp($0)) }.joined(separator: " / "))
+            }
+            let asker = GroundedAsker(generator: generator, template: template, settings: settings,
                                       retrieval: .init(retriever: retriever, mode: mode, k: k, wholeDocuments: context == .document), passageBudget: passageBudget,
-                                      instructions: instructions ?? GroundedQuestion.instructions)
+                                      instructions: instructions, verdict: verdict)
             let progress = ProgressLine(enabled: !output.quiet)
             let label = "rag-qa \(names[m])"
             let start = Date()

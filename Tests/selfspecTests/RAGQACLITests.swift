@@ -119,6 +119,31 @@ final class RAGQACLITests: XCTestCase {
         XCTAssertTrue(e5.stderr.contains("invalid skip"), e5.stderr)
         let e6 = try runCLI(["eval", "--pubmedqa", items, "--repeat-penalty", "1.2"])
         XCTAssertNotEqual(e6.status, 0)
-        XCTAssertTrue(e6.stderr.contains("--repeat-penalty, --dry-multiplier, --instructions and --context are used with --rag-qa only"), e6.stderr)
+        XCTAssertTrue(e6.stderr.contains("--repeat-penalty, --dry-multiplier, --instructions, --context and --verdict are used with --rag-qa only"), e6.stderr)
+
+        // --verdict: every answer starts with Yes, No or Maybe, chosen from the first token's log-probabilities,
+        // which each prediction records; the settings line says so.
+        let verdictDir = dir.appendingPathComponent("verdict").path
+        let v = try runCLI(["eval", "--rag-qa", items, "--db", db, "--model", model, "--max-tokens", "4", "--mode", "bm25",
+                            "--limit", "2", "--resamples", "10", "--verdict", "calibrated", "--report", verdictDir])
+        XCTAssertEqual(v.status, 0, v.stderr)
+        XCTAssertTrue(v.stderr.contains("content-free probabilities of yes / no / maybe"), v.stderr)
+        XCTAssertTrue(try String(contentsOfFile: verdictDir + "/report.md", encoding: .utf8).contains("verdict calibrated"))
+        let verdicts = try String(contentsOfFile: verdictDir + "/predictions.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertEqual(verdicts.count, 2)
+        for p in verdicts {
+            let answer = try XCTUnwrap(p["answer"] as? String)
+            XCTAssertTrue(["Yes", "No", "Maybe"].contains { answer.hasPrefix($0) }, answer)
+            XCTAssertEqual(p["explicit"] as? Bool, true)
+            let lp = try XCTUnwrap(p["verdict_logprobs"] as? [Double])
+            XCTAssertEqual(lp.count, 3)
+            XCTAssertTrue(lp.allSatisfy { $0 < 0 && $0.isFinite }, "\(lp)")
+        }
+        XCTAssertNil(predictions[0]["verdict_logprobs"], "absent without --verdict")
+        let e9 = try runCLI(["eval", "--rag-qa", items, "--db", db, "--verdict", "always"])
+        XCTAssertNotEqual(e9.status, 0)
+        XCTAssertTrue(e9.stderr.contains("--verdict"), e9.stderr)
     }
 }

@@ -72,6 +72,18 @@ final class ServeAskCLITests: XCTestCase {
         let passagesOf = { (o: [String: Any]) in (o["passages"] as! [[String: Any]]).map { $0["document_key"] as! String } }
         XCTAssertGreaterThan(passagesOf(wo).count, passagesOf(o).count, "\(passagesOf(wo)) vs \(passagesOf(o))")
         XCTAssertEqual(passagesOf(wo).first, passagesOf(o).first)
+        // --verdict: a yes/no question's answer starts with Yes, No or Maybe; another question is answered freely.
+        let yesNo = try runCLI(["ask", "Is depression associated with the main finding?", "--rag", "--db", db, "--k", "2",
+                                "--mode", "bm25", "--model", Self.model, "--max-tokens", "6", "--json", "--verdict", "model"])
+        XCTAssertEqual(yesNo.status, 0, yesNo.stderr)
+        let yo = try JSONSerialization.jsonObject(with: Data(yesNo.stdout.utf8)) as! [String: Any]
+        let verdictAnswer = yo["answer"] as! String
+        XCTAssertTrue(["Yes", "No", "Maybe"].contains { verdictAnswer.hasPrefix($0) }, verdictAnswer)
+        let wh = try runCLI(["ask", "What was the main finding about depression?", "--rag", "--db", db, "--k", "2",
+                             "--mode", "bm25", "--model", Self.model, "--max-tokens", "24", "--json", "--verdict", "model"])
+        XCTAssertEqual(wh.status, 0, wh.stderr)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: Data(wh.stdout.utf8)) as! [String: Any])["answer"] as? String,
+                       o["answer"] as? String, "not a yes/no question: the same answer as without --verdict")
         let noRAG = try runCLI(["ask", "Why?", "--context", "document", "--model", Self.model])
         XCTAssertNotEqual(noRAG.status, 0)
         XCTAssertTrue(noRAG.stderr.contains("--context is used with --rag only"), noRAG.stderr)

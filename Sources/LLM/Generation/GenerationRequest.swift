@@ -20,11 +20,14 @@ public struct GenerationRequest: Sendable {
     public var overflow: Overflow
     /// Stop with `FinishReason.repetition` when the generated tokens start looping (nil: never).
     public var repetitionStop: RepetitionStop?
+    /// Choose the first token among a few options instead of sampling it (nil: sample).
+    public var firstTokenChoice: FirstTokenChoice?
 
     public init(prompt: [Int], maxTokens: Int = 256, sampling: SamplingParameters = SamplingParameters(),
                 stopStrings: [String] = [], stopAtEndOfSequence: Bool = true, overflow: Overflow = .error,
-                repetitionStop: RepetitionStop? = nil) {
+                repetitionStop: RepetitionStop? = nil, firstTokenChoice: FirstTokenChoice? = nil) {
         self.repetitionStop = repetitionStop
+        self.firstTokenChoice = firstTokenChoice
         self.prompt = prompt
         self.maxTokens = maxTokens
         self.sampling = sampling
@@ -79,6 +82,8 @@ public struct GenerationResult: Sendable {
     public var promptTokens: Int
     /// The stop string that ended generation, if any.
     public var stopString: String?
+    /// The first-token choice made (`GenerationRequest.firstTokenChoice`), if any.
+    public var choice: FirstTokenChoice.Outcome?
 }
 
 /// The state of one sequence being generated: its cache, sampler, decoder and stop matcher.
@@ -94,6 +99,7 @@ struct SequenceState {
     var text = ""
     var finish: FinishReason?
     var stopString: String?
+    var choice: FirstTokenChoice.Outcome?
 
     init(request: GenerationRequest, model: any CausalLanguageModel, tokenizer: any Tokenizer,
          precision: KVCache.Precision) throws {
@@ -101,6 +107,7 @@ struct SequenceState {
         prompt = try request.fittedPrompt(contextLength: model.config.contextLength)
         sampler = try Sampler(request.sampling)
         sampler.promptLength = prompt.count
+        try request.firstTokenChoice?.validate(vocabularySize: model.config.vocabularySize)
         cache = model.makeCache(capacity: prompt.count + request.maxTokens, precision: precision)
         decoder = StreamingDecoder(tokenizer: tokenizer, skipSpecial: true)
         stops = StopMatcher(request.stopStrings)
@@ -113,7 +120,15 @@ struct SequenceState {
 
     /// The next token from `logits`. Touches only this sequence's sampler, so different
     /// sequences can sample concurrently; ``accept(token:)`` then appends it.
-    mutating func sample(logits: [Float]) -> Int { sampler.next(logits: logits, history: history) }
+    /// The first token is the chosen option's when the request has a ``FirstTokenChoice``.
+    mutating func sample(logits: [Float]) -> Int {
+        if generated.isEmpty, let options = request.firstTokenChoice {
+            let outcome = options.choose(logits: logits)
+            choice = outcome
+            return options.options[outcome.chosen].emit
+        }
+        return sampler.next(logits: logits, history: history)
+    }
 
     /// Appends a sampled `token` and updates the text.
     /// - Returns: the new text that can be shown (held-back bytes of a possible stop string or an
@@ -150,6 +165,6 @@ struct SequenceState {
 
     var result: GenerationResult {
         GenerationResult(tokens: generated, text: text, finishReason: finish ?? .cancelled, promptTokens: prompt.count,
-                         stopString: stopString)
+                         stopString: stopString, choice: choice)
     }
 }

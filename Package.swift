@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "Experiment", dependencies: ["Ingest", "VectorIndex", "Generator", "Tuner", "Evaluation", "LLM", "Tensor"],
                 swiftSettings: optimize),
         .target(name: "Server", dependencies: [
-            "LLM", "Ingest", "VectorIndex", .product(name: "Hummingbird", package: "hummingbird"),
+            "LLM", "Ingest", "VectorIndex", "Evaluation", .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: optimize),

@@ -59,6 +59,24 @@ public enum DecisionParser {
         return Parsed(decision: .unclear, explicit: false)
     }
 
+    /// Whether `question` asks yes or no: it ends with "?" and its last clause (after the last
+    /// ". ", ": " or "; ") starts with an auxiliary verb ("Does …?", "Title: is it mandatory?",
+    /// "Is 2.5 mg safe?").
+    public static func isYesNoQuestion(_ question: String) -> Bool {
+        let q = question.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard q.hasSuffix("?") else { return false }
+        let marked = q.replacingOccurrences(of: #"[.:;]\s+"#, with: "\u{1}", options: .regularExpression)
+        let clause = marked.split(separator: "\u{1}").last.map(String.init) ?? q
+        let first = clause.lowercased().split(whereSeparator: { !$0.isLetter && $0 != "'" && $0 != "’" }).first.map(String.init) ?? ""
+        return auxiliaries.contains(first.replacingOccurrences(of: "’", with: "'"))
+    }
+
+    static let auxiliaries: Set<String> = [
+        "is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "should", "would", "will", "shall",
+        "may", "might", "must", "has", "have", "had", "isn't", "aren't", "wasn't", "weren't", "doesn't", "don't",
+        "didn't", "can't", "couldn't", "shouldn't", "won't", "wouldn't", "hasn't", "haven't",
+    ]
+
     // MARK: Cues
 
     static let noAnswer = [

@@ -5,7 +5,7 @@ import LLM
 import Tensor
 import VectorIndex
 
-// The data recipes (mine, generate, dataset) and the curate stage. Every recipe writes
+// The data recipes (mine, generate, backtranslate, dataset) and the curate stage. Every recipe writes
 // runs/NAME/data/RECIPE.jsonl (one `ExampleLine` a line, the format `selfspec tune` reads) and
 // RECIPE.stats.json; curate writes curate/ADAPTER.jsonl and its counts per recipe and filter.
 
@@ -70,6 +70,7 @@ extension ExperimentRunner {
         switch recipe.recipe {
         case "mine": (lines, stats) = try mine(recipe)
         case "generate": (lines, stats) = try generate(recipe, resuming: resuming)
+        case "backtranslate": (lines, stats) = try backtranslate(recipe, resuming: resuming)
         default: (lines, stats) = try readDataset(recipe)
         }
         if stats.candidates == 0 { stats.candidates = lines.count }
@@ -181,6 +182,40 @@ extension ExperimentRunner {
         let examples = try readLines(URL(fileURLWithPath: (folder as NSString).appendingPathComponent("examples.jsonl")), recipe: recipe.name)
         return (examples, RecipeStats(recipe: recipe.name, kind: "generate", examples: 0, candidates: 0, byTask: [:],
                                       generatorFiltered: stats.filtered, generatorTarget: c.count))
+    }
+
+    /// Yes/no questions back-translated from the corpus's structured abstracts by the writer
+    /// (``YesNoBackTranslator``); every outcome is saved in data/RECIPE.backtranslate/outcomes.jsonl
+    /// as its batch ends, so a rerun continues after the last one.
+    func backtranslate(_ recipe: ExperimentConfig.Recipe, resuming: Bool) throws -> ([ExampleLine], RecipeStats) {
+        let stage = "data-\(recipe.name)"
+        let folder = directory.appendingPathComponent("data/\(recipe.name).backtranslate")
+        let outcomesPath = folder.appendingPathComponent("outcomes.jsonl").path
+        if !resuming { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let file = try GGUFFile(path: recipe.writer ?? config.model)
+        let generator = TextGenerator(model: try loadLanguageModel(file: file), tokenizer: try TokenizerFactory.make(metadata: file.metadata))
+        let translator = YesNoBackTranslator(generator: generator, template: try ChatTemplate(metadata: file.metadata),
+                                             verify: recipe.verify ?? true)
+        let store = try CorpusStore(path: corpusPath, readOnly: true)
+        let candidates = try YesNoBackTranslator.candidates(in: store, limit: recipe.documents, seed: recipe.seed ?? 0)
+        let count = recipe.count ?? 200
+        var kept = 0
+        let all = try translator.run(candidates, count: count, done: try YesNoBackTranslator.read(outcomesPath), write: { outcomes in
+            try YesNoBackTranslator.append(outcomes, to: outcomesPath)
+            kept += outcomes.filter { $0.dropped == nil }.count
+            onEvent(.progress(stage: stage, done: kept, total: count, unit: "examples", detail: ""))
+        }, shouldStop: shouldStop)
+        let examples = all.filter { $0.dropped == nil }
+        if examples.count < count && shouldStop() { throw ExperimentError.interrupted(stage: stage) }
+        var filtered: [String: Int] = [:]
+        for o in all { if let d = o.dropped { filtered[d, default: 0] += 1 } }
+        let lines = examples.map {
+            ExampleLine(instruction: $0.instruction, input: $0.input, output: $0.output, task: $0.task, recipe: recipe.name,
+                        documentKey: $0.documentKey, pmid: $0.pmid)
+        }
+        return (lines, RecipeStats(recipe: recipe.name, kind: "backtranslate", examples: 0, candidates: all.count, byTask: [:],
+                                   generatorFiltered: filtered, generatorTarget: count))
     }
 
     /// An existing JSONL file of {instruction, input, output}.

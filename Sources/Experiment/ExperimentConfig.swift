@@ -47,6 +47,9 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
         public var k: Int?
         public var promptsPerRound: Int?
         public var writer: String?
+        // backtranslate (also count, seed, documents, writer)
+        /// Backtranslate: drop questions the writer answers against their label (default true).
+        public var verify: Bool?
         // dataset
         public var path: String?
         /// Any recipe: keep at most this many examples (a seeded sample).
@@ -118,13 +121,13 @@ public struct ExperimentConfig: Codable, Sendable, Equatable {
 // MARK: - Loading
 
 extension ExperimentConfig {
-    static let recipeKinds = ["mine", "generate", "dataset"]
+    static let recipeKinds = ["mine", "generate", "backtranslate", "dataset"]
     static let taskNames = ["pubmedqa", "mcq", "gad", "ner"]
 
     /// The keys each object may hold (snake_case, as in the file).
     static let topKeys: Set<String> = ["name", "model", "corpus", "data", "curate", "tune", "controls", "eval", "description"]
     static let recipeKeys: Set<String> = ["name", "recipe", "kinds", "lexicons", "balance_labels", "documents", "inference_per_document", "sample", "seeds", "count",
-                                          "grounded", "k", "prompts_per_round", "writer", "path", "limit", "seed", "description"]
+                                          "grounded", "k", "prompts_per_round", "writer", "verify", "path", "limit", "seed", "description"]
     static let curateKeys: Set<String> = ["contamination", "ngram", "dedupe", "min_output_words", "max_input_words"]
     static let tuneKeys: Set<String> = ["steps", "batch_size", "grad_accumulation", "max_length", "lr", "min_lr", "warmup", "rank",
                                         "alpha", "targets", "seed", "val_fraction", "eval_every", "checkpoint_every"]
@@ -196,6 +199,10 @@ extension ExperimentConfig {
                 if let w = r.writer { try exists(w, "\(key).writer") }
                 if r.grounded ?? true, corpus.isEmpty { throw bad("corpus", "recipe '\(r.name)' is grounded: list the corpus sources (or \"grounded\": false)") }
                 if (r.count ?? 0) < 1 { throw bad("\(key).count", "a generate recipe needs a positive count") }
+            case "backtranslate":
+                if let w = r.writer { try exists(w, "\(key).writer") }
+                if corpus.isEmpty { throw bad("corpus", "recipe '\(r.name)' back-translates the corpus: list its source files") }
+                if (r.count ?? 0) < 1 { throw bad("\(key).count", "a backtranslate recipe needs a positive count") }
             case "dataset":
                 guard let p = r.path else { throw bad("\(key).path", "a dataset recipe needs a path") }
                 try exists(p, "\(key).path")
@@ -309,7 +316,7 @@ private struct Reader {
 
     func recipe(_ value: Any, _ key: String) throws -> ExperimentConfig.Recipe {
         let o = try object(value, key, allowed: ExperimentConfig.recipeKeys)
-        guard let kind = try string(o, "recipe", key) else { throw bad("\(key).recipe", "missing (mine, generate or dataset)") }
+        guard let kind = try string(o, "recipe", key) else { throw bad("\(key).recipe", "missing (mine, generate, backtranslate or dataset)") }
         var sample: [String: Int]?
         if let raw = o["sample"] {
             guard let s = raw as? [String: Any] else { throw bad("\(key).sample", "expected an object {kind: count}") }
@@ -325,7 +332,7 @@ private struct Reader {
                      sample: sample, lexicons: try strings(o, "lexicons", key), balanceLabels: try bool(o, "balance_labels", key), seeds: try string(o, "seeds", key), count: try int(o, "count", key),
                      grounded: try bool(o, "grounded", key), k: try int(o, "k", key),
                      promptsPerRound: try int(o, "prompts_per_round", key), writer: try string(o, "writer", key),
-                     path: try string(o, "path", key), limit: try int(o, "limit", key), seed: seed.map(UInt64.init))
+                     verify: try bool(o, "verify", key), path: try string(o, "path", key), limit: try int(o, "limit", key), seed: seed.map(UInt64.init))
     }
 
     func curate(_ value: Any) throws -> ExperimentConfig.Curate {

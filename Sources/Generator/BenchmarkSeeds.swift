@@ -42,9 +42,12 @@ public enum BenchmarkSeedSampler {
 
     // MARK: Records to seeds
 
+    /// The instruction of PubMedQA-shaped examples (seeds and back-translated yes/no questions).
+    public static let pubmedQAInstruction = "Read the abstract and answer the question with yes, no or maybe, then justify the answer briefly."
+
     static func seed(_ r: PubMedQARecord) -> Seed {
         Seed(task: "yes_no_maybe",
-             instruction: "Read the abstract and answer the question with yes, no or maybe, then justify the answer briefly.",
+             instruction: pubmedQAInstruction,
              input: "Question: \(r.question)\nAbstract: \(r.contexts.joined(separator: " "))",
              output: EvalDataLoader.pubmedQALabels[r.decision] + "." + (r.longAnswer.map { " " + $0 } ?? ""))
     }

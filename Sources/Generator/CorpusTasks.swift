@@ -92,13 +92,7 @@ public struct CorpusTaskMiner: Sendable {
     /// The tasks of one document, in the order conclusion, title, inference; none for a document
     /// without a title or abstract text.
     public func tasks(in document: Document) -> [Task] {
-        let title = document.title.trimmingCharacters(in: .whitespacesAndNewlines)
-        let scalars = Array(document.text.unicodeScalars)
-        let sections = document.sections.compactMap { s -> (name: String, text: String)? in
-            guard s.start >= 0, s.start <= s.end, s.end <= scalars.count else { return nil }
-            let text = String(String.UnicodeScalarView(scalars[s.start..<s.end])).trimmingCharacters(in: .whitespacesAndNewlines)
-            return text.isEmpty ? nil : (s.name, text)
-        }
+        let (title, sections) = Self.titleAndSections(document)
         guard !title.isEmpty, !sections.isEmpty else { return [] }
         var out: [Task] = []
         func add(_ kind: Kind, _ instruction: String, _ input: String, _ output: String, _ used: [String]) {
@@ -139,9 +133,20 @@ public struct CorpusTaskMiner: Sendable {
         return out
     }
 
+    /// The document's title and its non-empty sections' names and texts (trimmed), in order.
+    public static func titleAndSections(_ document: Document) -> (title: String, sections: [(name: String, text: String)]) {
+        let scalars = Array(document.text.unicodeScalars)
+        let sections = document.sections.compactMap { s -> (name: String, text: String)? in
+            guard s.start >= 0, s.start <= s.end, s.end <= scalars.count else { return nil }
+            let text = String(String.UnicodeScalarView(scalars[s.start..<s.end])).trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? nil : (s.name, text)
+        }
+        return (document.title.trimmingCharacters(in: .whitespacesAndNewlines), sections)
+    }
+
     /// Whether a section name is a structured abstract's conclusion ("CONCLUSIONS", "Conclusion
     /// and relevance", "INTERPRETATION").
-    static func isConclusion(_ name: String) -> Bool {
+    public static func isConclusion(_ name: String) -> Bool {
         let n = name.uppercased()
         return n.hasPrefix("CONCLUSION") || n.hasPrefix("INTERPRETATION")
     }
@@ -174,6 +179,14 @@ extension CorpusTaskMiner {
     @discardableResult
     public func mine(_ store: CorpusStore, limit: Int? = nil, each: (Task) throws -> Void,
                      afterPage: (_ documents: Int, _ total: Int) throws -> Bool = { _, _ in true }) throws -> Int {
+        try Self.forEachDocument(store, limit: limit, each: { for t in tasks(in: $0) { try each(t) } }, afterPage: afterPage)
+    }
+
+    /// Reads the documents of `store` in id order, 500 a page (the parameters as in ``mine(_:limit:each:afterPage:)``).
+    /// - Returns: the documents read.
+    @discardableResult
+    public static func forEachDocument(_ store: CorpusStore, limit: Int? = nil, each: (Document) throws -> Void,
+                                       afterPage: (_ documents: Int, _ total: Int) throws -> Bool = { _, _ in true }) throws -> Int {
         let total = min(try store.documentCount(), limit ?? .max)
         var documents = 0, last = 0
         while documents < total {
@@ -183,7 +196,7 @@ extension CorpusTaskMiner {
                 last = id
                 documents += 1
                 guard let stored = try store.document(key: key) else { continue }
-                for t in tasks(in: stored.document) { try each(t) }
+                try each(stored.document)
             }
             if try !afterPage(documents, total) { break }
         }

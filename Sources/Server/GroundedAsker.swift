@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import LLM
 import VectorIndex
@@ -47,7 +48,7 @@ public struct GroundedAsker {
         }
         /// Which questions get a verdict.
         public enum Questions: String, Sendable {
-            /// Questions that ask yes or no (``isYesNoQuestion(_:)``).
+            /// Questions that ask yes or no (`DecisionParser.isYesNoQuestion`).
             case yesNo = "yes-no"
             /// Every question (a benchmark of yes/no/maybe questions).
             case all
@@ -62,57 +63,24 @@ public struct GroundedAsker {
         public var priors: [Double] { choice.options.map(\.logPrior) }
 
         /// Builds the choice for `generator`'s tokenizer and, when calibrated, runs the content-free prompt once.
-        /// - Throws: `ModelError`, `SamplingError`; `GroundedAskerError.noVerdictTokens` when a label has no token of its own.
+        /// - Throws: `ModelError`; `SamplingError` (also when a label is not one token of its own).
         public init(mode: Mode, questions: Questions, generator: TextGenerator, template: ChatTemplate,
                     instructions: String = GroundedQuestion.instructions) throws {
             self.mode = mode
             self.questions = questions
             let tokenizer = generator.tokenizer
-            // Each label written lowercase, capitalized or uppercase, with and without a leading space, when that is
-            // one token (a form of several tokens starts with a piece, "Y" of "YES", that begins other words too).
-            let firsts = Self.labels.map { label in
-                [label, label.capitalized, label.uppercased()].flatMap { [$0, " " + $0] }.compactMap { form -> Int? in
-                    let t = tokenizer.encode(form)
-                    return t.count == 1 ? t[0] : nil
-                }
-            }
-            var options: [FirstTokenChoice.Option] = []
-            for (i, label) in Self.labels.enumerated() {
-                let others = Set(firsts.indices.filter { $0 != i }.flatMap { firsts[$0] })
-                var own: [Int] = []
-                for t in firsts[i] where !others.contains(t) && !own.contains(t) { own.append(t) }
-                guard let emit = tokenizer.encode(label.capitalized).first, own.contains(emit) else {
-                    throw GroundedAskerError.noVerdictTokens(label: label)
-                }
-                options.append(.init(tokens: own, emit: emit))
-            }
-            choice = FirstTokenChoice(options: options)
+            choice = try FirstTokenChoice.words(Self.labels, tokenizer: tokenizer)
             guard mode == .calibrated else { return }
             let messages: [ChatMessage] = [.system(instructions + "\n\nPassages:\n\n[1] N/A"), .user("N/A")]
             var request = GenerationRequest(prompt: try template.encode(messages, tokenizer: tokenizer), maxTokens: 1,
                                             firstTokenChoice: choice)
             request.stopAtEndOfSequence = false
-            guard let free = try generator.generate(request).choice else { throw GroundedAskerError.noVerdictTokens(label: "yes") }
-            for i in choice.options.indices { choice.options[i].logPrior = free.logProbs[i] }
+            let free = try generator.generate(request).choice?.logProbs ?? []
+            for i in choice.options.indices where i < free.count { choice.options[i].logPrior = free[i] }
         }
-
-        /// Whether `question` asks yes or no: it ends with "?" and its last clause (after the last
-        /// ". " or ": ") starts with an auxiliary verb ("Does …?", "Title: is it mandatory?").
-        public static func isYesNoQuestion(_ question: String) -> Bool {
-            let q = question.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard q.hasSuffix("?") else { return false }
-            let clause = q.components(separatedBy: CharacterSet(charactersIn: ".:;")).last { !$0.trimmingCharacters(in: .whitespaces).isEmpty } ?? q
-            let first = clause.lowercased().split(whereSeparator: { !$0.isLetter && $0 != "'" }).first.map(String.init) ?? ""
-            return auxiliaries.contains(first)
-        }
-
-        static let auxiliaries: Set<String> = [
-            "is", "are", "was", "were", "am", "do", "does", "did", "can", "could", "should", "would", "will", "shall",
-            "may", "might", "must", "has", "have", "had", "isn't", "aren't", "doesn't", "don't", "didn't", "can't",
-        ]
 
         /// Whether `question` gets a verdict.
-        public func applies(to question: String) -> Bool { questions == .all || Self.isYesNoQuestion(question) }
+        public func applies(to question: String) -> Bool { questions == .all || DecisionParser.isYesNoQuestion(question) }
     }
 
     /// One answered question.
@@ -176,15 +144,3 @@ public struct GroundedAsker {
     }
 }
 
-/// Errors of ``GroundedAsker``.
-public enum GroundedAskerError: LocalizedError, Equatable {
-    /// The tokenizer has no single token for the label's capitalized word (a verdict cannot be chosen).
-    case noVerdictTokens(label: String)
-
-    public var errorDescription: String? {
-        switch self {
-        case let .noVerdictTokens(label):
-            return "this model's tokenizer has no single token of its own for \"\(label)\": a yes/no verdict cannot be chosen (use --verdict off)"
-        }
-    }
-}

@@ -67,7 +67,7 @@ struct SeedsCheck: ParsableCommand {
 struct Specialize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Self-specialization: let the base model write its own grounded, cited training data.",
-        subcommands: [SpecializeGenerate.self, SpecializeMine.self, SpecializeExperiment.self, SpecializeBenchFilter.self])
+        subcommands: [SpecializeGenerate.self, SpecializeMine.self, SpecializeBacktranslate.self, SpecializeExperiment.self, SpecializeBenchFilter.self])
 }
 
 struct SpecializeGenerate: ParsableCommand {

@@ -115,5 +115,11 @@ final class ExperimentTests: XCTestCase {
         XCTAssertTrue(kind.contains("'data[0].kinds'") && kind.contains("unknown kind 'entity'") && kind.contains("cloze"), kind)
         let lexicon = error(#"{\#(model), \#(corpus), "data": [{"recipe": "mine", "kinds": ["cloze"], "lexicons": ["corpora/none.tsv"], "balance_labels": true}], \#(eval)}"#)
         XCTAssertTrue(lexicon.contains("corpora/none.tsv") && lexicon.contains("data[0].lexicons[0]"), lexicon)
+        let backCount = error(#"{\#(model), \#(corpus), "data": [{"recipe": "backtranslate", "verify": false}], \#(eval)}"#)
+        XCTAssertTrue(backCount.contains("'data[0].count'") && backCount.contains("backtranslate recipe needs a positive count"), backCount)
+        let backCorpus = error(#"{\#(model), "data": [{"recipe": "backtranslate", "count": 4}], \#(eval)}"#)
+        XCTAssertTrue(backCorpus.contains("'corpus'") && backCorpus.contains("back-translates the corpus"), backCorpus)
+        let backOK = error(#"{\#(model), \#(corpus), "data": [{"recipe": "backtranslate", "count": 4, "writer": "models/SmolLM2-135M-Instruct.Q4_1.gguf", "verify": true}], \#(eval)}"#)
+        XCTAssertEqual(backOK, "no error")
     }
 }

@@ -7,14 +7,8 @@ import XCTest
 /// `CorpusTaskMiner` on real PubMed records (`corpora/samples/pubmed_xml`): every answer is text
 /// of its own document, and no input gives its answer away.
 final class CorpusTaskTests: XCTestCase {
-    private func documents(_ name: String) throws -> [Document] {
-        var docs: [Document] = []
-        try PubMedReader().read(file: RepositoryFiles.pubmedSample(name)) { if case .document(let d) = $0 { docs.append(d) } }
-        return docs
-    }
-
     func testConclusionTaskOfAStructuredAbstract() throws {
-        let doc = try XCTUnwrap(try documents("pubmed-29768149.xml").first { $0.pmid == 29768149 })
+        let doc = try XCTUnwrap(try samplePubMed("pubmed-29768149.xml").first { $0.pmid == 29768149 })
         let tasks = CorpusTaskMiner(kinds: [.conclusion, .title]).tasks(in: doc)
         XCTAssertEqual(tasks.map(\.kind), [.conclusion, .title])
         let c = tasks[0]
@@ -29,7 +23,7 @@ final class CorpusTaskTests: XCTestCase {
     }
 
     func testEveryTaskIsGroundedInItsDocument() throws {
-        let docs = try documents("qi29_main_finding_pubmed_result.xml") + documents("xizhou_pubMR_pubmed_result.xml")
+        let docs = try samplePubMed("qi29_main_finding_pubmed_result.xml") + samplePubMed("xizhou_pubMR_pubmed_result.xml")
         let miner = CorpusTaskMiner()
         var counts: [CorpusTaskMiner.Kind: Int] = [:], labels: [String: Int] = [:]
         for doc in docs {

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 import XCTest
 import TestSupport
 
@@ -12,6 +13,13 @@ enum Paths {
 }
 
 extension XCTestCase {
+    /// The documents of a sample PubMed file (`corpora/samples/pubmed_xml/NAME`).
+    func samplePubMed(_ name: String) throws -> [Document] {
+        var docs: [Document] = []
+        try PubMedReader().read(file: RepositoryFiles.pubmedSample(name)) { if case .document(let d) = $0 { docs.append(d) } }
+        return docs
+    }
+
     /// A fresh temporary path (file or directory) for one test; it and every path that extends
     /// it (`+ ".sqlite"`, SQLite's `-wal`/`-shm`, ...) are removed after the test.
     func tempPath(_ tag: String) -> String {

@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import LLM
 import XCTest
@@ -9,12 +10,12 @@ final class VerdictTests: XCTestCase {
     func testYesNoQuestionsAreRecognized() {
         for q in ["Does metformin reduce cancer risk?", "Is there still a need for living-related liver transplantation in children?",
                   "Cycloplegic autorefraction in young adults: is it mandatory?", "Multidisciplinary breast cancer clinics. Do they work?",
-                  "Can't statins cause myopathy?", "  are beta blockers safe in asthma?  "] {
-            XCTAssertTrue(GroundedAsker.Verdict.isYesNoQuestion(q), q)
+                  "Can't statins cause myopathy?", "  are beta blockers safe in asthma?  ", "Is 2.5 mg of warfarin safe?"] {
+            XCTAssertTrue(DecisionParser.isYesNoQuestion(q), q)
         }
         for q in ["What does metformin inhibit?", "Which enzyme does aspirin block?", "Statins reduce LDL.", "Is aspirin safe",
                   "Vitamin D supplementation and regulatory T cells: vitamin D treatment for autoimmune diseases?", ""] {
-            XCTAssertFalse(GroundedAsker.Verdict.isYesNoQuestion(q), q)
+            XCTAssertFalse(DecisionParser.isYesNoQuestion(q), q)
         }
     }
 

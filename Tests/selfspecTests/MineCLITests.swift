@@ -44,3 +44,33 @@ final class MineCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("unknown kind 'summary'"), bad.stderr)
     }
 }
+
+/// `selfspec specialize backtranslate` with SmolLM2 on the sample corpus: every question asked is
+/// saved (kept or dropped, with its reason), a rerun continues instead of asking again, and a model
+/// that writes no usable question stops with the counts.
+final class BacktranslateCLITests: XCTestCase {
+    private func run(_ args: [String]) throws -> ProcessOutput { try runToEnd(CLITests.binary, args) }
+
+    func testBacktranslateSavesEveryOutcomeAndContinues() throws {
+        let db = FileManager.default.temporaryDirectory.appendingPathComponent("bt-\(getpid())-\(UUID().uuidString.prefix(8)).sqlite").path
+        removeAfterTest(db)
+        XCTAssertEqual(try run(["ingest", CLITests.samples, "--db", db, "--json"]).status, 0)
+        let out = db + ".bt.jsonl", dropped = db + ".bt.dropped.jsonl", stats = db + ".bt.stats.json"
+        let args = ["specialize", "backtranslate", "--db", db, "--out", out, "--model", "smollm2", "--count", "1", "--documents", "60", "--batch", "8"]
+        let first = try run(args + ["--json"])
+        XCTAssertTrue([0, 1].contains(first.status), first.stderr)
+        let s = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: stats))) as? [String: Any])
+        let asked = try XCTUnwrap(s["asked"] as? Int), candidates = try XCTUnwrap(s["candidates"] as? Int)
+        XCTAssertGreaterThan(candidates, 0)
+        let lines = { (p: String) in (try? String(contentsOfFile: p, encoding: .utf8))?.split(separator: "\n").count ?? 0 }
+        XCTAssertEqual(lines(out) + lines(dropped), asked, "every question asked is saved")
+        if first.status == 1 { XCTAssertTrue(first.stderr.contains("writes few usable questions"), first.stderr) }
+        let again = try run(args)
+        XCTAssertTrue([0, 1].contains(again.status), again.stderr)
+        XCTAssertTrue(again.stderr.contains("continuing after \(asked) candidates"), again.stderr)
+        XCTAssertGreaterThanOrEqual(lines(out) + lines(dropped), asked)
+        let bad = try run(["specialize", "backtranslate", "--db", db, "--out", out, "--count", "0"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--count must be positive"), bad.stderr)
+    }
+}

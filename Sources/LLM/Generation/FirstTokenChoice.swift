@@ -29,6 +29,32 @@ public struct FirstTokenChoice: Sendable, Equatable {
 
     public init(options: [Option]) { self.options = options }
 
+    /// A choice among `words` (e.g. yes, no, maybe): each word's probability is that of its
+    /// one-token forms, lowercase, capitalized and uppercase, with and without a leading space (a
+    /// form of several tokens is left out: its first piece, "Y" of "YES", begins other words too;
+    /// a token two words share is left out of both); the capitalized word is what is generated.
+    /// - Throws: `SamplingError` when a capitalized word is not one token of its own.
+    public static func words(_ words: [String], tokenizer: any Tokenizer) throws -> FirstTokenChoice {
+        let forms = words.map { word in
+            [word.lowercased(), word.capitalized, word.uppercased()].flatMap { [$0, " " + $0] }.compactMap { form -> Int? in
+                let t = tokenizer.encode(form)
+                return t.count == 1 ? t[0] : nil
+            }
+        }
+        var options: [Option] = []
+        for (i, word) in words.enumerated() {
+            let others = Set(forms.indices.filter { $0 != i }.flatMap { forms[$0] })
+            var own: [Int] = []
+            for t in forms[i] where !others.contains(t) && !own.contains(t) { own.append(t) }
+            guard let emit = tokenizer.encode(word.capitalized).first, own.contains(emit) else {
+                throw SamplingError.invalidValue(name: "first-token-choice", value: "\"\(word.capitalized)\"",
+                                                 expected: "a word this model's tokenizer writes as one token of its own")
+            }
+            options.append(Option(tokens: own, emit: emit))
+        }
+        return FirstTokenChoice(options: options)
+    }
+
     /// What was chosen, and the raw log-probability of every option (before the prior).
     public struct Outcome: Sendable, Equatable {
         public var chosen: Int

@@ -119,8 +119,8 @@ public struct YesNoBackTranslator {
         Conclusion: \(c.conclusion)
 
         Write one yes/no question about the medical or biological question the study answers. \(how) Ask about the \
-        finding itself, not about "the study" or "the conclusion", and do not give the answer. Write only the question, \
-        in one sentence ending with a question mark.
+        finding itself, not about "the study" or "the conclusion"; use no negation ("not", "no", "without"); do not \
+        give the answer. Write only the question, in one sentence ending with a question mark.
         """
     }
 
@@ -141,14 +141,20 @@ public struct YesNoBackTranslator {
 
     /// Why `question` is unusable, or nil: `not_yes_no` (not a yes/no question,
     /// `DecisionParser.isYesNoQuestion`), `length` (under 5 or over 40 words), `names_answer` (it says
-    /// "yes or no" or puts the answer in the question), `copies_title` (the title, word for word,
-    /// when the title is not itself a question).
+    /// "yes or no" or puts the answer in the question), `negated` (a negation: "not", "no", "n't",
+    /// "without"; asked for a "no", the model otherwise writes "Does X not …?", a cue a student
+    /// learns instead of the finding), `copies_title` (the title, word for word, when the title is
+    /// not itself a question).
     public static func problem(question q: String, title: String) -> String? {
         guard DecisionParser.isYesNoQuestion(q) else { return "not_yes_no" }
         let words = q.split(whereSeparator: { $0.isWhitespace }).count
         guard (5...40).contains(words) else { return "length" }
         let lower = q.lowercased()
         if lower.contains("yes or no") || lower.contains("yes/no") || lower.contains("(yes") || lower.contains("(no") { return "names_answer" }
+        let tokens = lower.replacingOccurrences(of: "’", with: "'").split(whereSeparator: { !$0.isLetter && $0 != "'" })
+        if tokens.contains(where: { ["not", "no", "without", "never", "neither", "nor", "cannot"].contains($0) || $0.hasSuffix("n't") }) {
+            return "negated"
+        }
         func normalized(_ s: String) -> String { s.lowercased().filter { $0.isLetter || $0.isNumber } }
         if !title.hasSuffix("?"), normalized(q) == normalized(title) { return "copies_title" }
         return nil

@@ -39,6 +39,9 @@ final class BackTranslationTests: XCTestCase {
         XCTAssertEqual(YesNoBackTranslator.problem(question: "What is the risk of stroke with aspirin?", title: title), "not_yes_no")
         XCTAssertEqual(YesNoBackTranslator.problem(question: "Does aspirin work?", title: title), "length")
         XCTAssertEqual(YesNoBackTranslator.problem(question: "Does aspirin reduce stroke risk, yes or no?", title: title), "names_answer")
+        XCTAssertEqual(YesNoBackTranslator.problem(question: "Does aspirin not reduce the risk of stroke in adults?", title: title), "negated")
+        XCTAssertEqual(YesNoBackTranslator.problem(question: "Doesn't aspirin lower the risk of stroke in adults?", title: title), "negated")
+        XCTAssertEqual(YesNoBackTranslator.problem(question: "Is stroke risk unchanged without aspirin in older adults?", title: title), "negated")
         XCTAssertEqual(YesNoBackTranslator.problem(question: "Is aspirin associated with stroke in adults?", title: "Is aspirin associated with stroke in adults"), "copies_title")
         XCTAssertNil(YesNoBackTranslator.problem(question: "Is aspirin associated with stroke in adults?", title: "Is aspirin associated with stroke in adults?"),
                      "a question title is PubMedQA's own question")

@@ -10,19 +10,21 @@ Items, shuffled together with random.Random(2026) and numbered:
 - `paper`: every example of `selfspec specialize generate --model qwen2.5 --count 24 --seed 1`
   (runs/qwen-gen/run24/examples.jsonl), the paper's recipe, with its retrieved passages' text.
 
-Writes round6.txt (what the rater sees) and round6.key.json (k -> run, label, pmid).
+Writes NAME.txt (what the rater sees) and NAME.key.json (k -> run, label, pmid); NAME is round6
+unless a fifth argument names it; "-" leaves a file out (round 7: the paper recipe's examples alone).
 Usage: python3 Benchmarks/quality/round6.py runs/qwen-gen/bt60.jsonl runs/qwen-gen/bt60.dropped.jsonl \
-           runs/qwen-gen/run24/examples.jsonl runs/qwen-gen/corpus.sqlite
+           runs/qwen-gen/run24/examples.jsonl runs/qwen-gen/corpus.sqlite [NAME]
 """
 import json, random, sqlite3, sys, os
 
 bt, dropped, paper, db = sys.argv[1:5]
+name = sys.argv[5] if len(sys.argv) > 5 else "round6"
 here = os.path.dirname(os.path.abspath(__file__))
 items = []
-for line in open(bt):
+for line in (open(bt) if bt != "-" else []):
     r = json.loads(line)
     items.append({"run": "bt-kept", "r": r})
-dis = [json.loads(l) for l in open(dropped)]
+dis = [json.loads(l) for l in open(dropped)] if dropped != "-" else []
 dis = [r for r in dis if r.get("dropped") == "disagrees"]
 random.Random(7).shuffle(dis)
 for r in dis[:20]:
@@ -51,6 +53,6 @@ for k, it in enumerate(items, 1):
     out.append("\n".join(block))
     key.append({"k": k, "run": it["run"], "label": r.get("label"), "pmid": r.get("pmid"),
                 "verified_as": r.get("verified_as"), "task": r.get("task")})
-open(os.path.join(here, "round6.txt"), "w").write("\n\n".join(out) + "\n")
-json.dump(key, open(os.path.join(here, "round6.key.json"), "w"))
+open(os.path.join(here, name + ".txt"), "w").write("\n\n".join(out) + "\n")
+json.dump(key, open(os.path.join(here, name + ".key.json"), "w"))
 print(len(items), "items:", {r: sum(1 for i in items if i["run"] == r) for r in ("bt-kept", "bt-disagrees", "paper")})

@@ -95,9 +95,12 @@ public struct EvalReport: Codable, Sendable, Equatable {
         /// `mcnemar_exact` or `paired_bootstrap`.
         public var test: String
         /// Whether the adapter's gain on this metric is significant (positive Δ, p below
-        /// `significance`) under at least two conventions (under the only one, for NER). The same
-        /// for every convention's row of a model and metric.
+        /// `significance`) under at least two conventions (under the only one, for NER) and no
+        /// convention shows a significant loss. The same for every convention's row of a model and metric.
         public var robust: Bool
+
+        /// Whether this row is itself a significant gain (positive Δ, p below `significance`).
+        public var isSignificantGain: Bool { delta > 0 && pValue < EvalReport.significance }
     }
 
     /// snake_case keys, sorted, pretty-printed.
@@ -160,8 +163,10 @@ extension EvalReport {
                 }
                 let needed = min(2, run.scored.count)
                 for metric in task.metrics {
-                    let wins = rows.filter { $0.metric == metric.rawValue && $0.delta > 0 && $0.pValue < significance }.count
-                    for i in rows.indices where rows[i].metric == metric.rawValue { rows[i].robust = wins >= needed }
+                    let same = rows.filter { $0.metric == metric.rawValue }
+                    let wins = same.filter { $0.delta > 0 && $0.pValue < significance }.count
+                    let losses = same.filter { $0.delta < 0 && $0.pValue < significance }.count
+                    for i in rows.indices where rows[i].metric == metric.rawValue { rows[i].robust = wins >= needed && losses == 0 }
                 }
                 comparisons += rows
             }
@@ -174,7 +179,7 @@ extension EvalReport {
             + "calibrated = labels divided by the probabilities after the content-free input N/A; "
             + "generate = greedy answer parsed into a label (unparseable = wrong); ner: greedy generation, mentions matched "
             + "to exact token spans; 95% percentile bootstrap intervals; paired tests: exact McNemar (accuracy), paired "
-            + "bootstrap (F1 metrics); robust = significant gain under at least two conventions"
+            + "bootstrap (F1 metrics); robust = significant gain under at least two conventions and significant loss under none"
         return EvalReport(settings: Settings(shots: settings.shots, seed: settings.seed, limit: limit, skip: skip > 0 ? skip : nil, bootstrapResamples: resamples,
                                              confidenceLevel: 0.95, scoring: scoring),
                           models: models, tasks: tasks)
@@ -217,7 +222,7 @@ extension EvalReport {
                         let v = r.metrics[k]
                         var cell = " \(Self.f(v.value)) [\(Self.f(v.ciLow)), \(Self.f(v.ciHigh))]"
                         if let c = t.comparisons.first(where: { $0.model == r.model && $0.scoring == scoring && $0.metric == metric.name }) {
-                            cell += String(format: " Δ %+.3f p=%.3g", c.delta, c.pValue) + (c.robust ? " robust" : "")
+                            cell += String(format: " Δ %+.3f p=%.3g", c.delta, c.pValue) + (c.robust && c.isSignificantGain ? " robust" : "")
                         }
                         row += cell + " |"
                     }
@@ -250,8 +255,8 @@ extension EvalReport {
             out += " \(t.task) " + primary.map { String(format: "%.2f", $0.itemsPerSecond) }.joined(separator: "/")
         }
         out += "\n\n95% percentile-bootstrap intervals (\(settings.bootstrapResamples) resamples, seed \(settings.seed)); "
-        out += "Δ = adapter − base; p: exact McNemar for accuracy, paired bootstrap for F1; robust: a significant gain "
-        out += "(p < \(Self.significance)) under at least two conventions. \(settings.shots)-shot.\n"
+        out += "Δ = adapter − base; p: exact McNemar for accuracy, paired bootstrap for F1; robust (shown on the gaining rows): "
+        out += "a significant gain (p < \(Self.significance)) under at least two conventions and a significant loss under none. \(settings.shots)-shot.\n"
         return out
     }
 

@@ -208,7 +208,7 @@ extension ExperimentReport {
             let rows = t.rows.map { r -> [String] in
                 let mark = r.scoring == t.primaryScoring ? " (primary)" : ""
                 var cells = [r.scoring + mark, r.metric] + r.values.map { "\(Self.f($0.value)) [\(Self.f($0.ciLow)), \(Self.f($0.ciHigh))]" }
-                    + r.deltas.map { String(format: "%+.3f", $0.delta) + " [\(Self.f($0.ciLow)), \(Self.f($0.ciHigh))] (\(String(format: "%.3g", $0.pValue)))" + ($0.robust ? " robust" : "") }
+                    + r.deltas.map { String(format: "%+.3f", $0.delta) + " [\(Self.f($0.ciLow)), \(Self.f($0.ciHigh))] (\(String(format: "%.3g", $0.pValue)))" + ($0.robust && $0.delta > 0 && $0.pValue < EvalReport.significance ? " robust" : "") }
                 guard constants else { return cells }
                 // The constant is fixed on these items, so the interval is the adapter's own shifted.
                 cells.append(r.bestConstant.map { "\(Self.f($0.value)) (\($0.label))" } ?? "–")
@@ -252,8 +252,8 @@ extension ExperimentReport {
             if let note = sec.note { s += "\n\(note)\n" }
         }
         s += "\nΔ = adapter − base on the same items; 95% intervals: percentile bootstrap (\(eval.settings.bootstrapResamples) resamples, "
-        s += "paired for Δ); p: exact McNemar for accuracy, paired bootstrap for F1; robust: a significant gain (p < \(EvalReport.significance)) "
-        s += "under at least two conventions. Conventions: \(eval.settings.scoring).\n"
+        s += "paired for Δ); p: exact McNemar for accuracy, paired bootstrap for F1; robust (shown on the gaining rows): a significant gain "
+        s += "(p < \(EvalReport.significance)) under at least two conventions and a significant loss under none. Conventions: \(eval.settings.scoring).\n"
         return s
     }
 

@@ -121,6 +121,8 @@ final class ScoringTests: XCTestCase {
         let base = run([.labels: wrong, .surface: wrong, .calibrated: wrong, .generate: wrong])
         let adapter = run([.labels: gold, .surface: gold, .calibrated: wrong, .generate: wrong])
         let one = run([.labels: gold, .surface: wrong, .calibrated: wrong, .generate: wrong])
+        // Gains under labels and surface, but a significant loss under calibrated: not robust.
+        let baseMixed = run([.labels: wrong, .surface: wrong, .calibrated: gold, .generate: wrong])
         let infos = ["base", "both", "one"].map { EvalReport.ModelInfo(name: $0, model: "m.gguf", adapter: nil, promptFormat: "chatml") }
         let report = EvalReport.build(models: infos, datasets: [data], runs: [[base], [adapter], [one]], settings: EvalSettings(),
                                       limit: nil, resamples: 200)
@@ -136,6 +138,15 @@ final class ScoringTests: XCTestCase {
         XCTAssertTrue(accuracy.filter { $0.model == "one" }.allSatisfy { !$0.robust })
         XCTAssertLessThan(accuracy.first { $0.model == "one" && $0.scoring == "labels" }!.pValue, 0.05)
         XCTAssertTrue(report.markdown().contains("robust"), report.markdown())
+        XCTAssertFalse(report.markdown().split(separator: "\n").contains { $0.contains("| calibrated") && $0.contains("robust") },
+                       "the flag is shown on the gaining rows only")
+        // The same gains with a significant loss under another convention are not robust.
+        let mixed = EvalReport.build(models: Array(infos.prefix(2)), datasets: [data], runs: [[baseMixed], [adapter]], settings: EvalSettings(),
+                                     limit: nil, resamples: 200)
+        let mixedAccuracy = mixed.tasks[0].comparisons.filter { $0.metric == "accuracy" }
+        XCTAssertLessThan(mixedAccuracy.first { $0.scoring == "calibrated" }!.delta, 0)
+        XCTAssertEqual(mixedAccuracy.filter(\.isSignificantGain).count, 2)
+        XCTAssertTrue(mixedAccuracy.allSatisfy { !$0.robust }, "a significant loss under calibrated")
         XCTAssertTrue(report.markdown().contains("baselines: majority (yes) accuracy 0.750"), report.markdown())
     }
 }

@@ -35,10 +35,10 @@ public struct GroundedAsker {
 
     /// How a yes/no question's answer starts: with "Yes", "No" or "Maybe" chosen from the model's
     /// probabilities of those words at the first token (``FirstTokenChoice``), then the model
-    /// explains as usual. The model's own leaning toward one word (Qwen2.5 says "yes" to almost
-    /// everything) is removed by dividing by the probabilities it gives with no content
+    /// explains as usual. `calibrated` divides by the probabilities the model gives with no content
     /// (contextual calibration: the same prompt with the passages and the question replaced by
-    /// "N/A").
+    /// "N/A"), meant to remove a model's leaning toward one word; BENCHMARKS.md ("A first-word
+    /// verdict") measures whether it does (for Qwen2.5's yes bias it does not).
     public struct Verdict: Sendable, Equatable {
         public enum Mode: String, Sendable, CaseIterable {
             /// The option the model finds most likely.
